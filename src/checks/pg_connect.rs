@@ -1,0 +1,117 @@
+//! `pg_connect`: logs in for real and runs one query, telling apart the
+//! failures pg_isready cannot see: wrong password, missing database, no free
+//! connection slot, TLS required, no pg_hba.conf entry.
+
+use super::{Check, Ctx, Observation};
+use crate::diagnose::{Fault, NetError};
+use crate::pg::DbUrl;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub struct PgConnect;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// PostgreSQL URL to log in with, e.g. `${target.database_url}`. Prisma's pool parameters are ignored.
+    pub url: String,
+}
+
+/// Classifies a tokio-postgres connection error.
+pub fn classify(e: &tokio_postgres::Error, u: &DbUrl) -> Fault {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code().to_string();
+        let message = db.message().to_string();
+        return match code.as_str() {
+            "28P01" => Fault::PgAuthFailed { user: u.user.clone(), host: format!("{}:{}", u.host, u.port) },
+            "3D000" => Fault::PgDatabaseMissing { database: u.database.clone() },
+            "53300" => Fault::PgTooManyClients { message },
+            "57P03" => Fault::PgRejecting { host: u.host.clone(), port: u.port, message },
+            "28000" if message.contains("no encryption") || message.contains("SSL off") => Fault::PgTlsRequired { message },
+            "28000" if message.contains("pg_hba.conf") => Fault::PgNoHbaEntry { message },
+            "28000" => Fault::PgAuthFailed { user: u.user.clone(), host: format!("{}:{}", u.host, u.port) },
+            _ => Fault::PgServerError { code, message },
+        };
+    }
+    let text = e.to_string();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Fault::PgNoResponse { host: u.host.clone(), port: u.port, error: NetError::from_io(io) };
+        }
+        src = s.source();
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("timeout") || lower.contains("timed out") {
+        Fault::PgNoResponse { host: u.host.clone(), port: u.port, error: NetError::Timeout }
+    } else if lower.contains("tls") || lower.contains("ssl") {
+        Fault::PgTlsRequired { message: text }
+    } else if lower.contains("password missing") {
+        Fault::PgAuthFailed { user: u.user.clone(), host: format!("{}:{}", u.host, u.port) }
+    } else {
+        Fault::PgServerError { code: "-".into(), message: text }
+    }
+}
+
+impl Check for PgConnect {
+    const KIND: &'static str = "pg_connect";
+    const HELP: &'static str = "logs in to PostgreSQL for real: wrong password, missing database, too many clients, TLS required";
+    type Params = Params;
+
+    async fn run(p: Params, ctx: Ctx) -> Observation {
+        let u = match DbUrl::parse(&p.url) {
+            Ok(u) => u,
+            Err(e) => return Observation::fail(format!("invalid database URL: {e}"), Fault::PgNoAttempt { reason: e }),
+        };
+        let cmd = format!("psql \"postgresql://{}@{}:{}/{}\" -c 'SELECT version()'", u.user, u.host, u.port, u.database);
+        let mut cfg = u.config("chatops");
+        cfg.connect_timeout(ctx.timeout);
+        let attempt = async {
+            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+            let handle = tokio::spawn(conn);
+            let row = client
+                .query_one(
+                    "SELECT current_setting('server_version'), current_database()::text, current_user::text, current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int",
+                    &[],
+                )
+                .await;
+            drop(client);
+            handle.abort();
+            row
+        };
+        let row = match tokio::time::timeout(ctx.timeout, attempt).await {
+            Err(_) => {
+                return Observation::fail(
+                    format!("no login within {}", crate::duration::fmt(ctx.timeout)),
+                    Fault::PgNoResponse { host: u.host.clone(), port: u.port, error: NetError::Timeout },
+                )
+                .command(cmd)
+            }
+            Ok(Err(e)) => {
+                let fault = classify(&e, &u);
+                let summary = match &fault {
+                    Fault::PgAuthFailed { user, .. } => format!("password authentication failed for user `{user}`"),
+                    Fault::PgDatabaseMissing { database } => format!("database `{database}` does not exist"),
+                    Fault::PgTooManyClients { .. } => "too many clients already (no free connection slot)".to_string(),
+                    Fault::PgTlsRequired { .. } => "the server requires TLS".to_string(),
+                    Fault::PgNoResponse { error, .. } => format!("{}:{} - no response ({})", u.host, u.port, error.describe()),
+                    _ => format!("login failed: {e}"),
+                };
+                return Observation::fail(summary, fault).evidence(format!("server said: {e}")).command(cmd);
+            }
+            Ok(Ok(r)) => r,
+        };
+        let version: String = row.get(0);
+        let db: String = row.get(1);
+        let user: String = row.get(2);
+        let max: i32 = row.get(3);
+        let clients: i32 = row.get(4);
+        Observation::pass(format!("logged in to `{db}` as `{user}` (PostgreSQL {version})"))
+            .evidence(format!("server_version {version}, max_connections {max}, client sessions now {clients}"))
+            .command(cmd)
+            .capture("server_version", version)
+            .capture("database", db)
+            .capture("max_connections", max)
+            .capture("client_sessions", clients)
+    }
+}

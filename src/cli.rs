@@ -1,0 +1,108 @@
+//! The command line (clap derive).
+
+use crate::report::Format;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "chatops", version, about = "Operations and diagnostics for a chat backend and its PostgreSQL", long_about = None)]
+pub struct Cli {
+    /// When to use colours: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+    /// Print less: only findings and the result.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: evidence of passing checks too.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a playbook of checks and print a remediation report.
+    Doctor(DoctorArgs),
+    /// Walk through the seed's failures on a local sandbox (throwaway PostgreSQL + reference backend), then fix them.
+    Demo(DemoArgs),
+    /// Load a playbook and report its errors without running anything.
+    Validate(ValidateArgs),
+    /// List check kinds with their YAML fields.
+    Checks {
+        /// Show one kind only.
+        kind: Option<String>,
+    },
+    /// Print the JSON Schema of the playbook format (for editors).
+    Schema,
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Run the reference chat backend (used by the sandbox; reads PORT, DATABASE_URL, … from the environment).
+    #[command(hide = true)]
+    SandboxBackend,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct TargetArgs {
+    /// Playbook file (default: the shipped pre-load-test playbook, embedded).
+    #[arg(short, long)]
+    pub playbook: Option<PathBuf>,
+    /// The backend's base URL (overrides the playbook's target.base_url).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// The PostgreSQL URL chatops uses for its database checks (overrides target.database_url).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Set a playbook variable (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_kv)]
+    pub vars: Vec<(String, String)>,
+    /// Allow burst and load traffic to non-loopback targets.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Write the report to a file instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Treat warnings as failures (exit 1).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Output format of each report.
+    #[arg(short, long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("`{k}` is not a valid variable name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}

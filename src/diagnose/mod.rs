@@ -1,0 +1,272 @@
+//! Diagnosis: from what a check observed (a [`Fault`]) to the root cause and
+//! the exact remedy. All the knowledge of what failures mean lives here, so
+//! checks only report facts.
+
+use serde::Serialize;
+
+/// How a network attempt failed, classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetError {
+    Refused,
+    Timeout,
+    Dns,
+    Tls,
+    Reset,
+    Unreachable,
+    Other,
+}
+
+impl NetError {
+    pub fn describe(self) -> &'static str {
+        match self {
+            NetError::Refused => "connection refused",
+            NetError::Timeout => "timed out",
+            NetError::Dns => "host name did not resolve",
+            NetError::Tls => "TLS handshake failed",
+            NetError::Reset => "connection reset",
+            NetError::Unreachable => "network unreachable",
+            NetError::Other => "connection failed",
+        }
+    }
+
+    /// Classifies an I/O error.
+    pub fn from_io(e: &std::io::Error) -> NetError {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::ConnectionRefused => NetError::Refused,
+            K::TimedOut | K::WouldBlock => NetError::Timeout,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => NetError::Reset,
+            K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => NetError::Unreachable,
+            _ => {
+                let m = e.to_string().to_ascii_lowercase();
+                if m.contains("failed to lookup") || m.contains("name or service not known") || m.contains("no such host") || m.contains("name resolution") || m.contains("nodename nor servname") {
+                    NetError::Dns
+                } else {
+                    NetError::Other
+                }
+            }
+        }
+    }
+}
+
+/// A failure as a check observed it.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// pg_isready's "no response": nothing answered the PostgreSQL protocol.
+    PgNoResponse { host: String, port: u16, error: NetError },
+    /// pg_isready's "rejecting connections": starting up or shutting down (57P03).
+    PgRejecting { host: String, port: u16, message: String },
+    /// pg_isready's "no attempt": the parameters were unusable.
+    PgNoAttempt { reason: String },
+    PgAuthFailed { user: String, host: String },
+    PgDatabaseMissing { database: String },
+    PgTooManyClients { message: String },
+    PgTlsRequired { message: String },
+    PgNoHbaEntry { message: String },
+    PgServerError { code: String, message: String },
+    /// Nothing listens where the service should.
+    PortNotListening { host: String, port: u16, service: String, start_command: Option<String>, health_url: Option<String> },
+    /// Something listens where we need the port free.
+    PortTaken { host: String, port: u16, process: Option<String> },
+    HttpConnect { url: String, error: NetError, detail: String },
+    HttpStatus { url: String, expected: String, status: u16, body: String },
+    HttpAssertion { url: String, path: String, expected: String, actual: String },
+    HttpLatency { url: String, limit_ms: u64, took_ms: u64 },
+    HttpBody { url: String, message: String },
+    ProcessNotFound { selector: String },
+    EnvUnreadable { pid: u32, message: String },
+    EnvMissing { name: String, source: String },
+    EnvMismatch { name: String, source: String, expected: String, actual: String },
+    DbUrlInvalid { name: String, message: String },
+    DbUrlParam { name: String, param: String, expected: String, actual: Option<String> },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Diagnosis {
+    pub root_cause: String,
+    pub remedy: String,
+}
+
+/// Root cause and remedy for a fault.
+pub fn diagnose(f: &Fault) -> Diagnosis {
+    let d = |root: String, remedy: String| Diagnosis { root_cause: root, remedy };
+    match f {
+        Fault::PgNoResponse { host, port, error } => d(
+            format!("PostgreSQL is not running or not reachable at {host}:{port} ({}).", error.describe()),
+            match error {
+                NetError::Dns => format!("Fix the host name `{host}` in DATABASE_URL, or use the server's IP address."),
+                NetError::Timeout => format!("Check that {host}:{port} is reachable (firewall, security group, listen_addresses) and that the server is not overloaded."),
+                _ => format!(
+                    "Start PostgreSQL (`sudo systemctl start postgresql`, `brew services start postgresql`, or `pg_ctl -D DATADIR start`) and confirm with `pg_isready -h {host} -p {port}`. If it runs, check `listen_addresses` and `port` in postgresql.conf."
+                ),
+            },
+        ),
+        Fault::PgRejecting { host, port, message } => d(
+            format!("PostgreSQL at {host}:{port} is up but rejecting connections: it is starting up, shutting down or in recovery ({message})."),
+            "Wait for start-up or recovery to finish (watch the server log), then retry; if it stays, check the server log for a crash loop.".into(),
+        ),
+        Fault::PgNoAttempt { reason } => d(
+            format!("The connection parameters are unusable: {reason}."),
+            "Fix DATABASE_URL: postgresql://USER:PASSWORD@HOST:PORT/DATABASE.".into(),
+        ),
+        Fault::PgAuthFailed { user, host } => d(
+            format!("PostgreSQL rejected the password for user `{user}` at {host} (SQLSTATE 28P01; Prisma P1000)."),
+            format!("Put the right password for `{user}` in DATABASE_URL (percent-encode special characters), or reset it: `ALTER ROLE \"{user}\" PASSWORD '…'`."),
+        ),
+        Fault::PgDatabaseMissing { database } => d(
+            format!("The database `{database}` does not exist (SQLSTATE 3D000; Prisma P1003)."),
+            format!("Create it and apply the schema: `createdb {database}` then `npx prisma migrate deploy` (or `npx prisma db push`)."),
+        ),
+        Fault::PgTooManyClients { message } => d(
+            format!("PostgreSQL has no connection slots left: max_connections is exhausted (SQLSTATE 53300: {message})."),
+            "Lower the pools (connection_limit × replicas + other clients must stay under max_connections − reserved), find idle sessions in pg_stat_activity, or put PgBouncer in transaction mode in front.".into(),
+        ),
+        Fault::PgTlsRequired { message } => d(
+            format!("The server requires an encrypted connection ({message})."),
+            "Add `sslmode=require` to DATABASE_URL (Prisma: `?sslmode=require`), or allow non-TLS connections for this host in pg_hba.conf.".into(),
+        ),
+        Fault::PgNoHbaEntry { message } => d(
+            format!("pg_hba.conf has no rule admitting this client ({message})."),
+            "Add a `host` line for this client address, user and database to pg_hba.conf and reload (`SELECT pg_reload_conf()`).".into(),
+        ),
+        Fault::PgServerError { code, message } => d(
+            format!("PostgreSQL refused the session: {message} (SQLSTATE {code})."),
+            "Read the server log around this time for the full error.".into(),
+        ),
+        Fault::PortNotListening { host, port, service, start_command, health_url } => d(
+            format!("The {service} is not running: nothing listens on {host}:{port} (connections are refused at once, the ECONNREFUSED-at-0-ms failure of the seed's 56,250 requests)."),
+            {
+                let mut r = format!("Start the {service} in the background and keep it running");
+                if let Some(cmd) = start_command {
+                    r.push_str(&format!(": `{cmd}`"));
+                }
+                r.push('.');
+                if let Some(h) = health_url {
+                    r.push_str(&format!(" Then wait for health before any load: `until curl -sf {h} >/dev/null; do sleep 1; done`."));
+                }
+                r
+            },
+        ),
+        Fault::PortTaken { host, port, process } => d(
+            match process {
+                Some(p) => format!("Port {port} on {host} is already taken by {p}; the backend cannot bind it (EADDRINUSE)."),
+                None => format!("Port {port} on {host} is already in use; the backend cannot bind it (EADDRINUSE)."),
+            },
+            format!("Stop the process holding it (`lsof -ti:{port} | xargs kill`) or run the backend on another PORT."),
+        ),
+        Fault::HttpConnect { url, error, detail } => d(
+            match error {
+                NetError::Refused => format!("Nothing accepts connections at {url}: the server is not running or listens on another port ({detail})."),
+                NetError::Timeout => format!("{url} did not answer in time ({detail}): the server is hung, overloaded, or a firewall drops the packets."),
+                NetError::Dns => format!("The host of {url} does not resolve ({detail})."),
+                NetError::Tls => format!("TLS with {url} failed ({detail}): a certificate or protocol mismatch (http vs https?)."),
+                _ => format!("Could not reach {url}: {} ({detail}).", error.describe()),
+            },
+            match error {
+                NetError::Refused => "Start the server (see the port check) and confirm it listens on this host and port.".into(),
+                NetError::Timeout => "Check the server's log and CPU; raise the check's timeout only if the endpoint is known to be slow.".into(),
+                NetError::Dns => "Fix the host name in the base URL.".into(),
+                NetError::Tls => "Use the scheme the server speaks (http:// for a plain local backend) or fix its certificate.".into(),
+                _ => "Check the URL and the network path to the server.".into(),
+            },
+        ),
+        Fault::HttpStatus { url, expected, status, body } => {
+            let lower = body.to_ascii_lowercase();
+            let (root, remedy) = if *status == 429 {
+                (format!("{url} answered 429 Too Many Requests: a rate limiter is active."), "Set DISABLE_RATE_LIMIT=true in the backend process's environment and restart it.".to_string())
+            } else if lower.contains("does not exist in the current database") || lower.contains("p2022") || lower.contains("p2021") {
+                (format!("The backend's queries name a column or table the database does not have (schema drift; Prisma P2021/P2022): {}", excerpt(body, 200)), "Regenerate the Prisma client and rebuild cleanly: `rm -rf dist && npx prisma generate && npm run build`, then restart; or apply the missing migration.".to_string())
+            } else if lower.contains("timed out fetching a new connection") || lower.contains("p2024") {
+                ("The backend's connection pool is exhausted (Prisma P2024: timed out fetching a connection from the pool).".to_string(), "Raise connection_limit in DATABASE_URL to what `chatops pool-calc` gives for the load, within max_connections headroom.".to_string())
+            } else if lower.contains("not a participant") {
+                ("The backend does not see the seeded conversation: it is most likely running in mock mode (an empty in-memory store).".to_string(), "Run the backend with PRISMA_CLIENT_MODE=database and a DATABASE_URL, then restart it.".to_string())
+            } else if lower.contains("can't reach database") || lower.contains("econnrefused") || lower.contains("p1001") {
+                ("The backend cannot reach PostgreSQL (Prisma P1001).".to_string(), "Start PostgreSQL or fix the host and port in the backend's DATABASE_URL, then restart the backend.".to_string())
+            } else if *status == 404 {
+                (format!("{url} does not exist on this server (404): wrong path or global prefix."), "Check the route; the seed's backend serves everything under /api/v1 (its banner's /health is wrong).".to_string())
+            } else if *status >= 500 {
+                (format!("{url} failed with {status}: the backend threw an error."), "Read the backend log for the exception (ERROR [ExceptionsHandler] or prisma:error lines).".to_string())
+            } else {
+                (format!("{url} answered {status}, expected {expected}."), "Compare the request with the API contract; the body excerpt in the evidence says what the server objected to.".to_string())
+            };
+            d(root, remedy)
+        }
+        Fault::HttpAssertion { url, path, expected, actual } => {
+            if path.ends_with("overall") && actual.contains("mock") {
+                d(
+                    "The backend runs in mock mode: health reports database.overall = \"mock\", so nothing reaches PostgreSQL (PRISMA_CLIENT_MODE=mock, or no DATABASE_URL, which silently means mock).".into(),
+                    "Start the backend with PRISMA_CLIENT_MODE=database and DATABASE_URL set, then restart it.".into(),
+                )
+            } else if path.ends_with("overall") && actual.contains("unhealthy") {
+                d(
+                    "The backend is up but its database is unhealthy (health still says \"connected\": it cannot be trusted alone).".into(),
+                    "Check PostgreSQL directly (the pg_ready check) and the backend log for prisma:error lines; restart the backend once the database is back.".into(),
+                )
+            } else {
+                d(format!("{url}: `{path}` is {actual}, expected {expected}."), "Compare the response with what the playbook expects; adjust the backend or the assertion.".into())
+            }
+        }
+        Fault::HttpLatency { url, limit_ms, took_ms } => d(
+            format!("{url} took {took_ms} ms, above the {limit_ms} ms bound."),
+            "Look for slow queries (pg_stat_activity), a saturated pool, or a cold start; rerun to rule out a one-off.".into(),
+        ),
+        Fault::HttpBody { url, message } => d(format!("{url}: {message}."), "Check that the endpoint returns JSON (Content-Type application/json).".into()),
+        Fault::ProcessNotFound { selector } => d(
+            format!("No running process matches {selector}, so its environment cannot be read."),
+            "Start the backend first (see the port check), or point the check at the right pid, name or port.".into(),
+        ),
+        Fault::EnvUnreadable { pid, message } => d(
+            format!("The environment of process {pid} cannot be read ({message})."),
+            "Run chatops as the same user as the backend (or root) so /proc/PID/environ is readable.".into(),
+        ),
+        Fault::EnvMissing { name, source } => d(env_root(name, source, None), env_fix(name, None, source)),
+        Fault::EnvMismatch { name, source, expected, actual } => d(env_root(name, source, Some((expected, actual))), env_fix(name, Some(expected), source)),
+        Fault::DbUrlInvalid { name, message } => d(format!("{name} is not a valid PostgreSQL URL: {message}."), "Use postgresql://USER:PASSWORD@HOST:PORT/DATABASE?connection_limit=50&pool_timeout=30&connect_timeout=10.".into()),
+        Fault::DbUrlParam { name, param, expected, actual } => d(
+            match actual {
+                Some(a) => format!("{name} sets {param}={a}, expected {expected}."),
+                None => format!("{name} does not set {param} (expected {expected}); Prisma then uses its default."),
+            },
+            format!("Set {param} in {name}'s query string (for example `?connection_limit=50&pool_timeout=30&connect_timeout=10`) and restart the backend."),
+        ),
+    }
+}
+
+fn env_root(name: &str, source: &str, mismatch: Option<(&String, &String)>) -> String {
+    let what = match (name, mismatch) {
+        ("PRISMA_CLIENT_MODE", Some((_, a))) if a.contains("mock") => " The backend runs in mock mode: nothing reaches PostgreSQL.".to_string(),
+        ("DATABASE_URL", None) => " Without DATABASE_URL the backend silently switches to mock mode.".to_string(),
+        ("DISABLE_RATE_LIMIT", _) => " Its rate limiters are active, and answer 429 long before a load test ends (apiLimiter allows 100 requests per 15 minutes).".to_string(),
+        _ => String::new(),
+    };
+    match mismatch {
+        Some((e, a)) => format!("{name} is {a:?} in {source}, expected {e}.{what}"),
+        None => format!("{name} is not set in {source}.{what}"),
+    }
+}
+
+fn env_fix(name: &str, expected: Option<&String>, source: &str) -> String {
+    let value = match (name, expected) {
+        ("DISABLE_RATE_LIMIT", _) => "true".to_string(),
+        ("PRISMA_CLIENT_MODE", _) => "database".to_string(),
+        (_, Some(e)) => e.trim_start_matches("equal to ").trim_matches('"').to_string(),
+        _ => "…".to_string(),
+    };
+    if source.starts_with("process") {
+        format!("Restart the backend with {name}={value} in its environment (`export` in the shell that starts it; the variable is read once at start-up, so a running server does not see a later change).")
+    } else {
+        format!("Set {name}={value} (`export {name}={value}`).")
+    }
+}
+
+/// First `n` characters of a body, on one line.
+pub fn excerpt(s: &str, n: usize) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() > n {
+        let cut: String = one.chars().take(n).collect();
+        format!("{cut}…")
+    } else {
+        one
+    }
+}

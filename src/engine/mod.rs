@@ -1,0 +1,289 @@
+//! Runs a playbook: checks in dependency order, concurrently up to a bound,
+//! each with a timeout and retries, the whole run under a deadline. A check
+//! whose need did not pass is `blocked` by the root cause, not run.
+
+use crate::checks::{self, Ctx, Observation, Status};
+use crate::diagnose;
+use crate::playbook::interp::{self, Scope};
+use crate::playbook::{CheckSpec, Playbook};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// One check's outcome, diagnosed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub id: String,
+    pub phase: String,
+    pub kind: String,
+    pub title: String,
+    pub status: Status,
+    pub summary: String,
+    pub evidence: Vec<String>,
+    pub command: Option<String>,
+    pub root_cause: Option<String>,
+    pub remedy: Option<String>,
+    pub blocked_by: Option<String>,
+    pub attempts: u32,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub playbook: String,
+    pub file: String,
+    pub status: Status,
+    pub interrupted: bool,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub target: BTreeMap<String, String>,
+    pub phases: Vec<String>,
+    pub checks: Vec<CheckResult>,
+}
+
+impl Report {
+    pub fn count(&self, s: Status) -> usize {
+        self.checks.iter().filter(|c| c.status == s).count()
+    }
+}
+
+/// Why the run stopped early, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Deadline,
+    Interrupted,
+}
+
+pub struct RunOptions {
+    pub http: reqwest::Client,
+}
+
+/// A shared HTTP client for checks: no proxies from the environment, no
+/// redirects followed silently beyond a few, rustls.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("chatops/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .pool_idle_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Runs every check. `cancel` resolves when the user interrupts.
+pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = ()>) -> Report {
+    let started = Instant::now();
+    let started_at = now_rfc3339();
+    let specs: Vec<&CheckSpec> = pb.checks().collect();
+    let index: HashMap<&str, usize> = specs.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
+    let mut results: Vec<Option<CheckResult>> = vec![None; specs.len()];
+    let mut started_set = vec![false; specs.len()];
+    let mut captures: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut tasks: JoinSet<(usize, Observation, u32, Duration)> = JoinSet::new();
+    let deadline = tokio::time::sleep(pb.settings.deadline);
+    tokio::pin!(deadline);
+    tokio::pin!(cancel);
+    let mut stop = None;
+
+    loop {
+        // Mark blocked checks and start ready ones.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for i in 0..specs.len() {
+                if started_set[i] {
+                    continue;
+                }
+                let c = specs[i];
+                let deps: Vec<usize> = c.needs.iter().filter_map(|n| index.get(n.as_str()).copied()).collect();
+                if deps.iter().any(|d| results[*d].is_none()) {
+                    continue;
+                }
+                if let Some(bad) = deps.iter().find(|d| results[**d].as_ref().is_some_and(|r| !r.status.satisfies_needs())) {
+                    let dep = results[*bad].as_ref().map(|r| (r.id.clone(), r.blocked_by.clone()));
+                    let (dep_id, dep_root) = dep.unwrap_or_default();
+                    let root = dep_root.unwrap_or(dep_id.clone());
+                    started_set[i] = true;
+                    results[i] = Some(blocked(c, pb, &root, &dep_id));
+                    progressed = true;
+                    continue;
+                }
+                if tasks.len() >= pb.settings.concurrency {
+                    continue;
+                }
+                started_set[i] = true;
+                progressed = true;
+                let spec = c.clone();
+                let vars = pb.vars.clone();
+                let target = pb.target.clone();
+                let caps = captures.clone();
+                let ctx = Ctx { timeout: spec.timeout, http: opts.http.clone(), allow_remote: pb.settings.allow_remote };
+                tasks.spawn(async move {
+                    let t = Instant::now();
+                    let (obs, attempts) = run_with_retries(&spec, ctx, &vars, &target, &caps).await;
+                    (i, obs, attempts, t.elapsed())
+                });
+            }
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else { break };
+                match joined {
+                    Ok((i, obs, attempts, took)) => {
+                        if obs.status.satisfies_needs() {
+                            captures.insert(specs[i].id.clone(), serde_json::Value::Object(obs.captures.clone()));
+                        }
+                        results[i] = Some(finish(specs[i], pb, obs, attempts, took));
+                    }
+                    Err(e) => {
+                        // A check task panicked: report it as that check's error.
+                        if let Some(i) = (0..specs.len()).find(|i| started_set[*i] && results[*i].is_none() && e.is_panic()) {
+                            results[i] = Some(finish(specs[i], pb, Observation::error(format!("the check crashed: {e}")), 1, Duration::ZERO));
+                        }
+                    }
+                }
+            }
+            _ = &mut deadline => { stop = Some(Stop::Deadline); break; }
+            _ = &mut cancel => { stop = Some(Stop::Interrupted); break; }
+        }
+    }
+    tasks.abort_all();
+    let why = match stop {
+        Some(Stop::Deadline) => format!("not finished: the run's deadline of {} passed", crate::duration::fmt(pb.settings.deadline)),
+        Some(Stop::Interrupted) => "not finished: interrupted".to_string(),
+        None => "not run".to_string(),
+    };
+    let checks: Vec<CheckResult> = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|| finish(specs[i], pb, Observation::error(why.clone()), 0, Duration::ZERO)))
+        .collect();
+    let status = if checks.iter().any(|c| matches!(c.status, Status::Fail | Status::Error | Status::Blocked)) {
+        Status::Fail
+    } else if checks.iter().any(|c| c.status == Status::Warn) {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    Report {
+        playbook: pb.name.clone(),
+        file: pb.file.clone(),
+        status,
+        interrupted: stop == Some(Stop::Interrupted),
+        started_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        target: pb.target.clone(),
+        phases: pb.phases.iter().map(|p| p.name.clone()).collect(),
+        checks,
+    }
+}
+
+async fn run_with_retries(
+    spec: &CheckSpec,
+    ctx: Ctx,
+    vars: &BTreeMap<String, String>,
+    target: &BTreeMap<String, String>,
+    caps: &BTreeMap<String, serde_json::Value>,
+) -> (Observation, u32) {
+    let Some(kind) = checks::find(&spec.kind) else {
+        return (Observation::error(format!("unknown kind `{}`", spec.kind)), 0);
+    };
+    let mut params = spec.params.clone();
+    let env = |n: &str| std::env::var(n).ok();
+    let scope = Scope { env: &env, vars, target, captures: Some(caps) };
+    if let Err((path, m)) = interp::expand_json(&mut params, &scope, "") {
+        return (Observation::error(format!("{path}: {m}")), 0);
+    }
+    let budget = spec.timeout + spec.interval.max(Duration::from_millis(1)) * spec.retries + spec.timeout * spec.retries;
+    let t0 = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let obs = match tokio::time::timeout(spec.timeout, kind.run(params.clone(), ctx.clone())).await {
+            Ok(o) => o,
+            Err(_) => Observation::error(format!("timed out after {}", crate::duration::fmt(spec.timeout))),
+        };
+        if obs.status.satisfies_needs() || attempt > spec.retries || t0.elapsed() + spec.interval >= budget {
+            return (obs, attempt);
+        }
+        tokio::time::sleep(spec.interval).await;
+    }
+}
+
+fn title(c: &CheckSpec) -> String {
+    c.title.clone().unwrap_or_else(|| c.id.clone())
+}
+
+fn blocked(c: &CheckSpec, pb: &Playbook, root: &str, via: &str) -> CheckResult {
+    let summary = if root == via { format!("blocked: `{root}` did not pass") } else { format!("blocked: `{via}` did not run because `{root}` did not pass") };
+    CheckResult {
+        id: c.id.clone(),
+        phase: pb.phases.get(c.phase).map(|p| p.name.clone()).unwrap_or_default(),
+        kind: c.kind.clone(),
+        title: title(c),
+        status: Status::Blocked,
+        summary,
+        evidence: Vec::new(),
+        command: None,
+        root_cause: None,
+        remedy: None,
+        blocked_by: Some(root.to_string()),
+        attempts: 0,
+        duration_ms: 0,
+    }
+}
+
+fn finish(c: &CheckSpec, pb: &Playbook, o: Observation, attempts: u32, took: Duration) -> CheckResult {
+    let failed = matches!(o.status, Status::Fail | Status::Error | Status::Warn);
+    let d = o.fault.as_ref().map(diagnose::diagnose);
+    let (root_cause, remedy) = if failed {
+        (
+            c.root_cause.clone().or(d.as_ref().map(|d| d.root_cause.clone())).or_else(|| (o.status == Status::Error).then(|| format!("The check could not complete: {}", o.summary))),
+            c.remedy.clone().or(d.map(|d| d.remedy)),
+        )
+    } else {
+        (None, None)
+    };
+    let mut evidence = o.evidence;
+    if attempts > 1 {
+        evidence.push(format!("{attempts} attempts"));
+    }
+    CheckResult {
+        id: c.id.clone(),
+        phase: pb.phases.get(c.phase).map(|p| p.name.clone()).unwrap_or_default(),
+        kind: c.kind.clone(),
+        title: title(c),
+        status: o.status,
+        summary: o.summary,
+        evidence,
+        command: o.command,
+        root_cause,
+        remedy,
+        blocked_by: None,
+        attempts,
+        duration_ms: took.as_millis() as u64,
+    }
+}
+
+/// Current UTC time as RFC 3339, without a date crate.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}

@@ -1,0 +1,130 @@
+//! Secrets never print: passwords in URLs, tokens, Authorization headers and
+//! any value known to be secret are replaced by `***` in every output.
+
+use regex::Regex;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+struct Patterns {
+    url_password: Regex,
+    query_secret: Regex,
+    bearer: Regex,
+    auth_header: Regex,
+    env_secret: Regex,
+}
+
+fn patterns() -> &'static Patterns {
+    static P: OnceLock<Patterns> = OnceLock::new();
+    P.get_or_init(|| Patterns {
+        // scheme://user:PASSWORD@host
+        url_password: Regex::new(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*:)([^@\s]+)@").expect("constant regex"),
+        query_secret: Regex::new(r"(?i)\b(password|passwd|pwd|token|access_token|secret|api[_-]?key)=([^&\s'\x22]+)").expect("constant regex"),
+        bearer: Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{4,}").expect("constant regex"),
+        auth_header: Regex::new(r"(?i)\b(authorization|cookie|x-api-key)(\s*[:=]\s*)[^\s'\x22,}]+").expect("constant regex"),
+        env_secret: Regex::new(r"\b([A-Z0-9_]*(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|PRIVATE_KEY)[A-Z0-9_]*=)\S+").expect("constant regex"),
+    })
+}
+
+impl Redactor {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Remembers a secret value (and its percent-encoded and decoded forms).
+    pub fn add(&mut self, s: &str) {
+        if s.len() < 4 || self.secrets.iter().any(|x| x == s) {
+            return;
+        }
+        self.secrets.push(s.to_string());
+        let enc: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+        if enc != s {
+            self.secrets.push(enc);
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        self.secrets.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    }
+
+    /// Learns the secrets inside a value: URL passwords, and query tokens.
+    pub fn learn(&mut self, value: &str) {
+        for cap in patterns().url_password.captures_iter(value) {
+            if let Some(p) = cap.get(2) {
+                let raw = p.as_str();
+                self.add(raw);
+                let dec = url::form_urlencoded::parse(format!("a={raw}").as_bytes()).next().map(|(_, v)| v.into_owned());
+                if let Some(d) = dec {
+                    self.add(&d);
+                }
+            }
+        }
+        for cap in patterns().query_secret.captures_iter(value) {
+            if let Some(p) = cap.get(2) {
+                self.add(p.as_str());
+            }
+        }
+    }
+
+    /// Learns from every string in a JSON value, and whole values of
+    /// secret-looking keys (`password`, `token`, `Authorization`…).
+    pub fn learn_json(&mut self, v: &serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => self.learn(s),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| self.learn_json(x)),
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    if is_secret_name(k) {
+                        if let Some(s) = x.as_str() {
+                            let bare = s.split_whitespace().last().unwrap_or(s);
+                            self.add(bare);
+                            self.add(s);
+                        }
+                    }
+                    self.learn_json(x);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn redact(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        let p = patterns();
+        let out = p.url_password.replace_all(&out, "${1}***@");
+        let out = p.query_secret.replace_all(&out, "${1}=***");
+        let out = p.bearer.replace_all(&out, "${1} ***");
+        let out = p.auth_header.replace_all(&out, "${1}${2}***");
+        let out = p.env_secret.replace_all(&out, "${1}***");
+        out.into_owned()
+    }
+}
+
+pub fn is_secret_name(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    ["password", "passwd", "token", "secret", "authorization", "api_key", "api-key", "apikey", "cookie"].iter().any(|s| k.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_urls_tokens_and_known_secrets() {
+        let mut r = Redactor::new();
+        r.learn("postgresql://postgres:S3cr%40t-pw@db:5432/x");
+        let s = r.redact("connect postgresql://postgres:S3cr%40t-pw@db:5432/x failed; password S3cr@t-pw");
+        assert!(!s.contains("S3cr"), "{s}");
+        assert!(s.contains("postgresql://postgres:***@db:5432/x"), "{s}");
+        assert_eq!(r.redact("Authorization: Bearer abc.def.ghi"), "Authorization: ***");
+        assert_eq!(r.redact("curl -H 'X-Token: 1' ?token=abcdef"), "curl -H 'X-Token: 1' ?token=***");
+        assert_eq!(r.redact("DB_PASSWORD=hunter22 OTHER=1"), "DB_PASSWORD=*** OTHER=1");
+        assert_eq!(r.redact("no secrets here"), "no secrets here");
+    }
+}

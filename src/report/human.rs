@@ -1,0 +1,155 @@
+//! The terminal report: results at a glance (a table), then each finding
+//! with its evidence, root cause and remedy.
+
+use super::{blocked_by, findings, Style};
+use crate::checks::Status;
+use crate::engine::Report;
+use owo_colors::OwoColorize;
+use std::fmt::Write;
+use tabled::settings::{object::Columns, Modify, Style as TStyle, Width};
+use tabled::{Table, Tabled};
+
+#[derive(Tabled)]
+struct Row {
+    #[tabled(rename = "Phase")]
+    phase: String,
+    #[tabled(rename = "Check")]
+    check: String,
+    #[tabled(rename = "Status")]
+    status: String,
+    #[tabled(rename = "Summary")]
+    summary: String,
+    #[tabled(rename = "Time")]
+    time: String,
+}
+
+fn paint(s: &str, status: Status, color: bool) -> String {
+    if !color {
+        return s.to_string();
+    }
+    match status {
+        Status::Pass => s.green().to_string(),
+        Status::Warn => s.yellow().to_string(),
+        Status::Fail | Status::Error => s.red().bold().to_string(),
+        Status::Blocked => s.dimmed().to_string(),
+    }
+}
+
+fn label(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "PASS",
+        Status::Warn => "WARN",
+        Status::Fail => "FAIL",
+        Status::Blocked => "BLOCKED",
+        Status::Error => "ERROR",
+    }
+}
+
+fn one_line(s: &str, n: usize) -> String {
+    let s = s.replace('\n', " ");
+    if s.chars().count() > n {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    } else {
+        s
+    }
+}
+
+pub fn render(r: &Report, st: &Style) -> String {
+    let mut o = String::new();
+    let c = st.color;
+    let bold = |s: &str| if c { s.bold().to_string() } else { s.to_string() };
+    let target = r.target.get("base_url").map(|u| format!(" · {u}")).unwrap_or_default();
+    if !st.quiet {
+        let _ = writeln!(o, "{}{target}\n", bold(&format!("chatops doctor · {}", r.playbook)));
+        let mut last_phase = String::new();
+        let rows: Vec<Row> = r
+            .checks
+            .iter()
+            .map(|ch| {
+                let phase = if ch.phase != last_phase { ch.phase.clone() } else { String::new() };
+                last_phase = ch.phase.clone();
+                Row {
+                    phase: one_line(&phase, 22),
+                    check: one_line(&ch.title, 34),
+                    // Colours are added after layout: tabled measures plain text.
+                    status: label(ch.status).to_string(),
+                    summary: one_line(&ch.summary, 64),
+                    time: if ch.status == Status::Blocked { "-".into() } else { format!("{} ms", ch.duration_ms) },
+                }
+            })
+            .collect();
+        let mut t = Table::new(rows);
+        t.with(TStyle::rounded()).with(Modify::new(Columns::new(3..4)).with(Width::wrap(64)));
+        let mut table = t.to_string();
+        if c {
+            for s in [Status::Pass, Status::Warn, Status::Fail, Status::Blocked, Status::Error] {
+                let l = format!(" {} ", label(s));
+                table = table.replace(&l, &format!(" {} ", paint(label(s), s, true)));
+            }
+        }
+        o.push_str(&table);
+        o.push('\n');
+    }
+
+    let found: Vec<_> = findings(r).collect();
+    if !found.is_empty() {
+        let _ = writeln!(o, "\n{}", bold("Findings"));
+    }
+    for f in found {
+        let mark = match f.status {
+            Status::Warn => "!",
+            _ => "✗",
+        };
+        let _ = writeln!(o, "\n{} {} {}", paint(mark, f.status, c), bold(&f.title), paint(&format!("({}, {})", f.id, label(f.status).to_lowercase()), Status::Blocked, c));
+        let _ = writeln!(o, "  {}", f.summary);
+        if let Some(rc) = &f.root_cause {
+            let _ = writeln!(o, "  {} {rc}", bold("Root cause:"));
+        }
+        if !f.evidence.is_empty() && (st.verbose || !st.quiet) {
+            let _ = writeln!(o, "  {}", bold("Evidence:"));
+            let n = if st.verbose { usize::MAX } else { 6 };
+            for e in f.evidence.iter().take(n) {
+                let _ = writeln!(o, "    {e}");
+            }
+        }
+        if let Some(cmd) = &f.command {
+            let _ = writeln!(o, "  {} {cmd}", bold("Rerun:"));
+        }
+        if let Some(rm) = &f.remedy {
+            let _ = writeln!(o, "  {} {rm}", paint("Fix:", Status::Pass, c));
+        }
+        let blocked: Vec<String> = blocked_by(r, &f.id).map(|b| b.id.clone()).collect();
+        if !blocked.is_empty() {
+            let _ = writeln!(o, "  {} {}", bold("Blocked by this:"), blocked.join(", "));
+        }
+    }
+    if st.verbose {
+        let passed: Vec<_> = r.checks.iter().filter(|ch| ch.status == Status::Pass).collect();
+        if !passed.is_empty() {
+            let _ = writeln!(o, "\n{}", bold("Passed"));
+            for p in passed {
+                let _ = writeln!(o, "  ✓ {}: {}", p.title, p.summary);
+                for e in &p.evidence {
+                    let _ = writeln!(o, "      {e}");
+                }
+            }
+        }
+    }
+    let counts = [
+        (Status::Pass, "passed"),
+        (Status::Warn, "warned"),
+        (Status::Fail, "failed"),
+        (Status::Error, "errored"),
+        (Status::Blocked, "blocked"),
+    ]
+    .iter()
+    .filter_map(|(s, w)| {
+        let n = r.count(*s);
+        (n > 0).then(|| format!("{n} {w}"))
+    })
+    .collect::<Vec<_>>()
+    .join(", ");
+    let verdict = if r.interrupted { "INTERRUPTED".to_string() } else { label(r.status).to_string() };
+    let _ = writeln!(o, "\n{} {counts} in {} ms", paint(&format!("Result: {verdict} —"), r.status, c), r.duration_ms);
+    o
+}
