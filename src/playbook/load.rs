@@ -355,8 +355,7 @@ impl Loader<'_> {
                     let merged = self.resolve_include(item, &path, 0)?;
                     let spec = self.check(&merged, &path, pi, &vars, &target, &settings)?;
                     if let Some(first) = seen.get(&spec.id) {
-                        let at = self.err(Some(*first), "", "").to_string();
-                        let at = at.split(": ").next().unwrap_or("").to_string();
+                        let at = format!("{}:{}", self.files[first.file as usize].name, first.line);
                         return Err(self.err(
                             merged.get("id").map(|n| n.loc).or(Some(merged.loc)),
                             &join(&path, "id"),
@@ -648,7 +647,13 @@ fn explain_serde(m: &str, fields: &[crate::checks::FieldDoc]) -> (String, Option
         }
         _ => None,
     };
-    (m.to_string(), hint)
+    let msg = m
+        .replace("expected u16", "expected a whole number from 0 to 65535")
+        .replace("expected u32", "expected a whole number")
+        .replace("expected u64", "expected a whole number")
+        .replace("expected i64", "expected a whole number")
+        .replace("expected f64", "expected a number");
+    (msg, hint)
 }
 
 /// Lays `overrides` over `base`: mappings merge key by key, anything else is replaced.

@@ -265,8 +265,25 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
 /// suffix; we print locations ourselves.
 fn clean_message(m: &str) -> String {
     let first = m.lines().next().unwrap_or(m).trim();
-    match first.rfind(" at line ") {
-        Some(i) => first[..i].to_string(),
-        None => first.to_string(),
+    let first = match first.find(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    let first = first.trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable");
+    if first.contains("budget breached") {
+        if first.contains("Nodes") || first.contains("Alias") || first.contains("Anchor") || first.contains("Events") {
+            return "the document expands to too many nodes (a YAML alias bomb?); a playbook may hold at most 200,000".into();
+        }
+        if first.contains("Depth") {
+            return format!("nesting deeper than {MAX_DEPTH} levels");
+        }
+        return format!("the document is too large for a playbook ({first})");
     }
+    if first.contains("recursion limit exceeded") {
+        return format!("nesting deeper than {MAX_DEPTH} levels");
+    }
+    if let Some(k) = first.strip_prefix("duplicate mapping key: ") {
+        return format!("duplicate key `{k}`");
+    }
+    first.to_string()
 }
