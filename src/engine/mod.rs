@@ -121,7 +121,12 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
                 let ctx = Ctx { timeout: spec.timeout, http: opts.http.clone(), allow_remote: pb.settings.allow_remote };
                 tasks.spawn(async move {
                     let t = Instant::now();
-                    let (obs, attempts) = run_with_retries(&spec, ctx, &vars, &target, &caps).await;
+                    // An inner task, so that a panicking check becomes this check's error.
+                    let inner = tokio::spawn(async move { run_with_retries(&spec, ctx, &vars, &target, &caps).await });
+                    let (obs, attempts) = match inner.await {
+                        Ok(r) => r,
+                        Err(e) => (Observation::error(format!("the check crashed: {e}")), 1),
+                    };
                     (i, obs, attempts, t.elapsed())
                 });
             }
@@ -139,12 +144,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
                         }
                         results[i] = Some(finish(specs[i], pb, obs, attempts, took));
                     }
-                    Err(e) => {
-                        // A check task panicked: report it as that check's error.
-                        if let Some(i) = (0..specs.len()).find(|i| started_set[*i] && results[*i].is_none() && e.is_panic()) {
-                            results[i] = Some(finish(specs[i], pb, Observation::error(format!("the check crashed: {e}")), 1, Duration::ZERO));
-                        }
-                    }
+                    Err(_) => {}
                 }
             }
             _ = &mut deadline => { stop = Some(Stop::Deadline); break; }

@@ -302,9 +302,8 @@ impl PgCluster {
         if let Some(dir) = bindir_from_pg_config() {
             return Ok(dir);
         }
-        if let Some(dir) = highest_versioned_bindir(Path::new("/usr/lib/postgresql"), |name| {
-            parse_version(name)
-        }) {
+        if let Some(dir) = highest_versioned_bindir(Path::new("/usr/lib/postgresql"), parse_version)
+        {
             return Ok(dir);
         }
         let local = PathBuf::from("/usr/local/pgsql/bin");
@@ -432,12 +431,16 @@ impl PgCluster {
             .application_name("chatops-sandbox")
             .connect_timeout(CONNECT_TIMEOUT);
         let what = format!("connecting to {HOST}:{} database {database:?}", self.port());
-        let (client, connection) =
-            match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(2), config.connect(NoTls)).await {
-                Err(_) => return Err(PgError::new(format!("{what}: timed out"))),
-                Ok(Err(e)) => return Err(pg_error(&what, &e)),
-                Ok(Ok(pair)) => pair,
-            };
+        let (client, connection) = match tokio::time::timeout(
+            CONNECT_TIMEOUT + Duration::from_secs(2),
+            config.connect(NoTls),
+        )
+        .await
+        {
+            Err(_) => return Err(PgError::new(format!("{what}: timed out"))),
+            Ok(Err(e)) => return Err(pg_error(&what, &e)),
+            Ok(Ok(pair)) => pair,
+        };
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -542,7 +545,8 @@ impl PgCluster {
 
     async fn initdb(&self) -> Result<(), PgError> {
         let pwfile = self.inner.root.join(PWFILE);
-        let written = write_private_file(&pwfile, &format!("{}\n", self.password), self.inner.owner);
+        let written =
+            write_private_file(&pwfile, &format!("{}\n", self.password), self.inner.owner);
         written.map_err(|e| PgError::new(format!("writing {}: {e}", pwfile.display())))?;
         let mut pwarg = OsString::from("--pwfile=");
         pwarg.push(&pwfile);
@@ -663,7 +667,8 @@ impl PgCluster {
 
     fn log_says_port_taken(&self, offset: u64) -> bool {
         let log = read_from(&self.inner.log_path(), offset);
-        log.contains("Address already in use") || log.contains("could not create any TCP/IP sockets")
+        log.contains("Address already in use")
+            || log.contains("could not create any TCP/IP sockets")
     }
 
     fn with_log_tail(&self, mut e: PgError, offset: u64) -> PgError {
@@ -671,7 +676,7 @@ impl PgCluster {
         let tail = tail_of_file(&path, offset, LOG_TAIL_LINES);
         if !tail.trim().is_empty() {
             e.message = format!(
-                "{}\n--- last lines of {} ---\n{}",
+                "{}\n--- last lines of the server log ({}) ---\n{}",
                 e.message,
                 path.display(),
                 tail.trim_end()
@@ -740,7 +745,10 @@ impl PgCluster {
 // Preparation (blocking): binaries, user, directory
 // ---------------------------------------------------------------------------
 
-fn prepare() -> Result<(PathBuf, Option<(u32, u32)>, PathBuf), PgError> {
+/// Server binaries' directory, the uid/gid to run them as, the new temp dir.
+type Prepared = (PathBuf, Option<(u32, u32)>, PathBuf);
+
+fn prepare() -> Result<Prepared, PgError> {
     let bindir = PgCluster::find_bindir()?;
     let owner = if is_root() {
         Some(postgres_ids()?)
@@ -853,10 +861,7 @@ fn make_root_dir(owner: Option<(u32, u32)>) -> Result<PathBuf, PgError> {
                     Ok(()) => Ok(root),
                     Err(e) => {
                         let _ = fs::remove_dir_all(&root);
-                        Err(PgError::new(format!(
-                            "preparing {}: {e}",
-                            root.display()
-                        )))
+                        Err(PgError::new(format!("preparing {}: {e}", root.display())))
                     }
                 };
             }
@@ -881,7 +886,11 @@ fn world_traversable(dir: &Path) -> bool {
         .all(|a| fs::metadata(a).is_ok_and(|m| m.mode() & 0o001 != 0))
 }
 
-fn write_private_file(path: &Path, content: &str, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+fn write_private_file(
+    path: &Path,
+    content: &str,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
     fs::write(path, content)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
     if let Some((uid, gid)) = owner {
@@ -952,7 +961,7 @@ fn highest_versioned_bindir(
     parent: &Path,
     version_of: impl Fn(&str) -> Option<(u32, u32)>,
 ) -> Option<PathBuf> {
-    let mut candidates: Vec<((u32, u32), PathBuf)> = fs::read_dir(parent)
+    fs::read_dir(parent)
         .ok()?
         .filter_map(Result::ok)
         .filter_map(|entry| {
@@ -961,9 +970,8 @@ fn highest_versioned_bindir(
             let bindir = entry.path().join("bin");
             is_server_bindir(&bindir).then_some((version, bindir))
         })
-        .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
-    candidates.into_iter().next().map(|(_, dir)| dir)
+        .max_by_key(|(version, _)| *version)
+        .map(|(_, dir)| dir)
 }
 
 // ---------------------------------------------------------------------------
@@ -975,7 +983,11 @@ fn highest_versioned_bindir(
 /// timed out.
 fn run_sync(mut cmd: StdCommand, timeout: Duration, capture: bool) -> Option<(bool, String)> {
     cmd.stdin(Stdio::null()).stderr(Stdio::null());
-    cmd.stdout(if capture { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(if capture {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().ok()?;
     let receiver = child.stdout.take().map(|mut stdout| {
         let (tx, rx) = mpsc::channel();
@@ -1030,7 +1042,9 @@ fn file_len(path: &Path) -> u64 {
 fn read_from(path: &Path, offset: u64) -> String {
     match fs::read(path) {
         Ok(bytes) => {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
             String::from_utf8_lossy(&bytes[start..]).into_owned()
         }
         Err(_) => String::new(),
@@ -1080,8 +1094,10 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A single-quoted literal for SQL and for postgresql.conf (which also
+/// treats backslashes as escapes, so they are doubled too).
 fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.

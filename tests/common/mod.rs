@@ -1,0 +1,98 @@
+//! Shared test support: one throwaway PostgreSQL cluster per test binary
+//! (each test gets its own database), and helpers to run the chatops binary.
+#![allow(dead_code)]
+
+use chatops::sandbox::pg::{PgCluster, PgOptions};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chatops"))
+}
+
+/// Starts a cluster on a runtime of its own (a cluster is processes, not
+/// tasks, so it outlives the runtime that started it).
+pub fn start_cluster(opts: PgOptions) -> Arc<PgCluster> {
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(PgCluster::start(opts))
+    });
+    let pg = match handle.join().expect("cluster thread") {
+        Ok(pg) => Arc::new(pg),
+        Err(e) => panic!("cannot start PostgreSQL for the tests: {} {:?}", e.message, e.hint),
+    };
+    // Removed when the test binary exits, even though statics never drop.
+    let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    chatops::sandbox::watchdog(&pg, &dir);
+    pg
+}
+
+/// The test binary's shared cluster.
+pub fn cluster() -> Arc<PgCluster> {
+    static PG: OnceLock<Arc<PgCluster>> = OnceLock::new();
+    PG.get_or_init(|| start_cluster(PgOptions::default())).clone()
+}
+
+/// A database name unique within this test binary.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn write_playbook(text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(format!("{}.yaml", unique("playbook")));
+    std::fs::write(&p, text).expect("write playbook");
+    p
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+pub fn chatops(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(bin());
+    c.args(args).env("NO_COLOR", "1").env_remove("DATABASE_URL").env_remove("CHATOPS_BASE_URL");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out: Output = c.output().expect("run chatops");
+    Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+/// The check with this id in a JSON report.
+pub fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["checks"].as_array().and_then(|a| a.iter().find(|c| c["id"] == id)).unwrap_or_else(|| panic!("no check {id} in {report}"))
+}
+
+/// Runs a playbook and returns the JSON report.
+pub fn doctor_json(playbook: &str, extra: &[&str]) -> (i32, serde_json::Value) {
+    let p = write_playbook(playbook);
+    let mut args = vec!["doctor", "--format", "json", "--playbook"];
+    let ps = p.to_string_lossy().into_owned();
+    args.push(&ps);
+    args.extend_from_slice(extra);
+    let r = chatops(&args, &[]);
+    (r.code, r.json())
+}
+
+/// The real pg_isready next to the server binaries, and its exit code.
+pub fn pg_isready(pg: &PgCluster, host: &str, port: u16, user: &str, db: &str) -> Option<i32> {
+    let b = pg.bindir().join("pg_isready");
+    if !b.exists() {
+        return None;
+    }
+    Command::new(b).args(["-h", host, "-p", &port.to_string(), "-U", user, "-d", db, "-t", "3"]).output().ok().and_then(|o| o.status.code())
+}
