@@ -22,7 +22,7 @@ fn patterns() -> &'static Patterns {
     P.get_or_init(|| Patterns {
         // scheme://user:PASSWORD@host
         url_password: Regex::new(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*:)([^@\s]+)@").expect("constant regex"),
-        query_secret: Regex::new(r"(?i)\b(password|passwd|pwd|token|access_token|secret|api[_-]?key)=([^&\s'\x22]+)").expect("constant regex"),
+        query_secret: Regex::new(r"(?i)\b(password|passwd|pwd|token|access_token|secret|api[_-]?key)=([^&\s'\x22),;:]+)").expect("constant regex"),
         bearer: Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{4,}").expect("constant regex"),
         auth_header: Regex::new(r"(?i)\b(authorization|cookie|x-api-key)(\s*[:=]\s*)[^\s'\x22,}]+").expect("constant regex"),
         env_secret: Regex::new(r"\b([A-Z0-9_]*(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|PRIVATE_KEY)[A-Z0-9_]*=)\S+").expect("constant regex"),

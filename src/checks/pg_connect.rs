@@ -53,6 +53,21 @@ pub fn classify(e: &tokio_postgres::Error, u: &DbUrl) -> Fault {
     }
 }
 
+/// An error with its sources, on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = x.source();
+    }
+    s
+}
+
 impl Check for PgConnect {
     const KIND: &'static str = "pg_connect";
     const HELP: &'static str = "logs in to PostgreSQL for real: wrong password, missing database, too many clients, TLS required";
@@ -97,7 +112,7 @@ impl Check for PgConnect {
                     Fault::PgNoResponse { error, .. } => format!("{}:{} - no response ({})", u.host, u.port, error.describe()),
                     _ => format!("login failed: {e}"),
                 };
-                return Observation::fail(summary, fault).evidence(format!("server said: {e}")).command(cmd);
+                return Observation::fail(summary, fault).evidence(format!("server said: {}", error_chain(&e))).command(cmd);
             }
             Ok(Ok(r)) => r,
         };

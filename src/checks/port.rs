@@ -68,6 +68,13 @@ impl Check for Port {
                 Some(h) => format!("{addr} is listening: {h}"),
                 None => format!("{addr} is listening"),
             }),
+            (Expect::Listening, false) if matches!(net, Some(NetError::Dns | NetError::Timeout | NetError::Unreachable)) => {
+                let n = net.unwrap_or(NetError::Other);
+                Observation::fail(
+                    format!("cannot reach {addr}: {} after {}", n.describe(), crate::duration::fmt(took)),
+                    Fault::HttpConnect { url: format!("tcp://{addr}"), error: n, detail: format!("TCP connect to {addr}") },
+                )
+            }
             (Expect::Listening, false) => {
                 let why = net.map(|n| n.describe()).unwrap_or("closed");
                 Observation::fail(

@@ -247,10 +247,17 @@ fn env_root(name: &str, source: &str, mismatch: Option<(&String, &String)>) -> S
 }
 
 fn env_fix(name: &str, expected: Option<&String>, source: &str) -> String {
+    if expected.is_some_and(|e| e.starts_with("to be absent")) {
+        return if source.starts_with("process") {
+            format!("Remove {name} from the backend's environment and restart it.")
+        } else {
+            format!("Unset it: `unset {name}`.")
+        };
+    }
     let value = match (name, expected) {
         ("DISABLE_RATE_LIMIT", _) => "true".to_string(),
         ("PRISMA_CLIENT_MODE", _) => "database".to_string(),
-        (_, Some(e)) => e.trim_start_matches("equal to ").trim_matches('"').to_string(),
+        (_, Some(e)) if e.starts_with("equal to ") => e.trim_start_matches("equal to ").trim_matches('"').to_string(),
         _ => "…".to_string(),
     };
     if source.starts_with("process") {
