@@ -14,10 +14,18 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit::INVALID } else { exit::OK };
+            return if e.use_stderr() {
+                exit::INVALID
+            } else {
+                exit::OK
+            };
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("chatops: cannot start the async runtime: {e}");
@@ -29,13 +37,21 @@ pub fn main() -> i32 {
 
 async fn dispatch(cli: Cli) -> i32 {
     let color = use_color(cli.color);
-    let style = Style { color, verbose: cli.verbose, quiet: cli.quiet };
+    let style = Style {
+        color,
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+    };
     match cli.command {
         Command::Doctor(args) => doctor(&args, &style).await,
         Command::Validate(args) => validate(&args.target),
         Command::Checks { kind } => list_checks(kind.as_deref()),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&playbook::schema::playbook_schema()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&playbook::schema::playbook_schema())
+                    .unwrap_or_default()
+            );
             exit::OK
         }
         Command::Completions { shell } => {
@@ -44,7 +60,10 @@ async fn dispatch(cli: Cli) -> i32 {
             exit::OK
         }
         Command::Demo(args) => crate::demo::run(args.format, &style).await,
-        Command::SandboxBackend => crate::sandbox::backend::serve(crate::sandbox::backend::BackendConfig::from_env()).await,
+        Command::Sandbox(args) => crate::demo::sandbox(&args).await,
+        Command::SandboxBackend => {
+            crate::sandbox::backend::serve(crate::sandbox::backend::BackendConfig::from_env()).await
+        }
     }
 }
 
@@ -69,7 +88,12 @@ pub fn load_options(t: &TargetArgs) -> LoadOptions {
     if let Some(u) = &t.database_url {
         target.push(("database_url".to_string(), u.clone()));
     }
-    LoadOptions { vars: t.vars.clone(), target, allow_remote: t.allow_remote, ..Default::default() }
+    LoadOptions {
+        vars: t.vars.clone(),
+        target,
+        allow_remote: t.allow_remote,
+        ..Default::default()
+    }
 }
 
 pub fn source(t: &TargetArgs) -> Source {
@@ -120,7 +144,11 @@ fn validate(t: &TargetArgs) -> i32 {
     match playbook::load(&source(t), &load_options(t)) {
         Ok(pb) => {
             let n = pb.checks().count();
-            println!("{}: valid — {} phase(s), {n} check(s)", red.redact(&pb.file), pb.phases.len());
+            println!(
+                "{}: valid — {} phase(s), {n} check(s)",
+                red.redact(&pb.file),
+                pb.phases.len()
+            );
             exit::OK
         }
         Err(e) => {
@@ -131,10 +159,15 @@ fn validate(t: &TargetArgs) -> i32 {
 }
 
 fn list_checks(only: Option<&str>) -> i32 {
-    let kinds: Vec<_> = crate::checks::KINDS.iter().filter(|k| only.is_none_or(|o| o == k.name())).collect();
+    let kinds: Vec<_> = crate::checks::KINDS
+        .iter()
+        .filter(|k| only.is_none_or(|o| o == k.name()))
+        .collect();
     if kinds.is_empty() {
         let o = only.unwrap_or_default();
-        let hint = playbook::error::nearest(o, crate::checks::names()).map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default();
+        let hint = playbook::error::nearest(o, crate::checks::names())
+            .map(|h| format!(" (did you mean `{h}`?)"))
+            .unwrap_or_default();
         eprintln!("chatops: unknown check kind `{o}`{hint}");
         return exit::INVALID;
     }
@@ -143,7 +176,10 @@ fn list_checks(only: Option<&str>) -> i32 {
         out.push_str(&format!("{:<12} {}\n", k.name(), k.help()));
         for f in k.fields() {
             let req = if f.required { " (required)" } else { "" };
-            out.push_str(&format!("    {:<16} {:<22} {}{req}\n", f.name, f.ty, f.help));
+            out.push_str(&format!(
+                "    {:<16} {:<22} {}{req}\n",
+                f.name, f.ty, f.help
+            ));
         }
         out.push('\n');
     }
@@ -169,7 +205,14 @@ pub async fn run_playbook(t: &TargetArgs, quiet_errors: bool) -> Result<(Report,
             std::future::pending::<()>().await;
         }
     };
-    let report = engine::run(&pb, RunOptions { http: engine::http_client() }, cancel).await;
+    let report = engine::run(
+        &pb,
+        RunOptions {
+            http: engine::http_client(),
+        },
+        cancel,
+    )
+    .await;
     Ok((report::redacted(&report, &red), red))
 }
 
@@ -190,7 +233,11 @@ async fn doctor(args: &DoctorArgs, style: &Style) -> i32 {
         Err(code) => return code,
     };
     let to_file = args.output.is_some();
-    let st = Style { color: style.color && !to_file && args.format == Format::Human, verbose: style.verbose, quiet: style.quiet };
+    let st = Style {
+        color: style.color && !to_file && args.format == Format::Human,
+        verbose: style.verbose,
+        quiet: style.quiet,
+    };
     let text = red.redact(&report::render(&report, args.format, &st));
     match &args.output {
         Some(path) => {
@@ -199,7 +246,11 @@ async fn doctor(args: &DoctorArgs, style: &Style) -> i32 {
                 return exit::INVALID;
             }
             if !style.quiet {
-                eprintln!("report written to {} ({})", path.display(), report.status.as_str());
+                eprintln!(
+                    "report written to {} ({})",
+                    path.display(),
+                    report.status.as_str()
+                );
             }
         }
         None => {

@@ -33,6 +33,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Walk through the seed's failures on a local sandbox (throwaway PostgreSQL + reference backend), then fix them.
     Demo(DemoArgs),
+    /// Start the local sandbox (throwaway PostgreSQL + reference backend) and keep it up until Ctrl-C.
+    Sandbox(SandboxArgs),
     /// Load a playbook and report its errors without running anything.
     Validate(ValidateArgs),
     /// List check kinds with their YAML fields.
@@ -100,9 +102,46 @@ pub struct DemoArgs {
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
-    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    if k.is_empty()
+        || !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(format!("`{k}` is not a valid variable name"));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SandboxArgs {
+    /// Backend port (default: a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Do not start the backend (the seed's Phase 1 fault).
+    #[arg(long)]
+    pub no_backend: bool,
+    /// Run the backend in mock mode (PRISMA_CLIENT_MODE=mock).
+    #[arg(long)]
+    pub mock: bool,
+    /// Leave the rate limiters on.
+    #[arg(long)]
+    pub rate_limit: bool,
+    /// Schema drift: the backend writes a column that does not exist.
+    #[arg(long)]
+    pub drift: bool,
+    /// Prisma connection_limit in the backend's DATABASE_URL.
+    #[arg(long, default_value_t = 50)]
+    pub connection_limit: u32,
+    /// Prisma pool_timeout (seconds).
+    #[arg(long, default_value_t = 30)]
+    pub pool_timeout: u32,
+    /// PostgreSQL max_connections.
+    #[arg(long, default_value_t = 100)]
+    pub max_connections: u32,
+    /// Write `export` lines for the sandbox's URLs to this file once it is up.
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
 }

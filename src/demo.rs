@@ -5,7 +5,7 @@ use crate::app;
 use crate::cli::TargetArgs;
 use crate::exit;
 use crate::report::{self, Format, Style};
-use crate::sandbox::{self, pg::PgCluster, pg::PgOptions, Knobs, Sandbox};
+use crate::sandbox::{self, Knobs, Sandbox, pg::PgCluster, pg::PgOptions};
 use owo_colors::OwoColorize;
 
 struct Step {
@@ -27,7 +27,11 @@ fn steps() -> Vec<Step> {
         Step {
             title: "The backend runs, but in mock mode and with rate limiting on",
             story: "Health answers 200 \"ok\", yet nothing reaches PostgreSQL, and apiLimiter would answer 429 after 100 requests.",
-            knobs: Some(Knobs { mock: true, rate_limit: true, ..Knobs::default() }),
+            knobs: Some(Knobs {
+                mock: true,
+                rate_limit: true,
+                ..Knobs::default()
+            }),
             fix: "restart the backend with PRISMA_CLIENT_MODE=database and DISABLE_RATE_LIMIT=true",
         },
         Step {
@@ -41,9 +45,18 @@ fn steps() -> Vec<Step> {
 
 pub async fn run(format: Format, style: &Style) -> i32 {
     let c = style.color;
-    let head = |s: &str| if c { s.bold().cyan().to_string() } else { s.to_string() };
+    let head = |s: &str| {
+        if c {
+            s.bold().cyan().to_string()
+        } else {
+            s.to_string()
+        }
+    };
     if let Err(e) = PgCluster::find_bindir() {
-        eprintln!("chatops demo needs the PostgreSQL server binaries (initdb, pg_ctl, postgres): {}", e.message);
+        eprintln!(
+            "chatops demo needs the PostgreSQL server binaries (initdb, pg_ctl, postgres): {}",
+            e.message
+        );
         if let Some(h) = e.hint {
             eprintln!("  {h}");
         }
@@ -57,7 +70,10 @@ pub async fn run(format: Format, style: &Style) -> i32 {
         }
     };
     let work = async {
-        eprintln!("{}", head("Starting the sandbox: a throwaway PostgreSQL cluster with chat_backend_db…"));
+        eprintln!(
+            "{}",
+            head("Starting the sandbox: a throwaway PostgreSQL cluster with chat_backend_db…")
+        );
         let mut sb = match Sandbox::start(&bin, PgOptions::default()).await {
             Ok(s) => s,
             Err(e) => {
@@ -65,18 +81,28 @@ pub async fn run(format: Format, style: &Style) -> i32 {
                 return exit::INVALID;
             }
         };
-        eprintln!("  PostgreSQL on 127.0.0.1:{} (data in {})", sb.pg.port(), sb.pg.dir().display());
+        eprintln!(
+            "  PostgreSQL on 127.0.0.1:{} (data in {})",
+            sb.pg.port(),
+            sb.pg.dir().display()
+        );
         let port = sandbox::free_port();
         let steps = steps();
         let total = steps.len();
         let mut last = exit::FAILED;
         for (i, step) in steps.into_iter().enumerate() {
-            println!("\n{}", head(&format!("━━ Step {}/{total}: {} ━━", i + 1, step.title)));
+            println!(
+                "\n{}",
+                head(&format!("━━ Step {}/{total}: {} ━━", i + 1, step.title))
+            );
             println!("{}\n", step.story);
             match &step.knobs {
                 None => sb.stop_backend(),
                 Some(k) => {
-                    let k = Knobs { port: Some(port), ..k.clone() };
+                    let k = Knobs {
+                        port: Some(port),
+                        ..k.clone()
+                    };
                     match sb.start_backend(&k).await {
                         Ok(b) => eprintln!("  reference backend pid {} on {}", b.pid, b.base_url()),
                         Err(e) => {
@@ -86,7 +112,11 @@ pub async fn run(format: Format, style: &Style) -> i32 {
                     }
                 }
             }
-            let t = TargetArgs { base_url: Some(format!("http://127.0.0.1:{port}")), database_url: Some(sb.db_url.clone()), ..TargetArgs::default() };
+            let t = TargetArgs {
+                base_url: Some(format!("http://127.0.0.1:{port}")),
+                database_url: Some(sb.db_url.clone()),
+                ..TargetArgs::default()
+            };
             let (rep, red) = match app::run_playbook(&t, false).await {
                 Ok(r) => r,
                 Err(code) => return code,
@@ -94,22 +124,123 @@ pub async fn run(format: Format, style: &Style) -> i32 {
             print!("{}", red.redact(&report::render(&rep, format, style)));
             last = app::exit_code(&rep, false);
             if !step.fix.is_empty() {
-                println!("\n{} {}", if c { "→ Remedy:".green().bold().to_string() } else { "→ Remedy:".to_string() }, step.fix);
+                println!(
+                    "\n{} {}",
+                    if c {
+                        "→ Remedy:".green().bold().to_string()
+                    } else {
+                        "→ Remedy:".to_string()
+                    },
+                    step.fix
+                );
             }
         }
         println!(
             "\n{}",
-            head(if last == exit::OK { "The sandbox passes the whole checklist. Point `chatops doctor --base-url … --database-url …` at a real backend next." } else { "The last step did not pass: see the report above." })
+            head(if last == exit::OK {
+                "The sandbox passes the whole checklist. Point `chatops doctor --base-url … --database-url …` at a real backend next."
+            } else {
+                "The last step did not pass: see the report above."
+            })
         );
         drop(sb);
         last
     };
     tokio::select! {
         code = work => code,
-        _ = tokio::signal::ctrl_c() => {
+        _ = shutdown_signal() => {
             sandbox::cleanup_all();
             eprintln!("\ninterrupted: the sandbox was removed");
             exit::INTERRUPTED
         }
+    }
+}
+
+/// `chatops sandbox`: the sandbox, up until Ctrl-C, for exploring and benchmarks.
+pub async fn sandbox(a: &crate::cli::SandboxArgs) -> i32 {
+    let bin = match std::env::current_exe() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("chatops: cannot find my own executable: {e}");
+            return exit::INVALID;
+        }
+    };
+    let work = async {
+        let mut sb = match Sandbox::start(
+            &bin,
+            PgOptions {
+                max_connections: a.max_connections,
+                ..PgOptions::default()
+            },
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("chatops: cannot start the sandbox: {e}");
+                return exit::INVALID;
+            }
+        };
+        let port = a.port.unwrap_or_else(sandbox::free_port);
+        let knobs = Knobs {
+            port: Some(port),
+            mock: a.mock,
+            rate_limit: a.rate_limit,
+            drift: a.drift,
+            connection_limit: Some(a.connection_limit),
+            pool_timeout: Some(a.pool_timeout),
+            ..Knobs::default()
+        };
+        let mut lines = vec![
+            format!("export CHATOPS_BASE_URL=http://127.0.0.1:{port}"),
+            format!("export DATABASE_URL='{}'", sb.db_url),
+            format!("export CHATOPS_PG_PORT={}", sb.pg.port()),
+            format!("export CHATOPS_PG_BINDIR='{}'", sb.pg.bindir().display()),
+        ];
+        if !a.no_backend {
+            match sb.start_backend(&knobs).await {
+                Ok(b) => {
+                    lines.push(format!("export CHATOPS_BACKEND_PID={}", b.pid));
+                    lines.push(format!("export CHATOPS_BACKEND_LOG='{}'", b.log.display()));
+                }
+                Err(e) => {
+                    eprintln!("chatops: the reference backend did not start: {e}");
+                    return exit::INVALID;
+                }
+            }
+        }
+        let text = lines.join("\n") + "\n";
+        println!("{text}");
+        eprintln!("sandbox up; Ctrl-C to stop and remove it");
+        if let Some(f) = &a.env_file
+            && let Err(e) = std::fs::write(f, &text)
+        {
+            eprintln!("chatops: cannot write {}: {e}", f.display());
+            return exit::INVALID;
+        }
+        std::future::pending::<i32>().await
+    };
+    tokio::select! {
+        code = work => code,
+        _ = shutdown_signal() => {
+            sandbox::cleanup_all();
+            exit::OK
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }

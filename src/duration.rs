@@ -5,7 +5,9 @@ use std::time::Duration;
 
 pub fn parse(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
@@ -15,7 +17,11 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         "" | "s" | "sec" | "secs" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("unknown duration unit `{other}` in `{s}`: use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{s}`: use ms, s, m or h"
+            ));
+        }
     };
     if !secs.is_finite() || !(0.0..=86_400.0 * 7.0).contains(&secs) {
         return Err(format!("duration `{s}` is out of range"));
@@ -27,7 +33,9 @@ pub fn from_json(v: &serde_json::Value) -> Result<Duration, String> {
     match v {
         serde_json::Value::Number(n) => parse(&n.to_string()),
         serde_json::Value::String(s) => parse(s),
-        other => Err(format!("expected a duration such as 5s or 500ms, found {other}")),
+        other => Err(format!(
+            "expected a duration such as 5s or 500ms, found {other}"
+        )),
     }
 }
 

@@ -52,7 +52,11 @@ pub fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
             Value::Object(m) => m.get(&seg)?,
             Value::Array(a) => {
                 let i: i64 = seg.parse().ok()?;
-                let idx = if i < 0 { a.len().checked_sub(i.unsigned_abs() as usize)? } else { i as usize };
+                let idx = if i < 0 {
+                    a.len().checked_sub(i.unsigned_abs() as usize)?
+                } else {
+                    i as usize
+                };
                 a.get(idx)?
             }
             _ => return None,

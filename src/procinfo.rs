@@ -21,17 +21,25 @@ impl std::fmt::Display for Proc {
 fn listening_inodes(port: u16) -> HashSet<u64> {
     let mut out = HashSet::new();
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() < 10 || f[3] != "0A" {
                 continue;
             }
-            let Some(p) = f[1].rsplit(':').next().and_then(|h| u16::from_str_radix(h, 16).ok()) else { continue };
-            if p == port {
-                if let Ok(inode) = f[9].parse::<u64>() {
-                    out.insert(inode);
-                }
+            let Some(p) = f[1]
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok())
+            else {
+                continue;
+            };
+            if p == port
+                && let Ok(inode) = f[9].parse::<u64>()
+            {
+                out.insert(inode);
             }
         }
     }
@@ -53,18 +61,36 @@ pub fn listeners(port: u16) -> Vec<Proc> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
         let owns = fds.flatten().any(|fd| {
             std::fs::read_link(fd.path())
                 .ok()
-                .and_then(|l| l.to_str().and_then(|s| s.strip_prefix("socket:[")).and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse::<u64>().ok()))
+                .and_then(|l| {
+                    l.to_str()
+                        .and_then(|s| s.strip_prefix("socket:["))
+                        .and_then(|s| s.strip_suffix(']'))
+                        .and_then(|s| s.parse::<u64>().ok())
+                })
                 .is_some_and(|i| inodes.contains(&i))
         });
         if owns {
-            out.push(Proc { pid, cmdline: cmdline(pid) });
+            out.push(Proc {
+                pid,
+                cmdline: cmdline(pid),
+            });
         }
     }
     out
@@ -73,7 +99,11 @@ pub fn listeners(port: u16) -> Vec<Proc> {
 pub fn cmdline(pid: u32) -> String {
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
         Ok(b) if !b.is_empty() => {
-            let s: Vec<String> = b.split(|c| *c == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+            let s: Vec<String> = b
+                .split(|c| *c == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
             let s = s.join(" ");
             if s.chars().count() > 160 {
                 format!("{}…", s.chars().take(160).collect::<String>())
@@ -81,7 +111,9 @@ pub fn cmdline(pid: u32) -> String {
                 s
             }
         }
-        _ => std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into()),
+        _ => std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "?".into()),
     }
 }
 
@@ -92,7 +124,8 @@ pub fn environ(pid: u32) -> io::Result<Vec<(String, String)>> {
         .filter(|p| !p.is_empty())
         .filter_map(|p| {
             let s = String::from_utf8_lossy(p);
-            s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+            s.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect())
 }
@@ -110,10 +143,17 @@ pub fn find_by_name(pattern: &str) -> Vec<Proc> {
         .filter(|(pid, _)| pid.as_u32() != me)
         .filter(|(_, p)| {
             let name = p.name().to_string_lossy();
-            let cmd: Vec<String> = p.cmd().iter().map(|c| c.to_string_lossy().into_owned()).collect();
+            let cmd: Vec<String> = p
+                .cmd()
+                .iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect();
             name.contains(pattern) || cmd.join(" ").contains(pattern)
         })
-        .map(|(pid, _)| Proc { pid: pid.as_u32(), cmdline: cmdline(pid.as_u32()) })
+        .map(|(pid, _)| Proc {
+            pid: pid.as_u32(),
+            cmdline: cmdline(pid.as_u32()),
+        })
         .collect();
     out.sort_by_key(|p| p.pid);
     out
@@ -122,5 +162,8 @@ pub fn find_by_name(pattern: &str) -> Vec<Proc> {
 /// Whether a host name means this machine.
 pub fn is_local_host(host: &str) -> bool {
     let h = host.trim_matches(['[', ']']);
-    h == "localhost" || h.ends_with(".localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+    h == "localhost"
+        || h.ends_with(".localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }

@@ -21,11 +21,20 @@ fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| Patterns {
         // scheme://user:PASSWORD@host
-        url_password: Regex::new(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*:)([^@\s]+)@").expect("constant regex"),
-        query_secret: Regex::new(r"(?i)\b(password|passwd|pwd|token|access_token|secret|api[_-]?key)=([^&\s'\x22),;:]+)").expect("constant regex"),
-        bearer: Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{4,}").expect("constant regex"),
-        auth_header: Regex::new(r"(?i)\b(authorization|cookie|x-api-key)(\s*[:=]\s*)[^\s'\x22,}]+").expect("constant regex"),
-        env_secret: Regex::new(r"\b([A-Z0-9_]*(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|PRIVATE_KEY)[A-Z0-9_]*=)\S+").expect("constant regex"),
+        url_password: Regex::new(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*:)([^@\s]+)@")
+            .expect("constant regex"),
+        query_secret: Regex::new(
+            r"(?i)\b(password|passwd|pwd|token|access_token|secret|api[_-]?key)=([^&\s'\x22),;:]+)",
+        )
+        .expect("constant regex"),
+        bearer: Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{4,}")
+            .expect("constant regex"),
+        auth_header: Regex::new(r"(?i)\b(authorization|cookie|x-api-key)(\s*[:=]\s*)((bearer|basic|token)\s+)?[^\s'\x22,}]+")
+            .expect("constant regex"),
+        env_secret: Regex::new(
+            r"\b([A-Z0-9_]*(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|PRIVATE_KEY)[A-Z0-9_]*=)\S+",
+        )
+        .expect("constant regex"),
     })
 }
 
@@ -54,7 +63,9 @@ impl Redactor {
             if let Some(p) = cap.get(2) {
                 let raw = p.as_str();
                 self.add(raw);
-                let dec = url::form_urlencoded::parse(format!("a={raw}").as_bytes()).next().map(|(_, v)| v.into_owned());
+                let dec = url::form_urlencoded::parse(format!("a={raw}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned());
                 if let Some(d) = dec {
                     self.add(&d);
                 }
@@ -75,12 +86,12 @@ impl Redactor {
             serde_json::Value::Array(a) => a.iter().for_each(|x| self.learn_json(x)),
             serde_json::Value::Object(m) => {
                 for (k, x) in m {
-                    if is_secret_name(k) {
-                        if let Some(s) = x.as_str() {
-                            let bare = s.split_whitespace().last().unwrap_or(s);
-                            self.add(bare);
-                            self.add(s);
-                        }
+                    if is_secret_name(k)
+                        && let Some(s) = x.as_str()
+                    {
+                        let bare = s.split_whitespace().last().unwrap_or(s);
+                        self.add(bare);
+                        self.add(s);
                     }
                     self.learn_json(x);
                 }
@@ -99,8 +110,8 @@ impl Redactor {
         let p = patterns();
         let out = p.url_password.replace_all(&out, "${1}***@");
         let out = p.query_secret.replace_all(&out, "${1}=***");
-        let out = p.bearer.replace_all(&out, "${1} ***");
         let out = p.auth_header.replace_all(&out, "${1}${2}***");
+        let out = p.bearer.replace_all(&out, "${1} ***");
         let out = p.env_secret.replace_all(&out, "${1}***");
         out.into_owned()
     }
@@ -108,7 +119,19 @@ impl Redactor {
 
 pub fn is_secret_name(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
-    ["password", "passwd", "token", "secret", "authorization", "api_key", "api-key", "apikey", "cookie"].iter().any(|s| k.contains(s))
+    [
+        "password",
+        "passwd",
+        "token",
+        "secret",
+        "authorization",
+        "api_key",
+        "api-key",
+        "apikey",
+        "cookie",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 #[cfg(test)]
@@ -119,12 +142,23 @@ mod tests {
     fn redacts_urls_tokens_and_known_secrets() {
         let mut r = Redactor::new();
         r.learn("postgresql://postgres:S3cr%40t-pw@db:5432/x");
-        let s = r.redact("connect postgresql://postgres:S3cr%40t-pw@db:5432/x failed; password S3cr@t-pw");
+        let s = r.redact(
+            "connect postgresql://postgres:S3cr%40t-pw@db:5432/x failed; password S3cr@t-pw",
+        );
         assert!(!s.contains("S3cr"), "{s}");
         assert!(s.contains("postgresql://postgres:***@db:5432/x"), "{s}");
-        assert_eq!(r.redact("Authorization: Bearer abc.def.ghi"), "Authorization: ***");
-        assert_eq!(r.redact("curl -H 'X-Token: 1' ?token=abcdef"), "curl -H 'X-Token: 1' ?token=***");
-        assert_eq!(r.redact("DB_PASSWORD=hunter22 OTHER=1"), "DB_PASSWORD=*** OTHER=1");
+        assert_eq!(
+            r.redact("Authorization: Bearer abc.def.ghi"),
+            "Authorization: ***"
+        );
+        assert_eq!(
+            r.redact("curl -H 'X-Token: 1' ?token=abcdef"),
+            "curl -H 'X-Token: 1' ?token=***"
+        );
+        assert_eq!(
+            r.redact("DB_PASSWORD=hunter22 OTHER=1"),
+            "DB_PASSWORD=*** OTHER=1"
+        );
         assert_eq!(r.redact("no secrets here"), "no secrets here");
     }
 }

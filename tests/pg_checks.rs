@@ -21,23 +21,47 @@ fn accepting_and_logged_in() {
     let (code, r) = doctor_json(&ready_and_login(&url), &[]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(check(&r, "ready")["status"], "pass");
-    assert!(check(&r, "ready")["summary"].as_str().unwrap().ends_with("- accepting connections"));
+    assert!(
+        check(&r, "ready")["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("- accepting connections")
+    );
     assert_eq!(check(&r, "login")["status"], "pass");
-    assert_eq!(pg_isready(&pg, "127.0.0.1", pg.port(), "postgres", &db), Some(0));
+    assert_eq!(
+        pg_isready(&pg, "127.0.0.1", pg.port(), "postgres", &db),
+        Some(0)
+    );
 }
 
 #[test]
 fn wrong_password_is_still_accepting_but_login_fails() {
     let pg = cluster();
-    let url = format!("postgresql://postgres:wrong-password@127.0.0.1:{}/postgres", pg.port());
+    let url = format!(
+        "postgresql://postgres:wrong-password@127.0.0.1:{}/postgres",
+        pg.port()
+    );
     let (code, r) = doctor_json(&ready_and_login(&url), &[]);
     assert_eq!(code, 1);
-    assert_eq!(check(&r, "ready")["status"], "pass", "pg_isready semantics: auth failure is accepting");
+    assert_eq!(
+        check(&r, "ready")["status"],
+        "pass",
+        "pg_isready semantics: auth failure is accepting"
+    );
     let login = check(&r, "login");
     assert_eq!(login["status"], "fail");
-    assert!(login["root_cause"].as_str().unwrap().contains("28P01"), "{login}");
-    assert!(!r.to_string().contains("wrong-password"), "password leaked: {r}");
-    assert_eq!(pg_isready(&pg, "127.0.0.1", pg.port(), "postgres", "postgres"), Some(0));
+    assert!(
+        login["root_cause"].as_str().unwrap().contains("28P01"),
+        "{login}"
+    );
+    assert!(
+        !r.to_string().contains("wrong-password"),
+        "password leaked: {r}"
+    );
+    assert_eq!(
+        pg_isready(&pg, "127.0.0.1", pg.port(), "postgres", "postgres"),
+        Some(0)
+    );
 }
 
 #[test]
@@ -48,13 +72,28 @@ fn missing_database_named() {
     assert_eq!(code, 1);
     assert_eq!(check(&r, "ready")["status"], "pass");
     let login = check(&r, "login");
-    assert!(login["summary"].as_str().unwrap().contains("`chat_backend_db_missing` does not exist"), "{login}");
-    assert!(login["remedy"].as_str().unwrap().contains("createdb chat_backend_db_missing"), "{login}");
+    assert!(
+        login["summary"]
+            .as_str()
+            .unwrap()
+            .contains("`chat_backend_db_missing` does not exist"),
+        "{login}"
+    );
+    assert!(
+        login["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("createdb chat_backend_db_missing"),
+        "{login}"
+    );
 }
 
 #[test]
 fn too_many_clients_is_found_by_login_not_by_ping() {
-    let pg = start_cluster(chatops::sandbox::pg::PgOptions { max_connections: 4, ..Default::default() });
+    let pg = start_cluster(chatops::sandbox::pg::PgOptions {
+        max_connections: 4,
+        ..Default::default()
+    });
     let url = pg.url("postgres");
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Fill every slot (superusers may use the reserved ones too).
@@ -75,9 +114,21 @@ fn too_many_clients_is_found_by_login_not_by_ping() {
     assert_eq!(code, 1);
     assert_eq!(check(&r, "ready")["status"], "pass");
     let login = check(&r, "login");
-    assert!(login["summary"].as_str().unwrap().contains("too many clients"), "{login}");
-    assert!(login["root_cause"].as_str().unwrap().contains("53300"), "{login}");
-    assert_eq!(pg_isready(&pg, "127.0.0.1", pg.port(), "postgres", "postgres"), Some(0));
+    assert!(
+        login["summary"]
+            .as_str()
+            .unwrap()
+            .contains("too many clients"),
+        "{login}"
+    );
+    assert!(
+        login["root_cause"].as_str().unwrap().contains("53300"),
+        "{login}"
+    );
+    assert_eq!(
+        pg_isready(&pg, "127.0.0.1", pg.port(), "postgres", "postgres"),
+        Some(0)
+    );
     drop(held);
 }
 
@@ -91,12 +142,27 @@ fn stopped_server_is_no_response_and_dependents_blocked() {
     assert_eq!(code, 1);
     let ready = check(&r, "ready");
     assert_eq!(ready["status"], "fail");
-    assert!(ready["summary"].as_str().unwrap().ends_with("- no response"), "{ready}");
-    assert!(ready["root_cause"].as_str().unwrap().contains("not running"), "{ready}");
+    assert!(
+        ready["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("- no response"),
+        "{ready}"
+    );
+    assert!(
+        ready["root_cause"]
+            .as_str()
+            .unwrap()
+            .contains("not running"),
+        "{ready}"
+    );
     let login = check(&r, "login");
     assert_eq!(login["status"], "blocked");
     assert_eq!(login["blocked_by"], "ready");
-    assert_eq!(pg_isready(&pg, "127.0.0.1", pg.port(), "postgres", "postgres"), Some(2));
+    assert_eq!(
+        pg_isready(&pg, "127.0.0.1", pg.port(), "postgres", "postgres"),
+        Some(2)
+    );
     rt.block_on(pg.start_again()).unwrap();
     let (code, r) = doctor_json(&ready_and_login(&url), &[]);
     assert_eq!(code, 0, "{r}");
@@ -107,5 +173,11 @@ fn unusable_url_is_no_attempt() {
     let y = "phases:\n  - name: x\n    checks:\n      - {id: ready, kind: pg_ready, url: \"postgresql://u@h:notaport/d\"}\n";
     let (code, r) = doctor_json(y, &[]);
     assert_eq!(code, 1);
-    assert!(check(&r, "ready")["summary"].as_str().unwrap().contains("no attempt"), "{r}");
+    assert!(
+        check(&r, "ready")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no attempt"),
+        "{r}"
+    );
 }

@@ -15,7 +15,11 @@ fn tmp(name: &str, content: &[u8]) -> PathBuf {
 /// Runs `chatops validate -p FILE`, returns (exit code, stderr, elapsed).
 fn validate(p: &PathBuf) -> (i32, String, Duration) {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_chatops")).args(["validate", "-p"]).arg(p).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chatops"))
+        .args(["validate", "-p"])
+        .arg(p)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!err.contains("panicked"), "panic on {}: {err}", p.display());
     (out.status.code().unwrap_or(-1), err, t.elapsed())
@@ -25,7 +29,10 @@ fn expect_error(name: &str, content: &[u8], needles: &[&str]) -> String {
     let p = tmp(name, content);
     let (code, err, _) = validate(&p);
     assert_eq!(code, 2, "{name}: {err}");
-    assert!(err.contains(name), "{name}: error must name the file: {err}");
+    assert!(
+        err.contains(name),
+        "{name}: error must name the file: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "{name}: expected {n:?} in: {err}");
     }
@@ -44,17 +51,29 @@ fn list_at_root() {
 
 #[test]
 fn tabs() {
-    expect_error("tabs.yaml", b"name: x\nphases:\n\t- name: a\n", &["tabs.yaml:3:", "tab"]);
+    expect_error(
+        "tabs.yaml",
+        b"name: x\nphases:\n\t- name: a\n",
+        &["tabs.yaml:3:", "tab"],
+    );
 }
 
 #[test]
 fn unclosed_quote() {
-    expect_error("quote.yaml", b"name: \"x\nphases: []\n", &["quote.yaml:1:7", "unclosed quote"]);
+    expect_error(
+        "quote.yaml",
+        b"name: \"x\nphases: []\n",
+        &["quote.yaml:1:7", "unclosed quote"],
+    );
 }
 
 #[test]
 fn duplicate_keys() {
-    expect_error("dup.yaml", b"name: x\nname: y\nphases: []\n", &["dup.yaml:2:1", "duplicate key `name`"]);
+    expect_error(
+        "dup.yaml",
+        b"name: x\nname: y\nphases: []\n",
+        &["dup.yaml:2:1", "duplicate key `name`"],
+    );
 }
 
 #[test]
@@ -66,15 +85,23 @@ fn binary_garbage() {
 
 #[test]
 fn alias_bomb() {
-    let mut s = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut s = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     for i in 1..10u8 {
         let (n, p) = ((b'a' + i) as char, (b'a' + i - 1) as char);
-        s.push_str(&format!("{n}: &{n} [{}]\n", vec![format!("*{p}"); 9].join(",")));
+        s.push_str(&format!(
+            "{n}: &{n} [{}]\n",
+            vec![format!("*{p}"); 9].join(",")
+        ));
     }
     let p = tmp("bomb.yaml", s.as_bytes());
     let (code, err, took) = validate(&p);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("bomb.yaml:") && err.contains("alias bomb"), "{err}");
+    assert!(
+        err.contains("bomb.yaml:") && err.contains("alias bomb"),
+        "{err}"
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
@@ -84,15 +111,24 @@ fn deep_nesting() {
     let p = tmp("deep.yaml", s.as_bytes());
     let (code, err, took) = validate(&p);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("deep.yaml:1:") && err.contains("nesting deeper"), "{err}");
+    assert!(
+        err.contains("deep.yaml:1:") && err.contains("nesting deeper"),
+        "{err}"
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 #[test]
 fn deep_block_nesting() {
     // Block-style nesting, 200 levels (deeper files grow quadratically).
-    let s: String = (0..200).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
-    expect_error("deepblock.yaml", s.as_bytes(), &["deepblock.yaml:", "nesting deeper"]);
+    let s: String = (0..200)
+        .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+        .collect();
+    expect_error(
+        "deepblock.yaml",
+        s.as_bytes(),
+        &["deepblock.yaml:", "nesting deeper"],
+    );
 }
 
 #[test]
@@ -113,42 +149,86 @@ fn forty_megabytes() {
 #[test]
 fn unknown_kind_suggests() {
     let y = b"name: t\nphases:\n  - name: one\n    checks:\n      - id: a\n        kind: pg_ready\n      - id: b\n        kind: htp\n";
-    expect_error("kind.yaml", y, &["kind.yaml:8:15", "phases[0].checks[1].kind", "did you mean `http`"]);
+    expect_error(
+        "kind.yaml",
+        y,
+        &[
+            "kind.yaml:8:15",
+            "phases[0].checks[1].kind",
+            "did you mean `http`",
+        ],
+    );
 }
 
 #[test]
 fn unknown_field_suggests() {
     let y = b"phases:\n  - name: one\n    checks:\n      - id: a\n        kind: port\n        port: 3001\n        expcet: listening\n";
-    expect_error("field.yaml", y, &["field.yaml:7:9", "phases[0].checks[0].expcet", "did you mean `expect`"]);
+    expect_error(
+        "field.yaml",
+        y,
+        &[
+            "field.yaml:7:9",
+            "phases[0].checks[0].expcet",
+            "did you mean `expect`",
+        ],
+    );
 }
 
 #[test]
 fn unknown_top_level_field() {
-    expect_error("top.yaml", b"name: x\nphase: []\n", &["top.yaml:2:1", "did you mean `phases`"]);
+    expect_error(
+        "top.yaml",
+        b"name: x\nphase: []\n",
+        &["top.yaml:2:1", "did you mean `phases`"],
+    );
 }
 
 #[test]
 fn wrong_type_is_located() {
     let y = b"phases:\n  - name: one\n    checks:\n      - id: a\n        kind: port\n        port: \"not a number\"\n        expect: listening\n";
-    expect_error("type.yaml", y, &["type.yaml:6:9", "phases[0].checks[0].port", "whole number"]);
+    expect_error(
+        "type.yaml",
+        y,
+        &["type.yaml:6:9", "phases[0].checks[0].port", "whole number"],
+    );
 }
 
 #[test]
 fn bad_enum_value_suggests() {
     let y = b"phases:\n  - name: one\n    checks:\n      - id: a\n        kind: port\n        port: 1\n        expect: listenin\n";
-    expect_error("enum.yaml", y, &["enum.yaml:7:", "phases[0].checks[0].expect", "did you mean `listening`"]);
+    expect_error(
+        "enum.yaml",
+        y,
+        &[
+            "enum.yaml:7:",
+            "phases[0].checks[0].expect",
+            "did you mean `listening`",
+        ],
+    );
 }
 
 #[test]
 fn undefined_variable_named_with_place() {
     let y = b"phases:\n  - name: one\n    checks:\n      - id: a\n        kind: http\n        request:\n          url: \"http://x/${vars.nope}\"\n";
-    expect_error("var.yaml", y, &["var.yaml:7:", "phases[0].checks[0].request.url", "vars.nope"]);
+    expect_error(
+        "var.yaml",
+        y,
+        &[
+            "var.yaml:7:",
+            "phases[0].checks[0].request.url",
+            "vars.nope",
+        ],
+    );
 }
 
 #[test]
 fn undefined_env_without_default() {
     let y = b"target:\n  base_url: ${env.CHATOPS_SURELY_UNSET_VAR}\nphases:\n  - name: one\n";
-    expect_error("env.yaml", y, &["env.yaml:2:", "target.base_url", "CHATOPS_SURELY_UNSET_VAR"]);
+    expect_error(
+        "env.yaml",
+        y,
+        &["env.yaml:2:", "target.base_url", "CHATOPS_SURELY_UNSET_VAR"],
+    );
 }
 
 #[test]
@@ -172,22 +252,48 @@ fn missing_file_and_bad_include() {
     assert_eq!(code, 2);
     assert!(err.contains("no such file"), "{err}");
     let y = b"phases:\n  - name: one\n    checks:\n      - include: nowhere.yaml\n";
-    expect_error("inc.yaml", y, &["inc.yaml:4:", "cannot include `nowhere.yaml`"]);
+    expect_error(
+        "inc.yaml",
+        y,
+        &["inc.yaml:4:", "cannot include `nowhere.yaml`"],
+    );
 }
 
 #[test]
 fn shipped_playbook_is_valid() {
-    let out = Command::new(env!("CARGO_BIN_EXE_chatops")).args(["validate"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_chatops"))
+        .args(["validate"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/pre-load-test.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_chatops")).args(["validate", "-p", file]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_chatops"))
+        .args(["validate", "-p", file])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn bad_command_line_exits_2() {
-    let out = Command::new(env!("CARGO_BIN_EXE_chatops")).args(["doctor", "--format", "yaml"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chatops"))
+        .args(["doctor", "--format", "yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(env!("CARGO_BIN_EXE_chatops")).args(["doctor", "--var", "novalue"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chatops"))
+        .args(["doctor", "--var", "novalue"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

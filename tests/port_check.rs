@@ -4,7 +4,9 @@ mod common;
 use common::*;
 
 fn port_playbook(port: u16, expect: &str) -> String {
-    format!("phases:\n  - name: Ports\n    checks:\n      - {{id: p, kind: port, port: {port}, expect: {expect}, service: chat backend, start_command: \"PORT={port} npm run start:dev\", health_url: \"http://127.0.0.1:{port}/api/v1/health\"}}\n      - {{id: after, kind: port, port: {port}, expect: {expect}, needs: [p]}}\n")
+    format!(
+        "phases:\n  - name: Ports\n    checks:\n      - {{id: p, kind: port, port: {port}, expect: {expect}, service: chat backend, start_command: \"PORT={port} npm run start:dev\", health_url: \"http://127.0.0.1:{port}/api/v1/health\"}}\n      - {{id: after, kind: port, port: {port}, expect: {expect}, needs: [p]}}\n"
+    )
 }
 
 #[test]
@@ -17,7 +19,10 @@ fn taken_port_names_the_process() {
     assert_eq!(p["status"], "fail");
     let me = format!("pid {}", std::process::id());
     assert!(p["summary"].as_str().unwrap().contains(&me), "{p}");
-    assert!(p["root_cause"].as_str().unwrap().contains("EADDRINUSE"), "{p}");
+    assert!(
+        p["root_cause"].as_str().unwrap().contains("EADDRINUSE"),
+        "{p}"
+    );
     assert_eq!(check(&r, "after")["status"], "blocked");
 
     let (code, r) = doctor_json(&port_playbook(port, "listening"), &[]);
@@ -35,9 +40,16 @@ fn free_port_means_backend_not_running() {
     assert_eq!(code, 1);
     let p = check(&r, "p");
     let root = p["root_cause"].as_str().unwrap();
-    assert!(root.contains("chat backend is not running") && root.contains(&port.to_string()), "{root}");
+    assert!(
+        root.contains("chat backend is not running") && root.contains(&port.to_string()),
+        "{root}"
+    );
     let remedy = p["remedy"].as_str().unwrap();
-    assert!(remedy.contains(&format!("PORT={port} npm run start:dev")) && remedy.contains("until curl -sf"), "{remedy}");
+    assert!(
+        remedy.contains(&format!("PORT={port} npm run start:dev"))
+            && remedy.contains("until curl -sf"),
+        "{remedy}"
+    );
     assert_eq!(check(&r, "after")["blocked_by"], "p");
 }
 
@@ -50,5 +62,8 @@ fn unresolvable_host_is_classified_quickly() {
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
     let p = check(&r, "p");
     assert_eq!(p["status"], "fail");
-    assert!(p["summary"].as_str().unwrap().contains("did not resolve"), "{p}");
+    assert!(
+        p["summary"].as_str().unwrap().contains("did not resolve"),
+        "{p}"
+    );
 }

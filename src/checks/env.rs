@@ -65,38 +65,89 @@ impl Check for Env {
     async fn run(p: Params, _ctx: Ctx) -> Observation {
         // Find the process.
         let (source, env, cmd): (String, BTreeMap<String, String>, String) = match &p.process {
-            None => ("chatops's own environment (the shell)".into(), std::env::vars().collect(), "env".into()),
+            None => (
+                "chatops's own environment (the shell)".into(),
+                std::env::vars().collect(),
+                "env".into(),
+            ),
             Some(sel) => {
                 let (procs, selector) = if let Some(pid) = sel.pid {
                     let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
-                    (if exists { vec![procinfo::Proc { pid, cmdline: procinfo::cmdline(pid) }] } else { vec![] }, format!("pid {pid}"))
+                    (
+                        if exists {
+                            vec![procinfo::Proc {
+                                pid,
+                                cmdline: procinfo::cmdline(pid),
+                            }]
+                        } else {
+                            vec![]
+                        },
+                        format!("pid {pid}"),
+                    )
                 } else if let Some(port) = sel.port {
-                    (procinfo::listeners(port), format!("the process listening on port {port}"))
+                    (
+                        procinfo::listeners(port),
+                        format!("the process listening on port {port}"),
+                    )
                 } else if let Some(name) = &sel.name {
-                    (procinfo::find_by_name(name), format!("a process named {name:?}"))
+                    (
+                        procinfo::find_by_name(name),
+                        format!("a process named {name:?}"),
+                    )
                 } else {
                     return Observation::error("`process` needs one of pid, port or name");
                 };
                 let Some(proc_) = procs.into_iter().next() else {
-                    return Observation::fail(format!("no process found: {selector}"), Fault::ProcessNotFound { selector });
+                    return Observation::fail(
+                        format!("no process found: {selector}"),
+                        Fault::ProcessNotFound { selector },
+                    );
                 };
                 match procinfo::environ(proc_.pid) {
-                    Ok(vars) => (format!("process {} ({})", proc_.pid, proc_.cmdline), vars.into_iter().collect(), format!("tr '\\0' '\\n' < /proc/{}/environ", proc_.pid)),
-                    Err(e) => return Observation::fail(format!("cannot read the environment of pid {}: {e}", proc_.pid), Fault::EnvUnreadable { pid: proc_.pid, message: e.to_string() }),
+                    Ok(vars) => (
+                        format!("process {} ({})", proc_.pid, proc_.cmdline),
+                        vars.into_iter().collect(),
+                        format!("tr '\\0' '\\n' < /proc/{}/environ", proc_.pid),
+                    ),
+                    Err(e) => {
+                        return Observation::fail(
+                            format!("cannot read the environment of pid {}: {e}", proc_.pid),
+                            Fault::EnvUnreadable {
+                                pid: proc_.pid,
+                                message: e.to_string(),
+                            },
+                        );
+                    }
                 }
             }
         };
-        let mut o = Observation::pass(format!("{} variable(s) as expected in {source}", p.vars.len() + usize::from(p.database_url.is_some())))
-            .command(cmd)
-            .evidence(format!("source: {source}"));
+        let mut o = Observation::pass(format!(
+            "{} variable(s) as expected in {source}",
+            p.vars.len() + usize::from(p.database_url.is_some())
+        ))
+        .command(cmd)
+        .evidence(format!("source: {source}"));
         for (name, a) in &p.vars {
             let v = env.get(name).map(|s| serde_json::Value::String(s.clone()));
             match a.check(v.as_ref()) {
-                Ok(()) => o = o.evidence(format!("✓ {name}={}", env.get(name).map(String::as_str).unwrap_or("(unset)"))),
+                Ok(()) => {
+                    o = o.evidence(format!(
+                        "✓ {name}={}",
+                        env.get(name).map(String::as_str).unwrap_or("(unset)")
+                    ))
+                }
                 Err(expected) => {
                     let fault = match env.get(name) {
-                        None => Fault::EnvMissing { name: name.clone(), source: source.clone() },
-                        Some(actual) => Fault::EnvMismatch { name: name.clone(), source: source.clone(), expected: expected.clone(), actual: actual.clone() },
+                        None => Fault::EnvMissing {
+                            name: name.clone(),
+                            source: source.clone(),
+                        },
+                        Some(actual) => Fault::EnvMismatch {
+                            name: name.clone(),
+                            source: source.clone(),
+                            expected: expected.clone(),
+                            actual: actual.clone(),
+                        },
                     };
                     let summary = match env.get(name) {
                         None => format!("{name} is not set in {source}"),
@@ -119,7 +170,10 @@ impl Check for Env {
             let Some(raw) = env.get(&d.var) else {
                 o.status = super::Status::Fail;
                 o.summary = format!("{} is not set in {source}", d.var);
-                o.fault = Some(Fault::EnvMissing { name: d.var.clone(), source });
+                o.fault = Some(Fault::EnvMissing {
+                    name: d.var.clone(),
+                    source,
+                });
                 return o;
             };
             let u = match DbUrl::parse(raw) {
@@ -127,45 +181,91 @@ impl Check for Env {
                 Err(e) => {
                     o.status = super::Status::Fail;
                     o.summary = format!("{} is not a valid PostgreSQL URL: {e}", d.var);
-                    o.fault = Some(Fault::DbUrlInvalid { name: d.var.clone(), message: e });
+                    o.fault = Some(Fault::DbUrlInvalid {
+                        name: d.var.clone(),
+                        message: e,
+                    });
                     return o;
                 }
             };
-            o = o.evidence(format!("{} → host {}:{}, database {}, user {}", d.var, u.host, u.port, u.database, u.user));
+            o = o.evidence(format!(
+                "{} → host {}:{}, database {}, user {}",
+                d.var, u.host, u.port, u.database, u.user
+            ));
             let prisma = u.prisma();
             o = o.evidence(format!(
                 "Prisma pool: connection_limit={} pool_timeout={} connect_timeout={}",
                 prisma["connection_limit"].as_deref().unwrap_or("(default)"),
                 prisma["pool_timeout"].as_deref().unwrap_or("(default 10)"),
-                prisma["connect_timeout"].as_deref().unwrap_or("(default 5)")
+                prisma["connect_timeout"]
+                    .as_deref()
+                    .unwrap_or("(default 5)")
             ));
-            o = o.capture("database_url.host", u.host.clone()).capture("database_url.port", u.port).capture("database_url.database", u.database.clone());
+            o = o
+                .capture("database_url.host", u.host.clone())
+                .capture("database_url.port", u.port)
+                .capture("database_url.database", u.database.clone());
             for (k, v) in &prisma {
                 if let Some(v) = v {
-                    o = o.capture(&format!("database_url.{k}"), v.parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| v.clone().into()));
+                    o = o.capture(
+                        &format!("database_url.{k}"),
+                        v.parse::<i64>()
+                            .map(serde_json::Value::from)
+                            .unwrap_or_else(|_| v.clone().into()),
+                    );
                 }
             }
             let mut problem: Option<(String, Fault)> = None;
-            if let Some(db) = &d.database {
-                if &u.database != db {
-                    problem = Some((format!("{} names database `{}`, expected `{db}`", d.var, u.database), Fault::DbUrlParam { name: d.var.clone(), param: "database".into(), expected: db.clone(), actual: Some(u.database.clone()) }));
-                }
+            if let Some(db) = &d.database
+                && &u.database != db
+            {
+                problem = Some((
+                    format!("{} names database `{}`, expected `{db}`", d.var, u.database),
+                    Fault::DbUrlParam {
+                        name: d.var.clone(),
+                        param: "database".into(),
+                        expected: db.clone(),
+                        actual: Some(u.database.clone()),
+                    },
+                ));
             }
-            if let Some(h) = &d.host {
-                if problem.is_none() && &u.host != h {
-                    problem = Some((format!("{} points at host `{}`, expected `{h}`", d.var, u.host), Fault::DbUrlParam { name: d.var.clone(), param: "host".into(), expected: h.clone(), actual: Some(u.host.clone()) }));
-                }
+            if let Some(h) = &d.host
+                && problem.is_none()
+                && &u.host != h
+            {
+                problem = Some((
+                    format!("{} points at host `{}`, expected `{h}`", d.var, u.host),
+                    Fault::DbUrlParam {
+                        name: d.var.clone(),
+                        param: "host".into(),
+                        expected: h.clone(),
+                        actual: Some(u.host.clone()),
+                    },
+                ));
             }
-            for (param, a) in [("connection_limit", &d.connection_limit), ("pool_timeout", &d.pool_timeout), ("connect_timeout", &d.connect_timeout)] {
-                let (Some(a), None) = (a, &problem) else { continue };
-                let actual = u.param(param).map(|s| serde_json::Value::String(s.to_string()));
+            for (param, a) in [
+                ("connection_limit", &d.connection_limit),
+                ("pool_timeout", &d.pool_timeout),
+                ("connect_timeout", &d.connect_timeout),
+            ] {
+                let (Some(a), None) = (a, &problem) else {
+                    continue;
+                };
+                let actual = u
+                    .param(param)
+                    .map(|s| serde_json::Value::String(s.to_string()));
                 if let Err(expected) = a.check(actual.as_ref()) {
                     problem = Some((
                         match u.param(param) {
                             Some(v) => format!("{} has {param}={v}, expected {expected}", d.var),
                             None => format!("{} has no {param} (expected {expected})", d.var),
                         },
-                        Fault::DbUrlParam { name: d.var.clone(), param: param.into(), expected, actual: u.param(param).map(str::to_string) },
+                        Fault::DbUrlParam {
+                            name: d.var.clone(),
+                            param: param.into(),
+                            expected,
+                            actual: u.param(param).map(str::to_string),
+                        },
                     ));
                 }
             }
@@ -175,7 +275,12 @@ impl Check for Env {
                 o.fault = Some(fault);
             }
         }
-        if let Some(pid) = p.process.as_ref().and_then(|_| o.evidence.first().and_then(|s| s.split_whitespace().nth(2)).and_then(|s| s.parse::<u32>().ok())) {
+        if let Some(pid) = p.process.as_ref().and_then(|_| {
+            o.evidence
+                .first()
+                .and_then(|s| s.split_whitespace().nth(2))
+                .and_then(|s| s.parse::<u32>().ok())
+        }) {
             o = o.capture("pid", pid);
         }
         o

@@ -2,7 +2,7 @@
 //! body and latency, and values captured for later checks.
 
 use super::{Check, Ctx, Observation, Status};
-use crate::diagnose::{excerpt, Fault, NetError};
+use crate::diagnose::{Fault, NetError, excerpt};
 use crate::duration::Dur;
 use crate::jsonpath;
 use schemars::JsonSchema;
@@ -125,29 +125,67 @@ pub struct Assertion {
     pub gte: Option<f64>,
 }
 
-const OPERATORS: &[&str] = &["equals", "not_equals", "exists", "matches", "contains", "one_of", "lt", "lte", "gt", "gte"];
+const OPERATORS: &[&str] = &[
+    "equals",
+    "not_equals",
+    "exists",
+    "matches",
+    "contains",
+    "one_of",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+];
 
 impl<'de> Deserialize<'de> for Assertion {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Assertion, D::Error> {
         use serde::de::Error;
         let v = serde_json::Value::deserialize(d)?;
         let serde_json::Value::Object(m) = v else {
-            return Ok(Assertion { equals: Some(v), ..Default::default() });
+            return Ok(Assertion {
+                equals: Some(v),
+                ..Default::default()
+            });
         };
         let mut a = Assertion::default();
-        let num = |k: &str, v: &serde_json::Value| v.as_f64().ok_or_else(|| D::Error::custom(format!("`{k}` expects a number")));
+        let num = |k: &str, v: &serde_json::Value| {
+            v.as_f64()
+                .ok_or_else(|| D::Error::custom(format!("`{k}` expects a number")))
+        };
         for (k, v) in m {
             match k.as_str() {
                 "equals" => a.equals = Some(v),
                 "not_equals" => a.not_equals = Some(v),
-                "exists" => a.exists = Some(v.as_bool().ok_or_else(|| D::Error::custom("`exists` expects true or false"))?),
+                "exists" => {
+                    a.exists = Some(
+                        v.as_bool()
+                            .ok_or_else(|| D::Error::custom("`exists` expects true or false"))?,
+                    )
+                }
                 "matches" => {
-                    let s = v.as_str().ok_or_else(|| D::Error::custom("`matches` expects a regular expression"))?;
-                    regex::Regex::new(s).map_err(|e| D::Error::custom(format!("`matches`: invalid regular expression: {e}")))?;
+                    let s = v.as_str().ok_or_else(|| {
+                        D::Error::custom("`matches` expects a regular expression")
+                    })?;
+                    regex::Regex::new(s).map_err(|e| {
+                        D::Error::custom(format!("`matches`: invalid regular expression: {e}"))
+                    })?;
                     a.matches = Some(s.to_string())
                 }
-                "contains" => a.contains = Some(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())),
-                "one_of" => a.one_of = Some(v.as_array().cloned().ok_or_else(|| D::Error::custom("`one_of` expects a list"))?),
+                "contains" => {
+                    a.contains = Some(
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                }
+                "one_of" => {
+                    a.one_of = Some(
+                        v.as_array()
+                            .cloned()
+                            .ok_or_else(|| D::Error::custom("`one_of` expects a list"))?,
+                    )
+                }
                 "lt" => a.lt = Some(num(&k, &v)?),
                 "lte" => a.lte = Some(num(&k, &v)?),
                 "gt" => a.gt = Some(num(&k, &v)?),
@@ -155,8 +193,12 @@ impl<'de> Deserialize<'de> for Assertion {
                 other => {
                     return Err(D::Error::custom(format!(
                         "unknown operator `{other}`, expected one of {}",
-                        OPERATORS.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
-                    )))
+                        OPERATORS
+                            .iter()
+                            .map(|o| format!("`{o}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
                 }
             }
         }
@@ -168,7 +210,9 @@ fn loose_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value as J;
     match (a, b) {
         (J::Number(x), J::Number(y)) => x.as_f64() == y.as_f64(),
-        (J::String(s), other) | (other, J::String(s)) if !matches!(other, J::String(_)) => *s == jsonpath::scalar_text(other),
+        (J::String(s), other) | (other, J::String(s)) if !matches!(other, J::String(_)) => {
+            *s == jsonpath::scalar_text(other)
+        }
         _ => a == b,
     }
 }
@@ -176,44 +220,62 @@ fn loose_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 impl Assertion {
     /// Checks a value (None: absent). Returns what was expected when it fails.
     pub fn check(&self, v: Option<&serde_json::Value>) -> Result<(), String> {
-        if let Some(want) = self.exists {
-            if want != v.is_some() {
-                return Err(if want { "to exist".into() } else { "to be absent".into() });
-            }
+        if let Some(want) = self.exists
+            && want != v.is_some()
+        {
+            return Err(if want {
+                "to exist".into()
+            } else {
+                "to be absent".into()
+            });
         }
-        let needs_value = self.equals.is_some() || self.not_equals.is_some() || self.matches.is_some() || self.contains.is_some() || self.one_of.is_some() || self.lt.is_some() || self.lte.is_some() || self.gt.is_some() || self.gte.is_some();
+        let needs_value = self.equals.is_some()
+            || self.not_equals.is_some()
+            || self.matches.is_some()
+            || self.contains.is_some()
+            || self.one_of.is_some()
+            || self.lt.is_some()
+            || self.lte.is_some()
+            || self.gt.is_some()
+            || self.gte.is_some();
         let Some(v) = v else {
-            return if needs_value { Err(self.describe()) } else { Ok(()) };
+            return if needs_value {
+                Err(self.describe())
+            } else {
+                Ok(())
+            };
         };
         let text = jsonpath::scalar_text(v);
-        if let Some(e) = &self.equals {
-            if !loose_eq(v, e) {
-                return Err(format!("equal to {e}"));
-            }
+        if let Some(e) = &self.equals
+            && !loose_eq(v, e)
+        {
+            return Err(format!("equal to {e}"));
         }
-        if let Some(e) = &self.not_equals {
-            if loose_eq(v, e) {
-                return Err(format!("not equal to {e}"));
-            }
+        if let Some(e) = &self.not_equals
+            && loose_eq(v, e)
+        {
+            return Err(format!("not equal to {e}"));
         }
-        if let Some(re) = &self.matches {
-            if !regex::Regex::new(re).is_ok_and(|r| r.is_match(&text)) {
-                return Err(format!("matching /{re}/"));
-            }
+        if let Some(re) = &self.matches
+            && !regex::Regex::new(re).is_ok_and(|r| r.is_match(&text))
+        {
+            return Err(format!("matching /{re}/"));
         }
         if let Some(c) = &self.contains {
             let ok = match v {
-                serde_json::Value::Array(items) => items.iter().any(|i| jsonpath::scalar_text(i) == *c),
+                serde_json::Value::Array(items) => {
+                    items.iter().any(|i| jsonpath::scalar_text(i) == *c)
+                }
                 _ => text.contains(c.as_str()),
             };
             if !ok {
                 return Err(format!("containing {c:?}"));
             }
         }
-        if let Some(list) = &self.one_of {
-            if !list.iter().any(|x| loose_eq(v, x)) {
-                return Err(format!("one of {}", serde_json::Value::Array(list.clone())));
-            }
+        if let Some(list) = &self.one_of
+            && !list.iter().any(|x| loose_eq(v, x))
+        {
+            return Err(format!("one of {}", serde_json::Value::Array(list.clone())));
         }
         let n = v.as_f64().or_else(|| text.parse::<f64>().ok());
         for (bound, op, ok) in [
@@ -222,17 +284,19 @@ impl Assertion {
             (self.gt, ">", n.zip(self.gt).map(|(n, b)| n > b)),
             (self.gte, ">=", n.zip(self.gte).map(|(n, b)| n >= b)),
         ] {
-            if let Some(b) = bound {
-                if ok != Some(true) {
-                    return Err(format!("{op} {b}"));
-                }
+            if let Some(b) = bound
+                && ok != Some(true)
+            {
+                return Err(format!("{op} {b}"));
             }
         }
         Ok(())
     }
 
     fn describe(&self) -> String {
-        self.check(Some(&serde_json::Value::Null)).err().unwrap_or_else(|| "a value".into())
+        self.check(Some(&serde_json::Value::Null))
+            .err()
+            .unwrap_or_else(|| "a value".into())
     }
 }
 
@@ -252,9 +316,16 @@ pub fn classify(e: &reqwest::Error) -> (NetError, String) {
     let lower = chain.to_ascii_lowercase();
     let kind = if e.is_timeout() || lower.contains("timed out") {
         NetError::Timeout
-    } else if lower.contains("dns error") || lower.contains("failed to lookup") || lower.contains("name or service not known") {
+    } else if lower.contains("dns error")
+        || lower.contains("failed to lookup")
+        || lower.contains("name or service not known")
+    {
         NetError::Dns
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") || lower.contains("ssl") {
+    } else if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("ssl")
+    {
         NetError::Tls
     } else if let Some(k) = io_kind {
         k
@@ -272,12 +343,19 @@ fn shell_quote(s: &str) -> String {
 
 fn is_secret_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n == "authorization" || n == "cookie" || n == "proxy-authorization" || n.contains("token") || n.contains("api-key") || n.contains("apikey") || n.contains("secret")
+    n == "authorization"
+        || n == "cookie"
+        || n == "proxy-authorization"
+        || n.contains("token")
+        || n.contains("api-key")
+        || n.contains("apikey")
+        || n.contains("secret")
 }
 
 impl Check for Http {
     const KIND: &'static str = "http";
-    const HELP: &'static str = "one HTTP request: status, JSON path, header and latency assertions, captured values";
+    const HELP: &'static str =
+        "one HTTP request: status, JSON path, header and latency assertions, captured values";
     type Params = Params;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
@@ -295,15 +373,25 @@ impl Check for Http {
         }
         let shown_url = url.to_string();
         let mut curl = format!("curl -sS -i -X {} {}", method, shell_quote(&shown_url));
-        let mut req = ctx.http.request(method.clone(), url.clone()).timeout(ctx.timeout);
+        let mut req = ctx
+            .http
+            .request(method.clone(), url.clone())
+            .timeout(ctx.timeout);
         for (k, v) in &r.headers {
             req = req.header(k, v);
-            let shown = if is_secret_header(k) { "***".to_string() } else { v.clone() };
+            let shown = if is_secret_header(k) {
+                "***".to_string()
+            } else {
+                v.clone()
+            };
             curl.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {shown}"))));
         }
         if let Some(j) = &r.json {
             req = req.json(j);
-            curl.push_str(&format!(" -H 'Content-Type: application/json' -d {}", shell_quote(&j.to_string())));
+            curl.push_str(&format!(
+                " -H 'Content-Type: application/json' -d {}",
+                shell_quote(&j.to_string())
+            ));
         } else if let Some(b) = &r.body {
             req = req.body(b.clone());
             curl.push_str(&format!(" -d {}", shell_quote(b)));
@@ -316,8 +404,16 @@ impl Check for Http {
                 let (kind, detail) = classify(&e);
                 let took = started.elapsed();
                 return Observation::fail(
-                    format!("{method} {shown_url}: {} after {}", kind.describe(), crate::duration::fmt(took)),
-                    Fault::HttpConnect { url: shown_url.clone(), error: kind, detail: excerpt(&detail, 200) },
+                    format!(
+                        "{method} {shown_url}: {} after {}",
+                        kind.describe(),
+                        crate::duration::fmt(took)
+                    ),
+                    Fault::HttpConnect {
+                        url: shown_url.clone(),
+                        error: kind,
+                        detail: excerpt(&detail, 200),
+                    },
                 )
                 .evidence(excerpt(&detail, 300))
                 .command(curl);
@@ -325,26 +421,54 @@ impl Check for Http {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = match tokio::time::timeout(ctx.timeout.saturating_sub(started.elapsed()), resp.bytes()).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                let (kind, detail) = classify(&e);
-                return Observation::fail(format!("{method} {shown_url}: reading the body failed ({})", kind.describe()), Fault::HttpConnect { url: shown_url.clone(), error: kind, detail }).command(curl);
-            }
-            Err(_) => {
-                return Observation::fail(format!("{method} {shown_url}: the body did not arrive in time"), Fault::HttpConnect { url: shown_url.clone(), error: NetError::Timeout, detail: "body read timed out".into() }).command(curl);
-            }
-        };
+        let body =
+            match tokio::time::timeout(ctx.timeout.saturating_sub(started.elapsed()), resp.bytes())
+                .await
+            {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    let (kind, detail) = classify(&e);
+                    return Observation::fail(
+                        format!(
+                            "{method} {shown_url}: reading the body failed ({})",
+                            kind.describe()
+                        ),
+                        Fault::HttpConnect {
+                            url: shown_url.clone(),
+                            error: kind,
+                            detail,
+                        },
+                    )
+                    .command(curl);
+                }
+                Err(_) => {
+                    return Observation::fail(
+                        format!("{method} {shown_url}: the body did not arrive in time"),
+                        Fault::HttpConnect {
+                            url: shown_url.clone(),
+                            error: NetError::Timeout,
+                            detail: "body read timed out".into(),
+                        },
+                    )
+                    .command(curl);
+                }
+            };
         let took = started.elapsed();
         let took_ms = took.as_millis() as u64;
         let text = String::from_utf8_lossy(&body).into_owned();
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-        let mut o = Observation::pass(format!("{method} {shown_url} → {status} in {}", crate::duration::fmt(took)))
-            .evidence(format!("{method} {shown_url} → {status} in {}", crate::duration::fmt(took)))
-            .evidence(format!("body: {}", excerpt(&text, 300)))
-            .command(curl)
-            .capture("status", status)
-            .capture("latency_ms", took_ms);
+        let mut o = Observation::pass(format!(
+            "{method} {shown_url} → {status} in {}",
+            crate::duration::fmt(took)
+        ))
+        .evidence(format!(
+            "{method} {shown_url} → {status} in {}",
+            crate::duration::fmt(took)
+        ))
+        .evidence(format!("body: {}", excerpt(&text, 300)))
+        .command(curl)
+        .capture("status", status)
+        .capture("latency_ms", took_ms);
         if let Some(j) = &json {
             o = o.capture("json", j.clone());
         }
@@ -356,43 +480,118 @@ impl Check for Http {
             o
         };
 
-        let expected_status = p.expect.status.as_ref().map(|s| s.items()).unwrap_or_else(|| vec![StatusItem::Text("2xx".into())]);
+        let expected_status = p
+            .expect
+            .status
+            .as_ref()
+            .map(|s| s.items())
+            .unwrap_or_else(|| vec![StatusItem::Text("2xx".into())]);
         if !expected_status.iter().any(|s| s.matches(status)) {
-            let exp = expected_status.iter().map(StatusItem::text).collect::<Vec<_>>().join(" or ");
-            return fail(o, format!("{method} {shown_url} answered {status}, expected {exp}"), Fault::HttpStatus { url: shown_url, expected: exp, status, body: excerpt(&text, 400) });
+            let exp = expected_status
+                .iter()
+                .map(StatusItem::text)
+                .collect::<Vec<_>>()
+                .join(" or ");
+            return fail(
+                o,
+                format!("{method} {shown_url} answered {status}, expected {exp}"),
+                Fault::HttpStatus {
+                    url: shown_url,
+                    expected: exp,
+                    status,
+                    body: excerpt(&text, 400),
+                },
+            );
         }
         if let Some(max) = p.expect.max_latency {
             let limit_ms = max.0.as_millis() as u64;
             if took_ms > limit_ms {
-                return fail(o, format!("{shown_url} took {took_ms} ms (limit {limit_ms} ms)"), Fault::HttpLatency { url: shown_url, limit_ms, took_ms });
+                return fail(
+                    o,
+                    format!("{shown_url} took {took_ms} ms (limit {limit_ms} ms)"),
+                    Fault::HttpLatency {
+                        url: shown_url,
+                        limit_ms,
+                        took_ms,
+                    },
+                );
             }
         }
-        if let Some(c) = &p.expect.body_contains {
-            if !text.contains(c.as_str()) {
-                return fail(o, format!("the body does not contain {c:?}"), Fault::HttpAssertion { url: shown_url, path: "body".into(), expected: format!("containing {c:?}"), actual: excerpt(&text, 120) });
-            }
+        if let Some(c) = &p.expect.body_contains
+            && !text.contains(c.as_str())
+        {
+            return fail(
+                o,
+                format!("the body does not contain {c:?}"),
+                Fault::HttpAssertion {
+                    url: shown_url,
+                    path: "body".into(),
+                    expected: format!("containing {c:?}"),
+                    actual: excerpt(&text, 120),
+                },
+            );
         }
         if !p.expect.json.is_empty() && json.is_none() {
-            return fail(o, format!("{shown_url} did not answer JSON"), Fault::HttpBody { url: shown_url, message: format!("the body is not JSON: {}", excerpt(&text, 120)) });
+            return fail(
+                o,
+                format!("{shown_url} did not answer JSON"),
+                Fault::HttpBody {
+                    url: shown_url,
+                    message: format!("the body is not JSON: {}", excerpt(&text, 120)),
+                },
+            );
         }
         for (path, a) in &p.expect.json {
             let j = json.as_ref().unwrap_or(&serde_json::Value::Null);
-            let found = path.split('|').map(str::trim).find_map(|alt| jsonpath::lookup(j, alt));
+            let found = path
+                .split('|')
+                .map(str::trim)
+                .find_map(|alt| jsonpath::lookup(j, alt));
             match a.check(found) {
                 Ok(()) => {
-                    o = o.evidence(format!("✓ {path} = {}", found.map(|v| excerpt(&v.to_string(), 80)).unwrap_or_else(|| "(absent)".into())));
+                    o = o.evidence(format!(
+                        "✓ {path} = {}",
+                        found
+                            .map(|v| excerpt(&v.to_string(), 80))
+                            .unwrap_or_else(|| "(absent)".into())
+                    ));
                 }
                 Err(expected) => {
-                    let actual = found.map(|v| excerpt(&v.to_string(), 120)).unwrap_or_else(|| "absent".into());
-                    return fail(o, format!("`{path}` is {actual}, expected {expected}"), Fault::HttpAssertion { url: shown_url, path: path.clone(), expected, actual });
+                    let actual = found
+                        .map(|v| excerpt(&v.to_string(), 120))
+                        .unwrap_or_else(|| "absent".into());
+                    return fail(
+                        o,
+                        format!("`{path}` is {actual}, expected {expected}"),
+                        Fault::HttpAssertion {
+                            url: shown_url,
+                            path: path.clone(),
+                            expected,
+                            actual,
+                        },
+                    );
                 }
             }
         }
         for (name, a) in &p.expect.headers {
-            let v = headers.get(name.as_str()).and_then(|v| v.to_str().ok()).map(|s| serde_json::Value::String(s.to_string()));
+            let v = headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(|s| serde_json::Value::String(s.to_string()));
             if let Err(expected) = a.check(v.as_ref()) {
-                let actual = v.map(|v| jsonpath::scalar_text(&v)).unwrap_or_else(|| "absent".into());
-                return fail(o, format!("header `{name}` is {actual}, expected {expected}"), Fault::HttpAssertion { url: shown_url, path: format!("header {name}"), expected, actual });
+                let actual = v
+                    .map(|v| jsonpath::scalar_text(&v))
+                    .unwrap_or_else(|| "absent".into());
+                return fail(
+                    o,
+                    format!("header `{name}` is {actual}, expected {expected}"),
+                    Fault::HttpAssertion {
+                        url: shown_url,
+                        path: format!("header {name}"),
+                        expected,
+                        actual,
+                    },
+                );
             }
         }
         for (name, from) in &p.capture {
@@ -400,18 +599,44 @@ impl Check for Http {
                 Some(serde_json::Value::from(status))
             } else if from == "body" {
                 Some(serde_json::Value::String(text.clone()))
-            } else if let Some(h) = from.strip_prefix("header.").or_else(|| from.strip_prefix("headers.")) {
-                headers.get(h).and_then(|v| v.to_str().ok()).map(|s| serde_json::Value::String(s.to_string()))
+            } else if let Some(h) = from
+                .strip_prefix("header.")
+                .or_else(|| from.strip_prefix("headers."))
+            {
+                headers
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|s| serde_json::Value::String(s.to_string()))
             } else {
                 let path = from.strip_prefix("json.").unwrap_or(from);
-                json.as_ref().and_then(|j| path.split('|').map(str::trim).find_map(|alt| jsonpath::lookup(j, alt))).cloned()
+                json.as_ref()
+                    .and_then(|j| {
+                        path.split('|')
+                            .map(str::trim)
+                            .find_map(|alt| jsonpath::lookup(j, alt))
+                    })
+                    .cloned()
             };
             match value {
                 Some(v) => {
-                    o = o.evidence(format!("captured {name} = {}", excerpt(&jsonpath::scalar_text(&v), 80))).capture(name, v);
+                    o = o
+                        .evidence(format!(
+                            "captured {name} = {}",
+                            excerpt(&jsonpath::scalar_text(&v), 80)
+                        ))
+                        .capture(name, v);
                 }
                 None => {
-                    return fail(o, format!("nothing to capture as `{name}` at `{from}`"), Fault::HttpAssertion { url: shown_url, path: from.clone(), expected: "to exist (for a capture)".into(), actual: "absent".into() });
+                    return fail(
+                        o,
+                        format!("nothing to capture as `{name}` at `{from}`"),
+                        Fault::HttpAssertion {
+                            url: shown_url,
+                            path: from.clone(),
+                            expected: "to exist (for a capture)".into(),
+                            actual: "absent".into(),
+                        },
+                    );
                 }
             }
         }
@@ -435,12 +660,26 @@ mod tests {
         assert!(a(json!(200)).check(Some(&json!("200"))).is_ok());
         assert!(a(json!({"exists": true})).check(None).is_err());
         assert!(a(json!({"exists": false})).check(None).is_ok());
-        assert!(a(json!({"matches": "^c[a-z0-9]+$"})).check(Some(&json!("cmh0jvvdo"))).is_ok());
+        assert!(
+            a(json!({"matches": "^c[a-z0-9]+$"}))
+                .check(Some(&json!("cmh0jvvdo")))
+                .is_ok()
+        );
         assert!(a(json!({"lt": 5})).check(Some(&json!(4.5))).is_ok());
         assert!(a(json!({"gte": 5})).check(Some(&json!(4))).is_err());
-        assert!(a(json!({"one_of": ["healthy", "ok"]})).check(Some(&json!("ok"))).is_ok());
-        assert!(a(json!({"contains": "x"})).check(Some(&json!(["x", "y"]))).is_ok());
-        let e = serde_json::from_value::<Assertion>(json!({"equal": 1})).unwrap_err().to_string();
+        assert!(
+            a(json!({"one_of": ["healthy", "ok"]}))
+                .check(Some(&json!("ok")))
+                .is_ok()
+        );
+        assert!(
+            a(json!({"contains": "x"}))
+                .check(Some(&json!(["x", "y"])))
+                .is_ok()
+        );
+        let e = serde_json::from_value::<Assertion>(json!({"equal": 1}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown operator `equal`"), "{e}");
     }
 

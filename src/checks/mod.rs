@@ -4,8 +4,8 @@
 
 use crate::diagnose::Fault;
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -204,7 +204,11 @@ fn type_name(p: &serde_json::Value, root: &serde_json::Value) -> String {
         let name = r.rsplit('/').next().unwrap_or(r);
         if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
             if let Some(e) = def.get("enum").and_then(|e| e.as_array()) {
-                return e.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join("|");
+                return e
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("|");
             }
             if let Some(one) = def.get("oneOf").and_then(|e| e.as_array()) {
                 let names: Vec<String> = one

@@ -23,13 +23,27 @@ pub fn classify(e: &tokio_postgres::Error, u: &DbUrl) -> Fault {
         let code = db.code().code().to_string();
         let message = db.message().to_string();
         return match code.as_str() {
-            "28P01" => Fault::PgAuthFailed { user: u.user.clone(), host: format!("{}:{}", u.host, u.port) },
-            "3D000" => Fault::PgDatabaseMissing { database: u.database.clone() },
+            "28P01" => Fault::PgAuthFailed {
+                user: u.user.clone(),
+                host: format!("{}:{}", u.host, u.port),
+            },
+            "3D000" => Fault::PgDatabaseMissing {
+                database: u.database.clone(),
+            },
             "53300" => Fault::PgTooManyClients { message },
-            "57P03" => Fault::PgRejecting { host: u.host.clone(), port: u.port, message },
-            "28000" if message.contains("no encryption") || message.contains("SSL off") => Fault::PgTlsRequired { message },
+            "57P03" => Fault::PgRejecting {
+                host: u.host.clone(),
+                port: u.port,
+                message,
+            },
+            "28000" if message.contains("no encryption") || message.contains("SSL off") => {
+                Fault::PgTlsRequired { message }
+            }
             "28000" if message.contains("pg_hba.conf") => Fault::PgNoHbaEntry { message },
-            "28000" => Fault::PgAuthFailed { user: u.user.clone(), host: format!("{}:{}", u.host, u.port) },
+            "28000" => Fault::PgAuthFailed {
+                user: u.user.clone(),
+                host: format!("{}:{}", u.host, u.port),
+            },
             _ => Fault::PgServerError { code, message },
         };
     }
@@ -37,19 +51,33 @@ pub fn classify(e: &tokio_postgres::Error, u: &DbUrl) -> Fault {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return Fault::PgNoResponse { host: u.host.clone(), port: u.port, error: NetError::from_io(io) };
+            return Fault::PgNoResponse {
+                host: u.host.clone(),
+                port: u.port,
+                error: NetError::from_io(io),
+            };
         }
         src = s.source();
     }
     let lower = text.to_ascii_lowercase();
     if lower.contains("timeout") || lower.contains("timed out") {
-        Fault::PgNoResponse { host: u.host.clone(), port: u.port, error: NetError::Timeout }
+        Fault::PgNoResponse {
+            host: u.host.clone(),
+            port: u.port,
+            error: NetError::Timeout,
+        }
     } else if lower.contains("tls") || lower.contains("ssl") {
         Fault::PgTlsRequired { message: text }
     } else if lower.contains("password missing") {
-        Fault::PgAuthFailed { user: u.user.clone(), host: format!("{}:{}", u.host, u.port) }
+        Fault::PgAuthFailed {
+            user: u.user.clone(),
+            host: format!("{}:{}", u.host, u.port),
+        }
     } else {
-        Fault::PgServerError { code: "-".into(), message: text }
+        Fault::PgServerError {
+            code: "-".into(),
+            message: text,
+        }
     }
 }
 
@@ -76,9 +104,17 @@ impl Check for PgConnect {
     async fn run(p: Params, ctx: Ctx) -> Observation {
         let u = match DbUrl::parse(&p.url) {
             Ok(u) => u,
-            Err(e) => return Observation::fail(format!("invalid database URL: {e}"), Fault::PgNoAttempt { reason: e }),
+            Err(e) => {
+                return Observation::fail(
+                    format!("invalid database URL: {e}"),
+                    Fault::PgNoAttempt { reason: e },
+                );
+            }
         };
-        let cmd = format!("psql \"postgresql://{}@{}:{}/{}\" -c 'SELECT version()'", u.user, u.host, u.port, u.database);
+        let cmd = format!(
+            "psql \"postgresql://{}@{}:{}/{}\" -c 'SELECT version()'",
+            u.user, u.host, u.port, u.database
+        );
         let mut cfg = u.config("chatops");
         cfg.connect_timeout(ctx.timeout);
         let attempt = async {
@@ -98,21 +134,35 @@ impl Check for PgConnect {
             Err(_) => {
                 return Observation::fail(
                     format!("no login within {}", crate::duration::fmt(ctx.timeout)),
-                    Fault::PgNoResponse { host: u.host.clone(), port: u.port, error: NetError::Timeout },
+                    Fault::PgNoResponse {
+                        host: u.host.clone(),
+                        port: u.port,
+                        error: NetError::Timeout,
+                    },
                 )
-                .command(cmd)
+                .command(cmd);
             }
             Ok(Err(e)) => {
                 let fault = classify(&e, &u);
                 let summary = match &fault {
-                    Fault::PgAuthFailed { user, .. } => format!("password authentication failed for user `{user}`"),
-                    Fault::PgDatabaseMissing { database } => format!("database `{database}` does not exist"),
-                    Fault::PgTooManyClients { .. } => "too many clients already (no free connection slot)".to_string(),
+                    Fault::PgAuthFailed { user, .. } => {
+                        format!("password authentication failed for user `{user}`")
+                    }
+                    Fault::PgDatabaseMissing { database } => {
+                        format!("database `{database}` does not exist")
+                    }
+                    Fault::PgTooManyClients { .. } => {
+                        "too many clients already (no free connection slot)".to_string()
+                    }
                     Fault::PgTlsRequired { .. } => "the server requires TLS".to_string(),
-                    Fault::PgNoResponse { error, .. } => format!("{}:{} - no response ({})", u.host, u.port, error.describe()),
+                    Fault::PgNoResponse { error, .. } => {
+                        format!("{}:{} - no response ({})", u.host, u.port, error.describe())
+                    }
                     _ => format!("login failed: {e}"),
                 };
-                return Observation::fail(summary, fault).evidence(format!("server said: {}", error_chain(&e))).command(cmd);
+                return Observation::fail(summary, fault)
+                    .evidence(format!("server said: {}", error_chain(&e)))
+                    .command(cmd);
             }
             Ok(Ok(r)) => r,
         };
@@ -121,12 +171,16 @@ impl Check for PgConnect {
         let user: String = row.get(2);
         let max: i32 = row.get(3);
         let clients: i32 = row.get(4);
-        Observation::pass(format!("logged in to `{db}` as `{user}` (PostgreSQL {version})"))
-            .evidence(format!("server_version {version}, max_connections {max}, client sessions now {clients}"))
-            .command(cmd)
-            .capture("server_version", version)
-            .capture("database", db)
-            .capture("max_connections", max)
-            .capture("client_sessions", clients)
+        Observation::pass(format!(
+            "logged in to `{db}` as `{user}` (PostgreSQL {version})"
+        ))
+        .evidence(format!(
+            "server_version {version}, max_connections {max}, client sessions now {clients}"
+        ))
+        .command(cmd)
+        .capture("server_version", version)
+        .capture("database", db)
+        .capture("max_connections", max)
+        .capture("client_sessions", clients)
     }
 }

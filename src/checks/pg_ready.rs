@@ -64,7 +64,11 @@ pub struct PingResult {
 fn startup_message(user: &str, database: &str) -> Vec<u8> {
     let mut body = Vec::with_capacity(64);
     body.extend_from_slice(&196_608u32.to_be_bytes()); // protocol 3.0
-    for (k, v) in [("user", user), ("database", database), ("application_name", "chatops")] {
+    for (k, v) in [
+        ("user", user),
+        ("database", database),
+        ("application_name", "chatops"),
+    ] {
         body.extend_from_slice(k.as_bytes());
         body.push(0);
         body.extend_from_slice(v.as_bytes());
@@ -76,30 +80,71 @@ fn startup_message(user: &str, database: &str) -> Vec<u8> {
     msg
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, user: &str, database: &str) -> PingResult {
-    let no_response = |detail: String, net: NetError| PingResult { ping: Ping::NoResponse, detail, net: Some(net), sqlstate: None };
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    user: &str,
+    database: &str,
+) -> PingResult {
+    let no_response = |detail: String, net: NetError| PingResult {
+        ping: Ping::NoResponse,
+        detail,
+        net: Some(net),
+        sqlstate: None,
+    };
     if let Err(e) = s.write_all(&startup_message(user, database)).await {
-        return no_response(format!("sending the startup message failed: {e}"), NetError::from_io(&e));
+        return no_response(
+            format!("sending the startup message failed: {e}"),
+            NetError::from_io(&e),
+        );
     }
     let mut head = [0u8; 5];
     if let Err(e) = s.read_exact(&mut head).await {
-        return no_response(format!("the server closed the connection without answering ({e})"), NetError::from_io(&e));
+        return no_response(
+            format!("the server closed the connection without answering ({e})"),
+            NetError::from_io(&e),
+        );
     }
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     match head[0] {
-        b'R' => PingResult { ping: Ping::Accepting, detail: "server asked for authentication".into(), net: None, sqlstate: None },
-        b'v' => PingResult { ping: Ping::Accepting, detail: "server negotiated the protocol version".into(), net: None, sqlstate: None },
+        b'R' => PingResult {
+            ping: Ping::Accepting,
+            detail: "server asked for authentication".into(),
+            net: None,
+            sqlstate: None,
+        },
+        b'v' => PingResult {
+            ping: Ping::Accepting,
+            detail: "server negotiated the protocol version".into(),
+            net: None,
+            sqlstate: None,
+        },
         b'E' => {
             let mut body = vec![0u8; len.saturating_sub(4).min(16 * 1024)];
             let _ = s.read_exact(&mut body).await;
             let (code, msg) = parse_error(&body);
-            let ping = if code.as_deref() == Some("57P03") { Ping::Rejecting } else { Ping::Accepting };
-            PingResult { ping, detail: format!("server answered: {msg}"), net: None, sqlstate: code }
+            let ping = if code.as_deref() == Some("57P03") {
+                Ping::Rejecting
+            } else {
+                Ping::Accepting
+            };
+            PingResult {
+                ping,
+                detail: format!("server answered: {msg}"),
+                net: None,
+                sqlstate: code,
+            }
         }
-        b'N' | b'S' => PingResult { ping: Ping::Accepting, detail: "server answered".into(), net: None, sqlstate: None },
+        b'N' | b'S' => PingResult {
+            ping: Ping::Accepting,
+            detail: "server answered".into(),
+            net: None,
+            sqlstate: None,
+        },
         other => PingResult {
             ping: Ping::NoResponse,
-            detail: format!("the peer does not speak the PostgreSQL protocol (first byte 0x{other:02x})"),
+            detail: format!(
+                "the peer does not speak the PostgreSQL protocol (first byte 0x{other:02x})"
+            ),
             net: Some(NetError::Other),
             sqlstate: None,
         },
@@ -124,18 +169,36 @@ pub fn parse_error(body: &[u8]) -> (Option<String>, String) {
 }
 
 /// Pings a server the way pg_isready does.
-pub async fn ping(host: &str, port: u16, user: &str, database: &str, timeout: Duration) -> PingResult {
+pub async fn ping(
+    host: &str,
+    port: u16,
+    user: &str,
+    database: &str,
+    timeout: Duration,
+) -> PingResult {
     let attempt = async {
         if host.starts_with('/') {
             let path = format!("{host}/.s.PGSQL.{port}");
             match tokio::net::UnixStream::connect(&path).await {
                 Ok(s) => exchange(s, user, database).await,
-                Err(e) => PingResult { ping: Ping::NoResponse, detail: format!("{path}: {e}"), net: Some(NetError::from_io(&e)), sqlstate: None },
+                Err(e) => PingResult {
+                    ping: Ping::NoResponse,
+                    detail: format!("{path}: {e}"),
+                    net: Some(NetError::from_io(&e)),
+                    sqlstate: None,
+                },
             }
         } else {
             let addrs = match tokio::net::lookup_host((host, port)).await {
                 Ok(a) => a.collect::<Vec<_>>(),
-                Err(e) => return PingResult { ping: Ping::NoResponse, detail: format!("could not resolve `{host}`: {e}"), net: Some(NetError::Dns), sqlstate: None },
+                Err(e) => {
+                    return PingResult {
+                        ping: Ping::NoResponse,
+                        detail: format!("could not resolve `{host}`: {e}"),
+                        net: Some(NetError::Dns),
+                        sqlstate: None,
+                    };
+                }
             };
             let mut last = None;
             for a in addrs {
@@ -148,20 +211,36 @@ pub async fn ping(host: &str, port: u16, user: &str, database: &str, timeout: Du
                 }
             }
             match last {
-                Some((a, e)) => PingResult { ping: Ping::NoResponse, detail: format!("{a}: {e}"), net: Some(NetError::from_io(&e)), sqlstate: None },
-                None => PingResult { ping: Ping::NoResponse, detail: format!("`{host}` has no addresses"), net: Some(NetError::Dns), sqlstate: None },
+                Some((a, e)) => PingResult {
+                    ping: Ping::NoResponse,
+                    detail: format!("{a}: {e}"),
+                    net: Some(NetError::from_io(&e)),
+                    sqlstate: None,
+                },
+                None => PingResult {
+                    ping: Ping::NoResponse,
+                    detail: format!("`{host}` has no addresses"),
+                    net: Some(NetError::Dns),
+                    sqlstate: None,
+                },
             }
         }
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
-        Err(_) => PingResult { ping: Ping::NoResponse, detail: format!("no answer within {}", crate::duration::fmt(timeout)), net: Some(NetError::Timeout), sqlstate: None },
+        Err(_) => PingResult {
+            ping: Ping::NoResponse,
+            detail: format!("no answer within {}", crate::duration::fmt(timeout)),
+            net: Some(NetError::Timeout),
+            sqlstate: None,
+        },
     }
 }
 
 impl Check for PgReady {
     const KIND: &'static str = "pg_ready";
-    const HELP: &'static str = "PostgreSQL accepts connections, exactly as pg_isready judges it (no login)";
+    const HELP: &'static str =
+        "PostgreSQL accepts connections, exactly as pg_isready judges it (no login)";
     type Params = Params;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
@@ -169,30 +248,71 @@ impl Check for PgReady {
             Some(Ok(u)) => Some(u),
             Some(Err(e)) => {
                 let reason = format!("the URL is invalid: {e}");
-                return Observation::fail(format!("{}: {reason}", Ping::NoAttempt.text()), Fault::PgNoAttempt { reason }).capture("state", "no attempt").capture("code", 3);
+                return Observation::fail(
+                    format!("{}: {reason}", Ping::NoAttempt.text()),
+                    Fault::PgNoAttempt { reason },
+                )
+                .capture("state", "no attempt")
+                .capture("code", 3);
             }
             None => None,
         };
-        let host = p.host.or(base.as_ref().map(|u| u.host.clone())).unwrap_or_else(|| "localhost".into());
+        let host = p
+            .host
+            .or(base.as_ref().map(|u| u.host.clone()))
+            .unwrap_or_else(|| "localhost".into());
         let port = p.port.or(base.as_ref().map(|u| u.port)).unwrap_or(5432);
-        let user = p.user.or(base.as_ref().map(|u| u.user.clone())).unwrap_or_else(|| "postgres".into());
-        let database = p.database.or(base.as_ref().map(|u| u.database.clone())).unwrap_or_else(|| user.clone());
+        let user = p
+            .user
+            .or(base.as_ref().map(|u| u.user.clone()))
+            .unwrap_or_else(|| "postgres".into());
+        let database = p
+            .database
+            .or(base.as_ref().map(|u| u.database.clone()))
+            .unwrap_or_else(|| user.clone());
         let r = ping(&host, port, &user, &database, ctx.timeout).await;
         let line = format!("{host}:{port} - {}", r.ping.text());
         let mut o = match r.ping {
             Ping::Accepting => Observation::pass(line.clone()),
-            Ping::Rejecting => Observation::fail(line.clone(), Fault::PgRejecting { host: host.clone(), port, message: r.detail.clone() }),
-            Ping::NoResponse => Observation::fail(line.clone(), Fault::PgNoResponse { host: host.clone(), port, error: r.net.unwrap_or(NetError::Other) }),
-            Ping::NoAttempt => Observation::fail(line.clone(), Fault::PgNoAttempt { reason: r.detail.clone() }),
+            Ping::Rejecting => Observation::fail(
+                line.clone(),
+                Fault::PgRejecting {
+                    host: host.clone(),
+                    port,
+                    message: r.detail.clone(),
+                },
+            ),
+            Ping::NoResponse => Observation::fail(
+                line.clone(),
+                Fault::PgNoResponse {
+                    host: host.clone(),
+                    port,
+                    error: r.net.unwrap_or(NetError::Other),
+                },
+            ),
+            Ping::NoAttempt => Observation::fail(
+                line.clone(),
+                Fault::PgNoAttempt {
+                    reason: r.detail.clone(),
+                },
+            ),
         };
         o = o
             .evidence(format!("{line} ({})", r.detail))
-            .evidence(format!("pg_isready exit code equivalent: {}", r.ping as i32))
-            .command(format!("pg_isready -h {host} -p {port} -U {user} -d {database} -t {}", ctx.timeout.as_secs().max(1)))
+            .evidence(format!(
+                "pg_isready exit code equivalent: {}",
+                r.ping as i32
+            ))
+            .command(format!(
+                "pg_isready -h {host} -p {port} -U {user} -d {database} -t {}",
+                ctx.timeout.as_secs().max(1)
+            ))
             .capture("state", r.ping.text())
             .capture("code", r.ping as i32);
         if let Some(code) = &r.sqlstate {
-            o = o.evidence(format!("SQLSTATE {code} (any code but 57P03 means the server is accepting connections)"));
+            o = o.evidence(format!(
+                "SQLSTATE {code} (any code but 57P03 means the server is accepting connections)"
+            ));
         }
         debug_assert!(o.status != Status::Blocked);
         o

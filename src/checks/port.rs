@@ -51,7 +51,11 @@ impl Check for Port {
         let local = procinfo::is_local_host(&p.host);
         let addr = format!("{}:{}", p.host, p.port);
         let started = std::time::Instant::now();
-        let conn = tokio::time::timeout(ctx.timeout, tokio::net::TcpStream::connect((p.host.as_str(), p.port))).await;
+        let conn = tokio::time::timeout(
+            ctx.timeout,
+            tokio::net::TcpStream::connect((p.host.as_str(), p.port)),
+        )
+        .await;
         let took = started.elapsed();
         let (open, net) = match conn {
             Ok(Ok(_)) => (true, None),
@@ -60,25 +64,49 @@ impl Check for Port {
         };
         // A local listener bound to another address still takes the port.
         let listening_anywhere = local && procinfo::is_listening_locally(p.port).unwrap_or(false);
-        let holders = if local && (open || listening_anywhere) { procinfo::listeners(p.port) } else { Vec::new() };
+        let holders = if local && (open || listening_anywhere) {
+            procinfo::listeners(p.port)
+        } else {
+            Vec::new()
+        };
         let holder = holders.first().map(|h| h.to_string());
-        let cmd = if local { format!("lsof -nP -iTCP:{} -sTCP:LISTEN", p.port) } else { format!("nc -vz {} {}", p.host, p.port) };
+        let cmd = if local {
+            format!("lsof -nP -iTCP:{} -sTCP:LISTEN", p.port)
+        } else {
+            format!("nc -vz {} {}", p.host, p.port)
+        };
         let mut o = match (p.expect, open || listening_anywhere) {
             (Expect::Listening, true) => Observation::pass(match &holder {
                 Some(h) => format!("{addr} is listening: {h}"),
                 None => format!("{addr} is listening"),
             }),
-            (Expect::Listening, false) if matches!(net, Some(NetError::Dns | NetError::Timeout | NetError::Unreachable)) => {
+            (Expect::Listening, false)
+                if matches!(
+                    net,
+                    Some(NetError::Dns | NetError::Timeout | NetError::Unreachable)
+                ) =>
+            {
                 let n = net.unwrap_or(NetError::Other);
                 Observation::fail(
-                    format!("cannot reach {addr}: {} after {}", n.describe(), crate::duration::fmt(took)),
-                    Fault::HttpConnect { url: format!("tcp://{addr}"), error: n, detail: format!("TCP connect to {addr}") },
+                    format!(
+                        "cannot reach {addr}: {} after {}",
+                        n.describe(),
+                        crate::duration::fmt(took)
+                    ),
+                    Fault::HttpConnect {
+                        url: format!("tcp://{addr}"),
+                        error: n,
+                        detail: format!("TCP connect to {addr}"),
+                    },
                 )
             }
             (Expect::Listening, false) => {
                 let why = net.map(|n| n.describe()).unwrap_or("closed");
                 Observation::fail(
-                    format!("nothing listens on {addr} ({why} after {})", crate::duration::fmt(took)),
+                    format!(
+                        "nothing listens on {addr} ({why} after {})",
+                        crate::duration::fmt(took)
+                    ),
                     Fault::PortNotListening {
                         host: p.host.clone(),
                         port: p.port,
@@ -94,15 +122,29 @@ impl Check for Port {
                     Some(h) => format!("{addr} is taken by {h}"),
                     None => format!("{addr} is taken"),
                 },
-                Fault::PortTaken { host: p.host.clone(), port: p.port, process: holder.clone() },
+                Fault::PortTaken {
+                    host: p.host.clone(),
+                    port: p.port,
+                    process: holder.clone(),
+                },
             ),
         };
-        o = o.evidence(format!("TCP connect to {addr}: {} in {}", if open { "accepted".to_string() } else { net.map(|n| n.describe().to_string()).unwrap_or_default() }, crate::duration::fmt(took)));
+        o = o.evidence(format!(
+            "TCP connect to {addr}: {} in {}",
+            if open {
+                "accepted".to_string()
+            } else {
+                net.map(|n| n.describe().to_string()).unwrap_or_default()
+            },
+            crate::duration::fmt(took)
+        ));
         for h in &holders {
             o = o.evidence(format!("listener: {h}"));
         }
         if let Some(h) = holders.first() {
-            o = o.capture("pid", h.pid).capture("cmdline", h.cmdline.clone());
+            o = o
+                .capture("pid", h.pid)
+                .capture("cmdline", h.cmdline.clone());
         }
         o.capture("open", open || listening_anywhere).command(cmd)
     }

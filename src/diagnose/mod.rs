@@ -36,11 +36,20 @@ impl NetError {
         match e.kind() {
             K::ConnectionRefused => NetError::Refused,
             K::TimedOut | K::WouldBlock => NetError::Timeout,
-            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => NetError::Reset,
-            K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => NetError::Unreachable,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                NetError::Reset
+            }
+            K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => {
+                NetError::Unreachable
+            }
             _ => {
                 let m = e.to_string().to_ascii_lowercase();
-                if m.contains("failed to lookup") || m.contains("name or service not known") || m.contains("no such host") || m.contains("name resolution") || m.contains("nodename nor servname") {
+                if m.contains("failed to lookup")
+                    || m.contains("name or service not known")
+                    || m.contains("no such host")
+                    || m.contains("name resolution")
+                    || m.contains("nodename nor servname")
+                {
                     NetError::Dns
                 } else {
                     NetError::Other
@@ -54,32 +63,108 @@ impl NetError {
 #[derive(Debug, Clone)]
 pub enum Fault {
     /// pg_isready's "no response": nothing answered the PostgreSQL protocol.
-    PgNoResponse { host: String, port: u16, error: NetError },
+    PgNoResponse {
+        host: String,
+        port: u16,
+        error: NetError,
+    },
     /// pg_isready's "rejecting connections": starting up or shutting down (57P03).
-    PgRejecting { host: String, port: u16, message: String },
+    PgRejecting {
+        host: String,
+        port: u16,
+        message: String,
+    },
     /// pg_isready's "no attempt": the parameters were unusable.
-    PgNoAttempt { reason: String },
-    PgAuthFailed { user: String, host: String },
-    PgDatabaseMissing { database: String },
-    PgTooManyClients { message: String },
-    PgTlsRequired { message: String },
-    PgNoHbaEntry { message: String },
-    PgServerError { code: String, message: String },
+    PgNoAttempt {
+        reason: String,
+    },
+    PgAuthFailed {
+        user: String,
+        host: String,
+    },
+    PgDatabaseMissing {
+        database: String,
+    },
+    PgTooManyClients {
+        message: String,
+    },
+    PgTlsRequired {
+        message: String,
+    },
+    PgNoHbaEntry {
+        message: String,
+    },
+    PgServerError {
+        code: String,
+        message: String,
+    },
     /// Nothing listens where the service should.
-    PortNotListening { host: String, port: u16, service: String, start_command: Option<String>, health_url: Option<String> },
+    PortNotListening {
+        host: String,
+        port: u16,
+        service: String,
+        start_command: Option<String>,
+        health_url: Option<String>,
+    },
     /// Something listens where we need the port free.
-    PortTaken { host: String, port: u16, process: Option<String> },
-    HttpConnect { url: String, error: NetError, detail: String },
-    HttpStatus { url: String, expected: String, status: u16, body: String },
-    HttpAssertion { url: String, path: String, expected: String, actual: String },
-    HttpLatency { url: String, limit_ms: u64, took_ms: u64 },
-    HttpBody { url: String, message: String },
-    ProcessNotFound { selector: String },
-    EnvUnreadable { pid: u32, message: String },
-    EnvMissing { name: String, source: String },
-    EnvMismatch { name: String, source: String, expected: String, actual: String },
-    DbUrlInvalid { name: String, message: String },
-    DbUrlParam { name: String, param: String, expected: String, actual: Option<String> },
+    PortTaken {
+        host: String,
+        port: u16,
+        process: Option<String>,
+    },
+    HttpConnect {
+        url: String,
+        error: NetError,
+        detail: String,
+    },
+    HttpStatus {
+        url: String,
+        expected: String,
+        status: u16,
+        body: String,
+    },
+    HttpAssertion {
+        url: String,
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    HttpLatency {
+        url: String,
+        limit_ms: u64,
+        took_ms: u64,
+    },
+    HttpBody {
+        url: String,
+        message: String,
+    },
+    ProcessNotFound {
+        selector: String,
+    },
+    EnvUnreadable {
+        pid: u32,
+        message: String,
+    },
+    EnvMissing {
+        name: String,
+        source: String,
+    },
+    EnvMismatch {
+        name: String,
+        source: String,
+        expected: String,
+        actual: String,
+    },
+    DbUrlInvalid {
+        name: String,
+        message: String,
+    },
+    DbUrlParam {
+        name: String,
+        param: String,
+        expected: String,
+        actual: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -90,7 +175,10 @@ pub struct Diagnosis {
 
 /// Root cause and remedy for a fault.
 pub fn diagnose(f: &Fault) -> Diagnosis {
-    let d = |root: String, remedy: String| Diagnosis { root_cause: root, remedy };
+    let d = |root: String, remedy: String| Diagnosis {
+        root_cause: root,
+        remedy,
+    };
     match f {
         Fault::PgNoResponse { host, port, error } => d(
             format!("PostgreSQL is not running or not reachable at {host}:{port} ({}).", error.describe()),
@@ -257,11 +345,16 @@ fn env_fix(name: &str, expected: Option<&String>, source: &str) -> String {
     let value = match (name, expected) {
         ("DISABLE_RATE_LIMIT", _) => "true".to_string(),
         ("PRISMA_CLIENT_MODE", _) => "database".to_string(),
-        (_, Some(e)) if e.starts_with("equal to ") => e.trim_start_matches("equal to ").trim_matches('"').to_string(),
+        (_, Some(e)) if e.starts_with("equal to ") => e
+            .trim_start_matches("equal to ")
+            .trim_matches('"')
+            .to_string(),
         _ => "…".to_string(),
     };
     if source.starts_with("process") {
-        format!("Restart the backend with {name}={value} in its environment (`export` in the shell that starts it; the variable is read once at start-up, so a running server does not see a later change).")
+        format!(
+            "Restart the backend with {name}={value} in its environment (`export` in the shell that starts it; the variable is read once at start-up, so a running server does not see a later change)."
+        )
     } else {
         format!("Set {name}={value} (`export {name}={value}`).")
     }

@@ -76,7 +76,11 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
     let started = Instant::now();
     let started_at = now_rfc3339();
     let specs: Vec<&CheckSpec> = pb.checks().collect();
-    let index: HashMap<&str, usize> = specs.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
     let mut results: Vec<Option<CheckResult>> = vec![None; specs.len()];
     let mut started_set = vec![false; specs.len()];
     let mut captures: BTreeMap<String, serde_json::Value> = BTreeMap::new();
@@ -96,12 +100,22 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
                     continue;
                 }
                 let c = specs[i];
-                let deps: Vec<usize> = c.needs.iter().filter_map(|n| index.get(n.as_str()).copied()).collect();
+                let deps: Vec<usize> = c
+                    .needs
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()).copied())
+                    .collect();
                 if deps.iter().any(|d| results[*d].is_none()) {
                     continue;
                 }
-                if let Some(bad) = deps.iter().find(|d| results[**d].as_ref().is_some_and(|r| !r.status.satisfies_needs())) {
-                    let dep = results[*bad].as_ref().map(|r| (r.id.clone(), r.blocked_by.clone()));
+                if let Some(bad) = deps.iter().find(|d| {
+                    results[**d]
+                        .as_ref()
+                        .is_some_and(|r| !r.status.satisfies_needs())
+                }) {
+                    let dep = results[*bad]
+                        .as_ref()
+                        .map(|r| (r.id.clone(), r.blocked_by.clone()));
                     let (dep_id, dep_root) = dep.unwrap_or_default();
                     let root = dep_root.unwrap_or(dep_id.clone());
                     started_set[i] = true;
@@ -118,11 +132,17 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
                 let vars = pb.vars.clone();
                 let target = pb.target.clone();
                 let caps = captures.clone();
-                let ctx = Ctx { timeout: spec.timeout, http: opts.http.clone(), allow_remote: pb.settings.allow_remote };
+                let ctx = Ctx {
+                    timeout: spec.timeout,
+                    http: opts.http.clone(),
+                    allow_remote: pb.settings.allow_remote,
+                };
                 tasks.spawn(async move {
                     let t = Instant::now();
                     // An inner task, so that a panicking check becomes this check's error.
-                    let inner = tokio::spawn(async move { run_with_retries(&spec, ctx, &vars, &target, &caps).await });
+                    let inner = tokio::spawn(async move {
+                        run_with_retries(&spec, ctx, &vars, &target, &caps).await
+                    });
                     let (obs, attempts) = match inner.await {
                         Ok(r) => r,
                         Err(e) => (Observation::error(format!("the check crashed: {e}")), 1),
@@ -137,14 +157,11 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
         tokio::select! {
             joined = tasks.join_next() => {
                 let Some(joined) = joined else { break };
-                match joined {
-                    Ok((i, obs, attempts, took)) => {
-                        if obs.status.satisfies_needs() {
-                            captures.insert(specs[i].id.clone(), serde_json::Value::Object(obs.captures.clone()));
-                        }
-                        results[i] = Some(finish(specs[i], pb, obs, attempts, took));
+                if let Ok((i, obs, attempts, took)) = joined {
+                    if obs.status.satisfies_needs() {
+                        captures.insert(specs[i].id.clone(), serde_json::Value::Object(obs.captures.clone()));
                     }
-                    Err(_) => {}
+                    results[i] = Some(finish(specs[i], pb, obs, attempts, took));
                 }
             }
             _ = &mut deadline => { stop = Some(Stop::Deadline); break; }
@@ -153,16 +170,32 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
     }
     tasks.abort_all();
     let why = match stop {
-        Some(Stop::Deadline) => format!("not finished: the run's deadline of {} passed", crate::duration::fmt(pb.settings.deadline)),
+        Some(Stop::Deadline) => format!(
+            "not finished: the run's deadline of {} passed",
+            crate::duration::fmt(pb.settings.deadline)
+        ),
         Some(Stop::Interrupted) => "not finished: interrupted".to_string(),
         None => "not run".to_string(),
     };
     let checks: Vec<CheckResult> = results
         .into_iter()
         .enumerate()
-        .map(|(i, r)| r.unwrap_or_else(|| finish(specs[i], pb, Observation::error(why.clone()), 0, Duration::ZERO)))
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                finish(
+                    specs[i],
+                    pb,
+                    Observation::error(why.clone()),
+                    0,
+                    Duration::ZERO,
+                )
+            })
+        })
         .collect();
-    let status = if checks.iter().any(|c| matches!(c.status, Status::Fail | Status::Error | Status::Blocked)) {
+    let status = if checks
+        .iter()
+        .any(|c| matches!(c.status, Status::Fail | Status::Error | Status::Blocked))
+    {
         Status::Fail
     } else if checks.iter().any(|c| c.status == Status::Warn) {
         Status::Warn
@@ -190,24 +223,41 @@ async fn run_with_retries(
     caps: &BTreeMap<String, serde_json::Value>,
 ) -> (Observation, u32) {
     let Some(kind) = checks::find(&spec.kind) else {
-        return (Observation::error(format!("unknown kind `{}`", spec.kind)), 0);
+        return (
+            Observation::error(format!("unknown kind `{}`", spec.kind)),
+            0,
+        );
     };
     let mut params = spec.params.clone();
     let env = |n: &str| std::env::var(n).ok();
-    let scope = Scope { env: &env, vars, target, captures: Some(caps) };
+    let scope = Scope {
+        env: &env,
+        vars,
+        target,
+        captures: Some(caps),
+    };
     if let Err((path, m)) = interp::expand_json(&mut params, &scope, "") {
         return (Observation::error(format!("{path}: {m}")), 0);
     }
-    let budget = spec.timeout + spec.interval.max(Duration::from_millis(1)) * spec.retries + spec.timeout * spec.retries;
+    let budget = spec.timeout
+        + spec.interval.max(Duration::from_millis(1)) * spec.retries
+        + spec.timeout * spec.retries;
     let t0 = Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let obs = match tokio::time::timeout(spec.timeout, kind.run(params.clone(), ctx.clone())).await {
-            Ok(o) => o,
-            Err(_) => Observation::error(format!("timed out after {}", crate::duration::fmt(spec.timeout))),
-        };
-        if obs.status.satisfies_needs() || attempt > spec.retries || t0.elapsed() + spec.interval >= budget {
+        let obs =
+            match tokio::time::timeout(spec.timeout, kind.run(params.clone(), ctx.clone())).await {
+                Ok(o) => o,
+                Err(_) => Observation::error(format!(
+                    "timed out after {}",
+                    crate::duration::fmt(spec.timeout)
+                )),
+            };
+        if obs.status.satisfies_needs()
+            || attempt > spec.retries
+            || t0.elapsed() + spec.interval >= budget
+        {
             return (obs, attempt);
         }
         tokio::time::sleep(spec.interval).await;
@@ -219,10 +269,18 @@ fn title(c: &CheckSpec) -> String {
 }
 
 fn blocked(c: &CheckSpec, pb: &Playbook, root: &str, via: &str) -> CheckResult {
-    let summary = if root == via { format!("blocked: `{root}` did not pass") } else { format!("blocked: `{via}` did not run because `{root}` did not pass") };
+    let summary = if root == via {
+        format!("blocked: `{root}` did not pass")
+    } else {
+        format!("blocked: `{via}` did not run because `{root}` did not pass")
+    };
     CheckResult {
         id: c.id.clone(),
-        phase: pb.phases.get(c.phase).map(|p| p.name.clone()).unwrap_or_default(),
+        phase: pb
+            .phases
+            .get(c.phase)
+            .map(|p| p.name.clone())
+            .unwrap_or_default(),
         kind: c.kind.clone(),
         title: title(c),
         status: Status::Blocked,
@@ -237,12 +295,24 @@ fn blocked(c: &CheckSpec, pb: &Playbook, root: &str, via: &str) -> CheckResult {
     }
 }
 
-fn finish(c: &CheckSpec, pb: &Playbook, o: Observation, attempts: u32, took: Duration) -> CheckResult {
+fn finish(
+    c: &CheckSpec,
+    pb: &Playbook,
+    o: Observation,
+    attempts: u32,
+    took: Duration,
+) -> CheckResult {
     let failed = matches!(o.status, Status::Fail | Status::Error | Status::Warn);
     let d = o.fault.as_ref().map(diagnose::diagnose);
     let (root_cause, remedy) = if failed {
         (
-            c.root_cause.clone().or(d.as_ref().map(|d| d.root_cause.clone())).or_else(|| (o.status == Status::Error).then(|| format!("The check could not complete: {}", o.summary))),
+            c.root_cause
+                .clone()
+                .or(d.as_ref().map(|d| d.root_cause.clone()))
+                .or_else(|| {
+                    (o.status == Status::Error)
+                        .then(|| format!("The check could not complete: {}", o.summary))
+                }),
             c.remedy.clone().or(d.map(|d| d.remedy)),
         )
     } else {
@@ -254,7 +324,11 @@ fn finish(c: &CheckSpec, pb: &Playbook, o: Observation, attempts: u32, took: Dur
     }
     CheckResult {
         id: c.id.clone(),
-        phase: pb.phases.get(c.phase).map(|p| p.name.clone()).unwrap_or_default(),
+        phase: pb
+            .phases
+            .get(c.phase)
+            .map(|p| p.name.clone())
+            .unwrap_or_default(),
         kind: c.kind.clone(),
         title: title(c),
         status: o.status,
@@ -271,7 +345,10 @@ fn finish(c: &CheckSpec, pb: &Playbook, o: Observation, attempts: u32, took: Dur
 
 /// Current UTC time as RFC 3339, without a date crate.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -285,5 +362,10 @@ pub fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }

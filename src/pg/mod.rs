@@ -41,14 +41,24 @@ impl DbUrl {
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_else(|| x.to_string())
         };
-        let params: Vec<(String, String)> = u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        let param = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+        let params: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let param = |k: &str| {
+            params
+                .iter()
+                .find(|(pk, _)| pk == k)
+                .map(|(_, v)| v.clone())
+        };
         let host = match u.host_str() {
             Some(h) if !h.is_empty() => h.trim_matches(['[', ']']).to_string(),
             _ => param("host").unwrap_or_else(|| "localhost".into()),
         };
         let port = match param("port") {
-            Some(p) => p.parse().map_err(|_| format!("port `{p}` is not a number"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("port `{p}` is not a number"))?,
             None => u.port().unwrap_or(5432),
         };
         let user = if u.username().is_empty() {
@@ -58,12 +68,26 @@ impl DbUrl {
         };
         let password = u.password().map(decode).or_else(|| param("password"));
         let database = u.path().trim_start_matches('/');
-        let database = if database.is_empty() { param("dbname").unwrap_or_else(|| user.clone()) } else { decode(database) };
-        Ok(DbUrl { host, port, user, password, database, params })
+        let database = if database.is_empty() {
+            param("dbname").unwrap_or_else(|| user.clone())
+        } else {
+            decode(database)
+        };
+        Ok(DbUrl {
+            host,
+            port,
+            user,
+            password,
+            database,
+            params,
+        })
     }
 
     pub fn param(&self, k: &str) -> Option<&str> {
-        self.params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(pk, _)| pk == k)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Prisma's pool settings, as written (not defaulted).
@@ -77,7 +101,10 @@ impl DbUrl {
     /// A tokio-postgres configuration for this URL.
     pub fn config(&self, application_name: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.host(&self.host).port(self.port).user(&self.user).dbname(&self.database);
+        c.host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(&self.database);
         if let Some(p) = &self.password {
             c.password(p);
         }
@@ -88,10 +115,10 @@ impl DbUrl {
             }
             match k.as_str() {
                 "connect_timeout" => {
-                    if let Ok(s) = v.parse::<u64>() {
-                        if s > 0 {
-                            c.connect_timeout(std::time::Duration::from_secs(s));
-                        }
+                    if let Ok(s) = v.parse::<u64>()
+                        && s > 0
+                    {
+                        c.connect_timeout(std::time::Duration::from_secs(s));
                     }
                 }
                 "options" => {
@@ -103,7 +130,9 @@ impl DbUrl {
                 "sslmode" => {
                     let m = match v.as_str() {
                         "disable" => tokio_postgres::config::SslMode::Disable,
-                        "require" | "verify-ca" | "verify-full" => tokio_postgres::config::SslMode::Require,
+                        "require" | "verify-ca" | "verify-full" => {
+                            tokio_postgres::config::SslMode::Require
+                        }
                         _ => tokio_postgres::config::SslMode::Prefer,
                     };
                     c.ssl_mode(m);
@@ -116,14 +145,20 @@ impl DbUrl {
 
     /// `pg_isready`-style host arguments for an equivalent command line.
     pub fn cli_args(&self) -> String {
-        format!("-h {} -p {} -U {} -d {}", self.host, self.port, self.user, self.database)
+        format!(
+            "-h {} -p {} -U {} -d {}",
+            self.host, self.port, self.user, self.database
+        )
     }
 }
 
 /// Sets (adds or replaces) query parameters of a URL, keeping the others.
 pub fn with_params(url: &str, set: &[(&str, String)]) -> Result<String, String> {
     let mut u = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
-    let mut pairs: Vec<(String, String)> = u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let mut pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     for (k, v) in set {
         match pairs.iter_mut().find(|(pk, _)| pk == k) {
             Some(p) => p.1 = v.clone(),
@@ -153,14 +188,27 @@ mod tests {
     #[test]
     fn defaults_and_errors() {
         let u = DbUrl::parse("postgres://bob@db.internal/").unwrap();
-        assert_eq!((u.port, u.database.as_str(), u.password.is_none()), (5432, "bob", true));
+        assert_eq!(
+            (u.port, u.database.as_str(), u.password.is_none()),
+            (5432, "bob", true)
+        );
         assert!(DbUrl::parse("mysql://x@y/z").is_err());
         assert!(DbUrl::parse("not a url").is_err());
     }
 
     #[test]
     fn sets_params_keeping_others() {
-        let s = with_params("postgresql://u:p@h:1/d?schema=public&connection_limit=5", &[("connection_limit", "50".into()), ("pool_timeout", "30".into())]).unwrap();
-        assert_eq!(s, "postgresql://u:p@h:1/d?schema=public&connection_limit=50&pool_timeout=30");
+        let s = with_params(
+            "postgresql://u:p@h:1/d?schema=public&connection_limit=5",
+            &[
+                ("connection_limit", "50".into()),
+                ("pool_timeout", "30".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            "postgresql://u:p@h:1/d?schema=public&connection_limit=50&pool_timeout=30"
+        );
     }
 }

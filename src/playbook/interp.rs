@@ -10,10 +10,16 @@ use std::collections::BTreeMap;
 /// What a `${…}` reference names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ref {
-    Env { name: String, default: Option<String> },
+    Env {
+        name: String,
+        default: Option<String>,
+    },
     Var(String),
     Target(String),
-    Check { id: String, path: String },
+    Check {
+        id: String,
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +36,9 @@ pub fn parse(s: &str) -> Result<Vec<Piece>, String> {
     while let Some(i) = rest.find('$') {
         lit.push_str(&rest[..i]);
         let after = &rest[i..];
-        if after.starts_with("$${") {
+        if let Some(r) = after.strip_prefix("$${") {
             lit.push_str("${");
-            rest = &after[3..];
+            rest = r;
         } else if let Some(body_start) = after.strip_prefix("${") {
             let Some(end) = closing_brace(body_start) else {
                 return Err(format!("unclosed `${{` in {s:?}"));
@@ -79,9 +85,15 @@ fn closing_brace(s: &str) -> Option<usize> {
 fn parse_ref(body: &str) -> Result<Ref, String> {
     let body = body.trim();
     let (ns, name) = body.split_once('.').ok_or_else(|| {
-        format!("`${{{body}}}` needs a namespace: env.NAME, vars.NAME, target.NAME or checks.ID.FIELD")
+        format!(
+            "`${{{body}}}` needs a namespace: env.NAME, vars.NAME, target.NAME or checks.ID.FIELD"
+        )
     })?;
-    let valid_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
     match ns {
         "env" => {
             let (name, default) = match name.split_once(":-") {
@@ -89,19 +101,28 @@ fn parse_ref(body: &str) -> Result<Ref, String> {
                 None => (name, None),
             };
             if !valid_name(name) {
-                return Err(format!("`${{{body}}}`: `{name}` is not a valid environment variable name"));
+                return Err(format!(
+                    "`${{{body}}}`: `{name}` is not a valid environment variable name"
+                ));
             }
-            Ok(Ref::Env { name: name.to_string(), default })
+            Ok(Ref::Env {
+                name: name.to_string(),
+                default,
+            })
         }
         "vars" | "var" => {
             if !valid_name(name) {
-                return Err(format!("`${{{body}}}`: `{name}` is not a valid variable name"));
+                return Err(format!(
+                    "`${{{body}}}`: `{name}` is not a valid variable name"
+                ));
             }
             Ok(Ref::Var(name.to_string()))
         }
         "target" => {
             if !valid_name(name) {
-                return Err(format!("`${{{body}}}`: `{name}` is not a valid target field"));
+                return Err(format!(
+                    "`${{{body}}}`: `{name}` is not a valid target field"
+                ));
             }
             Ok(Ref::Target(name.to_string()))
         }
@@ -109,13 +130,20 @@ fn parse_ref(body: &str) -> Result<Ref, String> {
             let (id, path) = name
                 .split_once('.')
                 .ok_or_else(|| format!("`${{{body}}}` needs a field: checks.ID.FIELD"))?;
-            Ok(Ref::Check { id: id.to_string(), path: path.to_string() })
+            Ok(Ref::Check {
+                id: id.to_string(),
+                path: path.to_string(),
+            })
         }
         other => {
             let hint = super::error::nearest(other, ["env", "vars", "target", "checks"]);
             Err(match hint {
-                Some(h) => format!("unknown namespace `{other}` in `${{{body}}}` (did you mean `{h}`?)"),
-                None => format!("unknown namespace `{other}` in `${{{body}}}`: use env, vars, target or checks"),
+                Some(h) => {
+                    format!("unknown namespace `{other}` in `${{{body}}}` (did you mean `{h}`?)")
+                }
+                None => format!(
+                    "unknown namespace `{other}` in `${{{body}}}`: use env, vars, target or checks"
+                ),
             })
         }
     }
@@ -147,27 +175,37 @@ pub fn expand(s: &str, scope: &Scope) -> Result<String, String> {
                         None => {
                             return Err(format!(
                                 "environment variable `{name}` is not set (used as `${{{raw}}}`; give a default with `${{env.{name}:-value}}`)"
-                            ))
+                            ));
                         }
                     },
                 },
                 Ref::Var(name) => match scope.vars.get(&name) {
                     Some(v) => out.push_str(v),
                     None => {
-                        let hint = super::error::nearest(&name, scope.vars.keys().map(String::as_str));
+                        let hint =
+                            super::error::nearest(&name, scope.vars.keys().map(String::as_str));
                         return Err(match hint {
-                            Some(h) => format!("undefined variable `vars.{name}` (did you mean `vars.{h}`?)"),
-                            None => format!("undefined variable `vars.{name}`: define it under `vars:` or pass --var {name}=VALUE"),
+                            Some(h) => format!(
+                                "undefined variable `vars.{name}` (did you mean `vars.{h}`?)"
+                            ),
+                            None => format!(
+                                "undefined variable `vars.{name}`: define it under `vars:` or pass --var {name}=VALUE"
+                            ),
                         });
                     }
                 },
                 Ref::Target(name) => match scope.target.get(&name) {
                     Some(v) => out.push_str(v),
                     None => {
-                        let hint = super::error::nearest(&name, scope.target.keys().map(String::as_str));
+                        let hint =
+                            super::error::nearest(&name, scope.target.keys().map(String::as_str));
                         return Err(match hint {
-                            Some(h) => format!("undefined target field `target.{name}` (did you mean `target.{h}`?)"),
-                            None => format!("undefined target field `target.{name}`: set it under `target:`"),
+                            Some(h) => format!(
+                                "undefined target field `target.{name}` (did you mean `target.{h}`?)"
+                            ),
+                            None => format!(
+                                "undefined target field `target.{name}`: set it under `target:`"
+                            ),
                         });
                     }
                 },
@@ -181,7 +219,9 @@ pub fn expand(s: &str, scope: &Scope) -> Result<String, String> {
                         let v = caps
                             .get(&id)
                             .and_then(|c| crate::jsonpath::lookup(c, &path))
-                            .ok_or_else(|| format!("`${{{raw}}}`: check `{id}` captured no value `{path}`"))?;
+                            .ok_or_else(|| {
+                                format!("`${{{raw}}}`: check `{id}` captured no value `{path}`")
+                            })?;
                         out.push_str(&crate::jsonpath::scalar_text(v));
                     }
                 },
@@ -240,7 +280,11 @@ pub fn expand_json(
         }
         J::Object(m) => {
             for (k, item) in m.iter_mut() {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 expand_json(item, scope, &p)?;
             }
             Ok(())
@@ -253,12 +297,11 @@ fn retype(s: String) -> serde_json::Value {
     if let Ok(i) = s.parse::<i64>() {
         return i.into();
     }
-    if s.contains('.') {
-        if let Ok(f) = s.parse::<f64>() {
-            if let Some(n) = serde_json::Number::from_f64(f) {
-                return serde_json::Value::Number(n);
-            }
-        }
+    if s.contains('.')
+        && let Ok(f) = s.parse::<f64>()
+        && let Some(n) = serde_json::Number::from_f64(f)
+    {
+        return serde_json::Value::Number(n);
     }
     match s.as_str() {
         "true" => true.into(),
@@ -276,7 +319,12 @@ mod tests {
         vars: &'a BTreeMap<String, String>,
         target: &'a BTreeMap<String, String>,
     ) -> Scope<'a> {
-        Scope { env, vars, target, captures: None }
+        Scope {
+            env,
+            vars,
+            target,
+            captures: None,
+        }
     }
 
     #[test]
@@ -288,9 +336,18 @@ mod tests {
         assert_eq!(expand("${env.HOME_X}/a", &s).unwrap(), "/h/a");
         assert_eq!(expand("${env.NOPE:-d}", &s).unwrap(), "d");
         assert_eq!(expand("${env.NOPE:-${vars.port}}", &s).unwrap(), "3001");
-        assert_eq!(expand("${target.base_url}:${vars.port}", &s).unwrap(), "http://x:3001");
-        assert_eq!(expand("cost $5 $${literal}", &s).unwrap(), "cost $5 ${literal}");
-        assert_eq!(expand("${checks.send.message_id}", &s).unwrap(), "${checks.send.message_id}");
+        assert_eq!(
+            expand("${target.base_url}:${vars.port}", &s).unwrap(),
+            "http://x:3001"
+        );
+        assert_eq!(
+            expand("cost $5 $${literal}", &s).unwrap(),
+            "cost $5 ${literal}"
+        );
+        assert_eq!(
+            expand("${checks.send.message_id}", &s).unwrap(),
+            "${checks.send.message_id}"
+        );
     }
 
     #[test]
@@ -303,7 +360,11 @@ mod tests {
         assert!(e.contains("vars.prot") && e.contains("vars.port"), "{e}");
         let e = expand("${env.MISSING_ONE}", &s).unwrap_err();
         assert!(e.contains("MISSING_ONE"), "{e}");
-        assert!(expand("${varz.x}", &s).unwrap_err().contains("did you mean `vars`"));
+        assert!(
+            expand("${varz.x}", &s)
+                .unwrap_err()
+                .contains("did you mean `vars`")
+        );
         assert!(expand("${vars.x", &s).unwrap_err().contains("unclosed"));
     }
 

@@ -1,7 +1,7 @@
 //! Loading: text → located YAML tree → includes → interpolation → typed,
 //! validated [`Playbook`].
 
-use super::error::{nearest, LoadError};
+use super::error::{LoadError, nearest};
 use super::interp::{self, Scope};
 use super::yaml::{self, Loc, Node, Value};
 use super::{CheckSpec, Phase, Playbook, Settings};
@@ -20,8 +20,14 @@ pub enum Source {
     /// (`playbooks/pre-load-test.yaml`); its includes resolve inside the binary too.
     Embedded(&'static str),
     /// Text given directly (tests, stdin).
-    Text { name: String, text: String },
+    Text {
+        name: String,
+        text: String,
+    },
 }
+
+/// How `${env.NAME}` is looked up (the process environment, or a map in tests).
+pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 pub struct LoadOptions {
     /// `--var KEY=VALUE`, taking precedence over the playbook's `vars`.
@@ -29,7 +35,7 @@ pub struct LoadOptions {
     /// `--base-url`, `--database-url`…, taking precedence over `target`.
     pub target: Vec<(String, String)>,
     pub allow_remote: bool,
-    pub env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: Box<EnvLookup>,
 }
 
 impl Default for LoadOptions {
@@ -43,7 +49,14 @@ impl Default for LoadOptions {
     }
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "target", "vars", "settings", "phases"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "target",
+    "vars",
+    "settings",
+    "phases",
+];
 const PHASE_KEYS: &[&str] = &["name", "description", "checks"];
 const SETTINGS_KEYS: &[&str] = &["concurrency", "deadline", "timeout", "allow_remote"];
 /// Fields every check has, whatever its kind.
@@ -79,7 +92,10 @@ struct Loader<'a> {
 }
 
 pub fn load(src: &Source, opts: &LoadOptions) -> Result<Playbook, LoadError> {
-    let mut l = Loader { files: Vec::new(), opts };
+    let mut l = Loader {
+        files: Vec::new(),
+        opts,
+    };
     let (name, text, dir) = match src {
         Source::File(p) => {
             let text = read_file(p)?;
@@ -87,13 +103,21 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Playbook, LoadError> {
             (p.display().to_string(), text, Place::Disk(dir))
         }
         Source::Embedded(path) => {
-            let text = crate::embedded::get(path).ok_or_else(|| {
-                LoadError::new(path, None, "", "no such embedded playbook")
-            })?;
-            let dir = path.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
-            (format!("embedded:{path}"), text.to_string(), Place::Embedded(dir))
+            let text = crate::embedded::get(path)
+                .ok_or_else(|| LoadError::new(path, None, "", "no such embedded playbook"))?;
+            let dir = path
+                .rsplit_once('/')
+                .map(|(d, _)| d.to_string())
+                .unwrap_or_default();
+            (
+                format!("embedded:{path}"),
+                text.to_string(),
+                Place::Embedded(dir),
+            )
         }
-        Source::Text { name, text } => (name.clone(), text.clone(), Place::Disk(PathBuf::from("."))),
+        Source::Text { name, text } => {
+            (name.clone(), text.clone(), Place::Disk(PathBuf::from(".")))
+        }
     };
     check_text(&name, &text)?;
     l.files.push(SourceFile { name, text, dir });
@@ -105,7 +129,12 @@ fn read_file(p: &Path) -> Result<String, LoadError> {
     let name = p.display().to_string();
     let meta = std::fs::metadata(p).map_err(|e| LoadError::new(&name, None, "", io_msg(&e)))?;
     if meta.is_dir() {
-        return Err(LoadError::new(&name, None, "", "is a directory, not a playbook file"));
+        return Err(LoadError::new(
+            &name,
+            None,
+            "",
+            "is a directory, not a playbook file",
+        ));
     }
     if meta.len() as usize > MAX_FILE_BYTES {
         return Err(too_big(&name, meta.len() as usize));
@@ -120,7 +149,11 @@ fn read_file(p: &Path) -> Result<String, LoadError> {
             let col = before.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
             Err(LoadError::new(
                 &name,
-                Some(Loc { line, column: col, file: 0 }),
+                Some(Loc {
+                    line,
+                    column: col,
+                    file: 0,
+                }),
                 "",
                 "not UTF-8 text: a playbook is a YAML text file (is this a binary file?)",
             ))
@@ -156,10 +189,19 @@ fn check_text(name: &str, text: &str) -> Result<(), LoadError> {
     if let Some(pos) = text.find('\0') {
         let before = &text[..pos];
         let line = before.matches('\n').count() as u64 + 1;
-        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) as u64 + 1;
+        let column = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0) as u64
+            + 1;
         return Err(LoadError::new(
             name,
-            Some(Loc { line, column, file: 0 }),
+            Some(Loc {
+                line,
+                column,
+                file: 0,
+            }),
             "",
             "contains a NUL byte: a playbook is a YAML text file (is this a binary file?)",
         ));
@@ -177,25 +219,51 @@ impl Loader<'_> {
     fn parse_file(&self, idx: usize) -> Result<Node, LoadError> {
         let f = &self.files[idx];
         let mut node = yaml::parse(&f.text).map_err(|e| {
-            let loc = e.loc.map(|l| Loc { file: idx as u16, ..l });
+            let loc = e.loc.map(|l| Loc {
+                file: idx as u16,
+                ..l
+            });
             self.err(loc, "", e.message)
         })?;
         node.set_file(idx as u16);
         Ok(node)
     }
 
-    fn map<'n>(&self, n: &'n Node, path: &str, what: &str) -> Result<&'n [(Node, Node)], LoadError> {
-        n.as_map()
-            .ok_or_else(|| self.err(Some(n.loc), path, format!("expected {what}, found {}", n.kind_name())))
+    fn map<'n>(
+        &self,
+        n: &'n Node,
+        path: &str,
+        what: &str,
+    ) -> Result<&'n [(Node, Node)], LoadError> {
+        n.as_map().ok_or_else(|| {
+            self.err(
+                Some(n.loc),
+                path,
+                format!("expected {what}, found {}", n.kind_name()),
+            )
+        })
     }
 
-    fn check_keys(&self, entries: &[(Node, Node)], allowed: &[&str], path: &str, what: &str) -> Result<(), LoadError> {
+    fn check_keys(
+        &self,
+        entries: &[(Node, Node)],
+        allowed: &[&str],
+        path: &str,
+        what: &str,
+    ) -> Result<(), LoadError> {
         for (k, _) in entries {
             let key = k.key_text();
             if !allowed.contains(&key.as_str()) {
                 let p = join(path, &key);
                 return Err(self
-                    .err(Some(k.loc), &p, format!("unknown field `{key}` in {what}; expected one of: {}", allowed.join(", ")))
+                    .err(
+                        Some(k.loc),
+                        &p,
+                        format!(
+                            "unknown field `{key}` in {what}; expected one of: {}",
+                            allowed.join(", ")
+                        ),
+                    )
                     .suggest(nearest(&key, allowed.iter().copied())));
             }
         }
@@ -207,14 +275,22 @@ impl Loader<'_> {
             Value::Str(s) => Ok(s.clone()),
             Value::Number(x) => Ok(x.to_string()),
             Value::Bool(b) => Ok(b.to_string()),
-            _ => Err(self.err(Some(n.loc), path, format!("expected a string, found {}", n.kind_name()))),
+            _ => Err(self.err(
+                Some(n.loc),
+                path,
+                format!("expected a string, found {}", n.kind_name()),
+            )),
         }
     }
 
     fn string(&self, n: &Node, path: &str) -> Result<String, LoadError> {
         match &n.value {
             Value::Str(s) => Ok(s.clone()),
-            _ => Err(self.err(Some(n.loc), path, format!("expected a string, found {}", n.kind_name()))),
+            _ => Err(self.err(
+                Some(n.loc),
+                path,
+                format!("expected a string, found {}", n.kind_name()),
+            )),
         }
     }
 
@@ -250,8 +326,14 @@ impl Loader<'_> {
                 let key = k.key_text();
                 let path = join("vars", &key);
                 let raw = self.scalar(val, &path)?;
-                let scope = Scope { env: env.as_ref(), vars: &vars, target: &no_target, captures: None };
-                let value = interp::expand(&raw, &scope).map_err(|m| self.err(Some(val.loc), &path, m))?;
+                let scope = Scope {
+                    env: env.as_ref(),
+                    vars: &vars,
+                    target: &no_target,
+                    captures: None,
+                };
+                let value =
+                    interp::expand(&raw, &scope).map_err(|m| self.err(Some(val.loc), &path, m))?;
                 vars.insert(key, value);
             }
         }
@@ -264,15 +346,25 @@ impl Loader<'_> {
         let overridden: HashSet<&str> = self.opts.target.iter().map(|(k, _)| k.as_str()).collect();
         if let Some(t) = root.get("target") {
             let empty = BTreeMap::new();
-            for (k, val) in self.map(t, "target", "a mapping such as `base_url: http://localhost:3001`")? {
+            for (k, val) in self.map(
+                t,
+                "target",
+                "a mapping such as `base_url: http://localhost:3001`",
+            )? {
                 let key = k.key_text();
                 if overridden.contains(key.as_str()) {
                     continue;
                 }
                 let path = join("target", &key);
                 let raw = self.scalar(val, &path)?;
-                let scope = Scope { env: env.as_ref(), vars: &vars, target: &empty, captures: None };
-                let value = interp::expand(&raw, &scope).map_err(|m| self.err(Some(val.loc), &path, m))?;
+                let scope = Scope {
+                    env: env.as_ref(),
+                    vars: &vars,
+                    target: &empty,
+                    captures: None,
+                };
+                let value =
+                    interp::expand(&raw, &scope).map_err(|m| self.err(Some(val.loc), &path, m))?;
                 target.insert(key, value);
             }
         }
@@ -291,17 +383,28 @@ impl Loader<'_> {
                 match key.as_str() {
                     "concurrency" => {
                         settings.concurrency = match &v.value {
-                            Value::Number(n) => n.as_u64().filter(|n| (1..=256).contains(n)).map(|n| n as usize),
+                            Value::Number(n) => n
+                                .as_u64()
+                                .filter(|n| (1..=256).contains(n))
+                                .map(|n| n as usize),
                             _ => None,
                         }
-                        .ok_or_else(|| self.err(Some(v.loc), &path, "expected a whole number from 1 to 256"))?
+                        .ok_or_else(|| {
+                            self.err(Some(v.loc), &path, "expected a whole number from 1 to 256")
+                        })?
                     }
                     "deadline" => settings.deadline = self.duration(v, &path)?,
                     "timeout" => settings.timeout = self.duration(v, &path)?,
                     "allow_remote" => {
                         settings.allow_remote = match v.value {
                             Value::Bool(b) => b,
-                            _ => return Err(self.err(Some(v.loc), &path, format!("expected true or false, found {}", v.kind_name()))),
+                            _ => {
+                                return Err(self.err(
+                                    Some(v.loc),
+                                    &path,
+                                    format!("expected true or false, found {}", v.kind_name()),
+                                ));
+                            }
                         }
                     }
                     _ => {}
@@ -321,16 +424,34 @@ impl Loader<'_> {
                 .trim_end_matches(".yml")
                 .to_string(),
         };
-        let description = root.get("description").map(|d| self.string(d, "description")).transpose()?;
+        let description = root
+            .get("description")
+            .map(|d| self.string(d, "description"))
+            .transpose()?;
 
         let phases_node = root.get("phases").ok_or_else(|| {
-            self.err(Some(root.loc), "phases", "missing `phases`: a playbook needs at least one phase with checks")
+            self.err(
+                Some(root.loc),
+                "phases",
+                "missing `phases`: a playbook needs at least one phase with checks",
+            )
         })?;
         let Value::Seq(phase_nodes) = &phases_node.value else {
-            return Err(self.err(Some(phases_node.loc), "phases", format!("expected a list of phases, found {}", phases_node.kind_name())));
+            return Err(self.err(
+                Some(phases_node.loc),
+                "phases",
+                format!(
+                    "expected a list of phases, found {}",
+                    phases_node.kind_name()
+                ),
+            ));
         };
         if phase_nodes.is_empty() {
-            return Err(self.err(Some(phases_node.loc), "phases", "the list of phases is empty"));
+            return Err(self.err(
+                Some(phases_node.loc),
+                "phases",
+                "the list of phases is empty",
+            ));
         }
 
         let mut phases = Vec::new();
@@ -343,12 +464,19 @@ impl Loader<'_> {
                 Some(n) => self.scalar(n, &join(&ppath, "name"))?,
                 None => format!("Phase {}", pi + 1),
             };
-            let pdesc = pn.get("description").map(|d| self.scalar(d, &join(&ppath, "description"))).transpose()?;
+            let pdesc = pn
+                .get("description")
+                .map(|d| self.scalar(d, &join(&ppath, "description")))
+                .transpose()?;
             let mut checks = Vec::new();
             if let Some(cn) = pn.get("checks") {
                 let cpath = join(&ppath, "checks");
                 let Value::Seq(items) = &cn.value else {
-                    return Err(self.err(Some(cn.loc), &cpath, format!("expected a list of checks, found {}", cn.kind_name())));
+                    return Err(self.err(
+                        Some(cn.loc),
+                        &cpath,
+                        format!("expected a list of checks, found {}", cn.kind_name()),
+                    ));
                 };
                 for (ci, item) in items.iter().enumerate() {
                     let path = format!("{cpath}[{ci}]");
@@ -362,11 +490,18 @@ impl Loader<'_> {
                             format!("duplicate check id `{}` (first defined at {at})", spec.id),
                         ));
                     }
-                    seen.insert(spec.id.clone(), merged.get("id").map(|n| n.loc).unwrap_or(merged.loc));
+                    seen.insert(
+                        spec.id.clone(),
+                        merged.get("id").map(|n| n.loc).unwrap_or(merged.loc),
+                    );
                     checks.push(spec);
                 }
             }
-            phases.push(Phase { name: pname, description: pdesc, checks });
+            phases.push(Phase {
+                name: pname,
+                description: pdesc,
+                checks,
+            });
         }
 
         let pb = Playbook {
@@ -386,36 +521,72 @@ impl Loader<'_> {
         let text = match &v.value {
             Value::Str(s) => s.clone(),
             Value::Number(n) => n.to_string(),
-            _ => return Err(self.err(Some(v.loc), path, format!("expected a duration such as 5s or 500ms, found {}", v.kind_name()))),
+            _ => {
+                return Err(self.err(
+                    Some(v.loc),
+                    path,
+                    format!(
+                        "expected a duration such as 5s or 500ms, found {}",
+                        v.kind_name()
+                    ),
+                ));
+            }
         };
         crate::duration::parse(&text).map_err(|m| self.err(Some(v.loc), path, m))
     }
 
     /// Replaces `include: FILE` by the included check, with the entry's
     /// other keys laid over it.
-    fn resolve_include(&mut self, item: &Node, path: &str, depth: usize) -> Result<Node, LoadError> {
+    fn resolve_include(
+        &mut self,
+        item: &Node,
+        path: &str,
+        depth: usize,
+    ) -> Result<Node, LoadError> {
         let Some(inc) = item.get("include") else {
             return Ok(item.clone());
         };
         let ipath = join(path, "include");
         if depth >= MAX_INCLUDE_DEPTH {
-            return Err(self.err(Some(inc.loc), &ipath, "includes nest too deeply (is there a cycle?)"));
+            return Err(self.err(
+                Some(inc.loc),
+                &ipath,
+                "includes nest too deeply (is there a cycle?)",
+            ));
         }
         let rel = self.string(inc, &ipath)?;
         let from = &self.files[inc.loc.file as usize];
         let (name, text, dir) = match &from.dir {
             Place::Disk(d) => {
                 let p = d.join(&rel);
-                let text = read_file(&p).map_err(|e| self.err(Some(inc.loc), &ipath, format!("cannot include `{rel}`: {}", e.message)))?;
+                let text = read_file(&p).map_err(|e| {
+                    self.err(
+                        Some(inc.loc),
+                        &ipath,
+                        format!("cannot include `{rel}`: {}", e.message),
+                    )
+                })?;
                 let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 (p.display().to_string(), text, Place::Disk(dir))
             }
             Place::Embedded(d) => {
                 let p = normalize(&format!("{d}/{rel}"));
-                let text = crate::embedded::get(&p)
-                    .ok_or_else(|| self.err(Some(inc.loc), &ipath, format!("cannot include `{rel}`: no such embedded file `{p}`")))?;
-                let dir = p.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
-                (format!("embedded:{p}"), text.to_string(), Place::Embedded(dir))
+                let text = crate::embedded::get(&p).ok_or_else(|| {
+                    self.err(
+                        Some(inc.loc),
+                        &ipath,
+                        format!("cannot include `{rel}`: no such embedded file `{p}`"),
+                    )
+                })?;
+                let dir = p
+                    .rsplit_once('/')
+                    .map(|(d, _)| d.to_string())
+                    .unwrap_or_default();
+                (
+                    format!("embedded:{p}"),
+                    text.to_string(),
+                    Place::Embedded(dir),
+                )
             }
         };
         check_text(&name, &text)?;
@@ -426,7 +597,14 @@ impl Loader<'_> {
         let idx = self.files.len() - 1;
         let base = self.parse_file(idx)?;
         if base.as_map().is_none() {
-            return Err(self.err(Some(base.loc), "", format!("an included check must be a mapping, found {}", base.kind_name())));
+            return Err(self.err(
+                Some(base.loc),
+                "",
+                format!(
+                    "an included check must be a mapping, found {}",
+                    base.kind_name()
+                ),
+            ));
         }
         let base = self.resolve_include(&base, "", depth + 1)?;
         let mut merged = base;
@@ -452,23 +630,45 @@ impl Loader<'_> {
     ) -> Result<CheckSpec, LoadError> {
         let entries = self.map(node, path, "a check: a mapping with `id` and `kind`")?;
         let kind_node = node.get("kind").ok_or_else(|| {
-            self.err(Some(node.loc), &join(path, "kind"), format!("missing `kind`; one of: {}", crate::checks::names().collect::<Vec<_>>().join(", ")))
+            self.err(
+                Some(node.loc),
+                &join(path, "kind"),
+                format!(
+                    "missing `kind`; one of: {}",
+                    crate::checks::names().collect::<Vec<_>>().join(", ")
+                ),
+            )
         })?;
         let kind_name = self.string(kind_node, &join(path, "kind"))?;
         let kind = crate::checks::find(&kind_name).ok_or_else(|| {
             self.err(
                 Some(kind_node.loc),
                 &join(path, "kind"),
-                format!("unknown check kind `{kind_name}`; known kinds: {}", crate::checks::names().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "unknown check kind `{kind_name}`; known kinds: {}",
+                    crate::checks::names().collect::<Vec<_>>().join(", ")
+                ),
             )
             .suggest(nearest(&kind_name, crate::checks::names()))
         })?;
-        let id_node = node
-            .get("id")
-            .ok_or_else(|| self.err(Some(node.loc), &join(path, "id"), "missing `id`: every check needs a unique id"))?;
+        let id_node = node.get("id").ok_or_else(|| {
+            self.err(
+                Some(node.loc),
+                &join(path, "id"),
+                "missing `id`: every check needs a unique id",
+            )
+        })?;
         let id = self.scalar(id_node, &join(path, "id"))?;
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(self.err(Some(id_node.loc), &join(path, "id"), format!("`{id}` is not a valid id: use letters, digits, `_` and `-`")));
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(self.err(
+                Some(id_node.loc),
+                &join(path, "id"),
+                format!("`{id}` is not a valid id: use letters, digits, `_` and `-`"),
+            ));
         }
 
         let fields = kind.fields();
@@ -508,7 +708,9 @@ impl Loader<'_> {
                         Value::Number(n) => n.as_u64().filter(|n| *n <= 1000).map(|n| n as u32),
                         _ => None,
                     }
-                    .ok_or_else(|| self.err(Some(v.loc), &kp, "expected a whole number from 0 to 1000"))?
+                    .ok_or_else(|| {
+                        self.err(Some(v.loc), &kp, "expected a whole number from 0 to 1000")
+                    })?
                 }
                 "needs" => {
                     spec.needs = match &v.value {
@@ -518,7 +720,16 @@ impl Loader<'_> {
                             .enumerate()
                             .map(|(i, n)| self.string(n, &format!("{kp}[{i}]")))
                             .collect::<Result<_, _>>()?,
-                        _ => return Err(self.err(Some(v.loc), &kp, format!("expected a check id or a list of ids, found {}", v.kind_name()))),
+                        _ => {
+                            return Err(self.err(
+                                Some(v.loc),
+                                &kp,
+                                format!(
+                                    "expected a check id or a list of ids, found {}",
+                                    v.kind_name()
+                                ),
+                            ));
+                        }
                     }
                 }
                 other if fields.iter().any(|f| f.name == other) => {
@@ -533,10 +744,14 @@ impl Loader<'_> {
                             &kp,
                             format!(
                                 "unknown field `{other}` for a `{kind_name}` check; its fields: {}",
-                                fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                                fields
+                                    .iter()
+                                    .map(|f| f.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         )
-                        .suggest(nearest(other, allowed.iter().copied())))
+                        .suggest(nearest(other, allowed.iter().copied())));
                 }
             }
         }
@@ -553,8 +768,14 @@ impl Loader<'_> {
                 }
             }
         };
-        let scope = Scope { env: self.opts.env.as_ref(), vars, target, captures: None };
-        interp::expand_json(&mut params, &scope, path).map_err(|(p, m)| self.err(locate(&p), &p, m))?;
+        let scope = Scope {
+            env: self.opts.env.as_ref(),
+            vars,
+            target,
+            captures: None,
+        };
+        interp::expand_json(&mut params, &scope, path)
+            .map_err(|(p, m)| self.err(locate(&p), &p, m))?;
         // `${checks.X.…}` makes X a dependency.
         let mut refs = Vec::new();
         collect_check_refs(&params, &mut refs);
@@ -565,7 +786,11 @@ impl Loader<'_> {
         }
         // Type-check now; values that wait for captures are checked again at run time.
         if let Err((p, m)) = kind.validate(&params) {
-            let full = if p.is_empty() { path.to_string() } else { format!("{path}.{p}") };
+            let full = if p.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{p}")
+            };
             let (msg, hint) = explain_serde(&m, &fields);
             return Err(self.err(locate(&full), &full, msg).suggest(hint));
         }
@@ -578,23 +803,39 @@ impl Loader<'_> {
         for c in pb.checks() {
             for n in &c.needs {
                 if !ids.contains(&n.as_str()) {
-                    return Err(LoadError::new(&c.file, Some(c.loc), &format!("{}.needs", c.id), format!("check `{}` needs `{n}`, which no check has as its id", c.id))
-                        .suggest(nearest(n, ids.iter().copied())));
+                    return Err(LoadError::new(
+                        &c.file,
+                        Some(c.loc),
+                        &format!("{}.needs", c.id),
+                        format!("check `{}` needs `{n}`, which no check has as its id", c.id),
+                    )
+                    .suggest(nearest(n, ids.iter().copied())));
                 }
                 if *n == c.id {
-                    return Err(LoadError::new(&c.file, Some(c.loc), &format!("{}.needs", c.id), format!("check `{}` needs itself", c.id)));
+                    return Err(LoadError::new(
+                        &c.file,
+                        Some(c.loc),
+                        &format!("{}.needs", c.id),
+                        format!("check `{}` needs itself", c.id),
+                    ));
                 }
             }
         }
         // Cycle detection by depth-first search.
         let by_id: HashMap<&str, &CheckSpec> = pb.checks().map(|c| (c.id.as_str(), c)).collect();
         let mut state: HashMap<&str, u8> = HashMap::new();
-        fn visit<'a>(id: &'a str, by_id: &HashMap<&'a str, &'a CheckSpec>, state: &mut HashMap<&'a str, u8>, stack: &mut Vec<&'a str>) -> Option<Vec<String>> {
+        fn visit<'a>(
+            id: &'a str,
+            by_id: &HashMap<&'a str, &'a CheckSpec>,
+            state: &mut HashMap<&'a str, u8>,
+            stack: &mut Vec<&'a str>,
+        ) -> Option<Vec<String>> {
             match state.get(id) {
                 Some(2) => return None,
                 Some(1) => {
                     let start = stack.iter().position(|s| *s == id).unwrap_or(0);
-                    let mut cyc: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                    let mut cyc: Vec<String> =
+                        stack[start..].iter().map(|s| s.to_string()).collect();
                     cyc.push(id.to_string());
                     return Some(cyc);
                 }
@@ -616,7 +857,12 @@ impl Loader<'_> {
         for c in pb.checks() {
             let mut stack = Vec::new();
             if let Some(cyc) = visit(c.id.as_str(), &by_id, &mut state, &mut stack) {
-                return Err(LoadError::new(&c.file, Some(c.loc), &format!("{}.needs", c.id), format!("dependency cycle: {}", cyc.join(" → "))));
+                return Err(LoadError::new(
+                    &c.file,
+                    Some(c.loc),
+                    &format!("{}.needs", c.id),
+                    format!("dependency cycle: {}", cyc.join(" → ")),
+                ));
             }
         }
         Ok(())
@@ -638,11 +884,21 @@ fn explain_serde(m: &str, fields: &[crate::checks::FieldDoc]) -> (String, Option
     let word = m.split('`').nth(1).map(str::to_string);
     let expected: Vec<String> = m
         .split_once("expected")
-        .map(|(_, rest)| rest.split('`').skip(1).step_by(2).map(str::to_string).collect())
+        .map(|(_, rest)| {
+            rest.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let hint = match (&word, m.starts_with("unknown")) {
         (Some(w), true) => {
-            let cands: Vec<&str> = if expected.is_empty() { fields.iter().map(|f| f.name.as_str()).collect() } else { expected.iter().map(String::as_str).collect() };
+            let cands: Vec<&str> = if expected.is_empty() {
+                fields.iter().map(|f| f.name.as_str()).collect()
+            } else {
+                expected.iter().map(String::as_str).collect()
+            };
             nearest(w, cands)
         }
         _ => None,
@@ -662,7 +918,10 @@ fn merge(base: &mut Node, overrides: Vec<(Node, Node)>) {
         return;
     };
     for (k, v) in overrides {
-        match entries.iter_mut().find(|(bk, _)| bk.key_text() == k.key_text()) {
+        match entries
+            .iter_mut()
+            .find(|(bk, _)| bk.key_text() == k.key_text())
+        {
             Some((_, bv)) => {
                 if let (Value::Map(_), Value::Map(ov)) = (&bv.value, &v.value) {
                     merge(bv, ov.clone());
@@ -710,7 +969,10 @@ fn derive_target_fields(t: &mut BTreeMap<String, String>) {
             add.push(("base_port", p.to_string()));
         }
     }
-    if let Some(u) = t.get("database_url").and_then(|u| crate::pg::DbUrl::parse(u).ok()) {
+    if let Some(u) = t
+        .get("database_url")
+        .and_then(|u| crate::pg::DbUrl::parse(u).ok())
+    {
         add.push(("db_host", u.host));
         add.push(("db_port", u.port.to_string()));
         add.push(("db_name", u.database));

@@ -13,7 +13,7 @@ pub mod schema;
 pub mod yaml;
 
 pub use error::LoadError;
-pub use load::{load, LoadOptions, Source};
+pub use load::{LoadOptions, Source, load};
 
 use std::collections::BTreeMap;
 use std::time::Duration;

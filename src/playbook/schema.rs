@@ -1,26 +1,41 @@
 //! `chatops schema`: a JSON Schema of the playbook format, built from the
 //! check registry so it never drifts from what the loader accepts.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub fn playbook_schema() -> Value {
     let mut defs = serde_json::Map::new();
     let mut variants = Vec::new();
     for k in crate::checks::KINDS {
         let mut s = k.schema();
-        if let Some(d) = s.as_object_mut().and_then(|o| o.remove("$defs")).and_then(|d| d.as_object().cloned()) {
+        if let Some(d) = s
+            .as_object_mut()
+            .and_then(|o| o.remove("$defs"))
+            .and_then(|d| d.as_object().cloned())
+        {
             for (name, def) in d {
                 defs.insert(name, def);
             }
         }
         let obj = s.as_object_mut();
-        let mut props = obj.as_ref().and_then(|o| o.get("properties")).cloned().unwrap_or(json!({}));
-        let required = obj.as_ref().and_then(|o| o.get("required")).cloned().unwrap_or(json!([]));
+        let mut props = obj
+            .as_ref()
+            .and_then(|o| o.get("properties"))
+            .cloned()
+            .unwrap_or(json!({}));
+        let required = obj
+            .as_ref()
+            .and_then(|o| o.get("required"))
+            .cloned()
+            .unwrap_or(json!([]));
         if let Some(p) = props.as_object_mut() {
             for (name, common) in common_props() {
                 p.insert(name, common);
             }
-            p.insert("kind".into(), json!({"const": k.name(), "description": k.help()}));
+            p.insert(
+                "kind".into(),
+                json!({"const": k.name(), "description": k.help()}),
+            );
         }
         let mut req: Vec<Value> = required.as_array().cloned().unwrap_or_default();
         req.push(json!("id"));
@@ -99,15 +114,30 @@ pub fn playbook_schema() -> Value {
 
 fn common_props() -> Vec<(String, Value)> {
     vec![
-        ("id".into(), json!({"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "Unique id; other checks use it in `needs` and `${checks.ID.…}`"})),
+        (
+            "id".into(),
+            json!({"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "Unique id; other checks use it in `needs` and `${checks.ID.…}`"}),
+        ),
         ("title".into(), json!({"type": "string"})),
         ("description".into(), json!({"type": "string"})),
-        ("needs".into(), json!({"description": "Checks that must pass first", "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})),
+        (
+            "needs".into(),
+            json!({"description": "Checks that must pass first", "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+        ),
         ("timeout".into(), json!({"$ref": "#/$defs/Duration"})),
-        ("retries".into(), json!({"type": "integer", "minimum": 0, "maximum": 1000})),
+        (
+            "retries".into(),
+            json!({"type": "integer", "minimum": 0, "maximum": 1000}),
+        ),
         ("interval".into(), json!({"$ref": "#/$defs/Duration"})),
-        ("root_cause".into(), json!({"type": "string", "description": "Overrides the diagnosed root cause when this check fails"})),
-        ("remedy".into(), json!({"type": "string", "description": "Overrides the diagnosed remedy when this check fails"})),
+        (
+            "root_cause".into(),
+            json!({"type": "string", "description": "Overrides the diagnosed root cause when this check fails"}),
+        ),
+        (
+            "remedy".into(),
+            json!({"type": "string", "description": "Overrides the diagnosed remedy when this check fails"}),
+        ),
         ("include".into(), json!({"type": "string"})),
     ]
 }

@@ -271,7 +271,11 @@ fn clean_message(m: &str) -> String {
     };
     let first = first.trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable");
     if first.contains("budget breached") {
-        if first.contains("Nodes") || first.contains("Alias") || first.contains("Anchor") || first.contains("Events") {
+        if first.contains("Nodes")
+            || first.contains("Alias")
+            || first.contains("Anchor")
+            || first.contains("Events")
+        {
             return "the document expands to too many nodes (a YAML alias bomb?); a playbook may hold at most 200,000".into();
         }
         if first.contains("Depth") {

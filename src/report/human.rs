@@ -1,12 +1,12 @@
 //! The terminal report: results at a glance (a table), then each finding
 //! with its evidence, root cause and remedy.
 
-use super::{blocked_by, findings, Style};
+use super::{Style, blocked_by, findings};
 use crate::checks::Status;
 use crate::engine::Report;
 use owo_colors::OwoColorize;
 use std::fmt::Write;
-use tabled::settings::{object::Columns, Modify, Style as TStyle, Width};
+use tabled::settings::{Modify, Style as TStyle, Width, object::Columns};
 use tabled::{Table, Tabled};
 
 #[derive(Tabled)]
@@ -57,16 +57,34 @@ fn one_line(s: &str, n: usize) -> String {
 pub fn render(r: &Report, st: &Style) -> String {
     let mut o = String::new();
     let c = st.color;
-    let bold = |s: &str| if c { s.bold().to_string() } else { s.to_string() };
-    let target = r.target.get("base_url").map(|u| format!(" · {u}")).unwrap_or_default();
+    let bold = |s: &str| {
+        if c {
+            s.bold().to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let target = r
+        .target
+        .get("base_url")
+        .map(|u| format!(" · {u}"))
+        .unwrap_or_default();
     if !st.quiet {
-        let _ = writeln!(o, "{}{target}\n", bold(&format!("chatops doctor · {}", r.playbook)));
+        let _ = writeln!(
+            o,
+            "{}{target}\n",
+            bold(&format!("chatops doctor · {}", r.playbook))
+        );
         let mut last_phase = String::new();
         let rows: Vec<Row> = r
             .checks
             .iter()
             .map(|ch| {
-                let phase = if ch.phase != last_phase { ch.phase.clone() } else { String::new() };
+                let phase = if ch.phase != last_phase {
+                    ch.phase.clone()
+                } else {
+                    String::new()
+                };
                 last_phase = ch.phase.clone();
                 Row {
                     phase: one_line(&phase, 22),
@@ -74,15 +92,26 @@ pub fn render(r: &Report, st: &Style) -> String {
                     // Colours are added after layout: tabled measures plain text.
                     status: label(ch.status).to_string(),
                     summary: one_line(&ch.summary, 64),
-                    time: if ch.status == Status::Blocked { "-".into() } else { format!("{} ms", ch.duration_ms) },
+                    time: if ch.status == Status::Blocked {
+                        "-".into()
+                    } else {
+                        format!("{} ms", ch.duration_ms)
+                    },
                 }
             })
             .collect();
         let mut t = Table::new(rows);
-        t.with(TStyle::rounded()).with(Modify::new(Columns::new(3..4)).with(Width::wrap(64)));
+        t.with(TStyle::rounded())
+            .with(Modify::new(Columns::new(3..4)).with(Width::wrap(64)));
         let mut table = t.to_string();
         if c {
-            for s in [Status::Pass, Status::Warn, Status::Fail, Status::Blocked, Status::Error] {
+            for s in [
+                Status::Pass,
+                Status::Warn,
+                Status::Fail,
+                Status::Blocked,
+                Status::Error,
+            ] {
                 let l = format!(" {} ", label(s));
                 table = table.replace(&l, &format!(" {} ", paint(label(s), s, true)));
             }
@@ -100,7 +129,17 @@ pub fn render(r: &Report, st: &Style) -> String {
             Status::Warn => "!",
             _ => "✗",
         };
-        let _ = writeln!(o, "\n{} {} {}", paint(mark, f.status, c), bold(&f.title), paint(&format!("({}, {})", f.id, label(f.status).to_lowercase()), Status::Blocked, c));
+        let _ = writeln!(
+            o,
+            "\n{} {} {}",
+            paint(mark, f.status, c),
+            bold(&f.title),
+            paint(
+                &format!("({}, {})", f.id, label(f.status).to_lowercase()),
+                Status::Blocked,
+                c
+            )
+        );
         let _ = writeln!(o, "  {}", f.summary);
         if let Some(rc) = &f.root_cause {
             let _ = writeln!(o, "  {} {rc}", bold("Root cause:"));
@@ -124,7 +163,11 @@ pub fn render(r: &Report, st: &Style) -> String {
         }
     }
     if st.verbose {
-        let passed: Vec<_> = r.checks.iter().filter(|ch| ch.status == Status::Pass).collect();
+        let passed: Vec<_> = r
+            .checks
+            .iter()
+            .filter(|ch| ch.status == Status::Pass)
+            .collect();
         if !passed.is_empty() {
             let _ = writeln!(o, "\n{}", bold("Passed"));
             for p in passed {
@@ -149,7 +192,16 @@ pub fn render(r: &Report, st: &Style) -> String {
     })
     .collect::<Vec<_>>()
     .join(", ");
-    let verdict = if r.interrupted { "INTERRUPTED".to_string() } else { label(r.status).to_string() };
-    let _ = writeln!(o, "\n{} {counts} in {} ms", paint(&format!("Result: {verdict} —"), r.status, c), r.duration_ms);
+    let verdict = if r.interrupted {
+        "INTERRUPTED".to_string()
+    } else {
+        label(r.status).to_string()
+    };
+    let _ = writeln!(
+        o,
+        "\n{} {counts} in {} ms",
+        paint(&format!("Result: {verdict} —"), r.status, c),
+        r.duration_ms
+    );
     o
 }

@@ -24,7 +24,8 @@ pub fn render(r: &Report) -> String {
         "phases": r.phases,
         "checks": r.checks,
     });
-    let mut s = serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }

@@ -49,7 +49,13 @@ pub fn render(r: &Report) -> String {
             esc(&r.started_at)
         );
         for c in cs {
-            let _ = write!(o, "    <testcase classname=\"chatops.{}\" name=\"{}\" time=\"{:.3}\"", esc(&c.kind), esc(&format!("{}: {}", c.id, c.title)), c.duration_ms as f64 / 1000.0);
+            let _ = write!(
+                o,
+                "    <testcase classname=\"chatops.{}\" name=\"{}\" time=\"{:.3}\"",
+                esc(&c.kind),
+                esc(&format!("{}: {}", c.id, c.title)),
+                c.duration_ms as f64 / 1000.0
+            );
             let mut detail = String::new();
             for e in &c.evidence {
                 let _ = writeln!(detail, "evidence: {e}");
@@ -65,19 +71,43 @@ pub fn render(r: &Report) -> String {
             }
             match c.status {
                 Status::Pass => {
-                    let _ = writeln!(o, ">\n      <system-out>{}</system-out>\n    </testcase>", esc(&format!("{}\n{detail}", c.summary)));
+                    let _ = writeln!(
+                        o,
+                        ">\n      <system-out>{}</system-out>\n    </testcase>",
+                        esc(&format!("{}\n{detail}", c.summary))
+                    );
                 }
                 Status::Warn => {
-                    let _ = writeln!(o, ">\n      <system-out>{}</system-out>\n    </testcase>", esc(&format!("WARNING: {}\n{detail}", c.summary)));
+                    let _ = writeln!(
+                        o,
+                        ">\n      <system-out>{}</system-out>\n    </testcase>",
+                        esc(&format!("WARNING: {}\n{detail}", c.summary))
+                    );
                 }
                 Status::Fail => {
-                    let _ = writeln!(o, ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>", esc(&c.summary), esc(&c.kind), esc(&detail));
+                    let _ = writeln!(
+                        o,
+                        ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
+                        esc(&c.summary),
+                        esc(&c.kind),
+                        esc(&detail)
+                    );
                 }
                 Status::Error => {
-                    let _ = writeln!(o, ">\n      <error message=\"{}\" type=\"{}\">{}</error>\n    </testcase>", esc(&c.summary), esc(&c.kind), esc(&detail));
+                    let _ = writeln!(
+                        o,
+                        ">\n      <error message=\"{}\" type=\"{}\">{}</error>\n    </testcase>",
+                        esc(&c.summary),
+                        esc(&c.kind),
+                        esc(&detail)
+                    );
                 }
                 Status::Blocked => {
-                    let _ = writeln!(o, ">\n      <skipped message=\"{}\"/>\n    </testcase>", esc(&c.summary));
+                    let _ = writeln!(
+                        o,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        esc(&c.summary)
+                    );
                 }
             }
         }

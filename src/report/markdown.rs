@@ -8,7 +8,12 @@ use crate::engine::Report;
 use std::fmt::Write;
 
 fn phase_status(r: &Report, phase: &str) -> Status {
-    r.checks.iter().filter(|c| c.phase == phase).map(|c| c.status).max().unwrap_or(Status::Pass)
+    r.checks
+        .iter()
+        .filter(|c| c.phase == phase)
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Pass)
 }
 
 pub fn render(r: &Report) -> String {
@@ -18,9 +23,19 @@ pub fn render(r: &Report) -> String {
     if let Some(u) = r.target.get("base_url") {
         let _ = writeln!(o, "**Target**: {u}  ");
     }
-    let _ = writeln!(o, "**Result**: {} {}{} ({} ms)\n", icon(r.status), r.status.as_str().to_uppercase(), if r.interrupted { " (interrupted)" } else { "" }, r.duration_ms);
+    let _ = writeln!(
+        o,
+        "**Result**: {} {}{} ({} ms)\n",
+        icon(r.status),
+        r.status.as_str().to_uppercase(),
+        if r.interrupted { " (interrupted)" } else { "" },
+        r.duration_ms
+    );
 
-    let _ = writeln!(o, "## Results at a glance\n\n| Phase | Status | Key finding |\n|-------|--------|-------------|");
+    let _ = writeln!(
+        o,
+        "## Results at a glance\n\n| Phase | Status | Key finding |\n|-------|--------|-------------|"
+    );
     for (i, p) in r.phases.iter().enumerate() {
         let s = phase_status(r, p);
         let key = r
@@ -29,15 +44,37 @@ pub fn render(r: &Report) -> String {
             .filter(|c| &c.phase == p)
             .find(|c| matches!(c.status, Status::Fail | Status::Error | Status::Warn))
             .map(|c| c.summary.clone())
-            .or_else(|| r.checks.iter().filter(|c| &c.phase == p).find(|c| c.status == Status::Blocked).map(|c| c.summary.clone()))
-            .unwrap_or_else(|| format!("{} check(s) passed", r.checks.iter().filter(|c| &c.phase == p).count()));
-        let _ = writeln!(o, "| Phase {}: {} | {} **{}** | {} |", i + 1, p, icon(s), s.as_str().to_uppercase(), key.replace('|', "\\|"));
+            .or_else(|| {
+                r.checks
+                    .iter()
+                    .filter(|c| &c.phase == p)
+                    .find(|c| c.status == Status::Blocked)
+                    .map(|c| c.summary.clone())
+            })
+            .unwrap_or_else(|| {
+                format!(
+                    "{} check(s) passed",
+                    r.checks.iter().filter(|c| &c.phase == p).count()
+                )
+            });
+        let _ = writeln!(
+            o,
+            "| Phase {}: {} | {} **{}** | {} |",
+            i + 1,
+            p,
+            icon(s),
+            s.as_str().to_uppercase(),
+            key.replace('|', "\\|")
+        );
     }
 
     for (i, p) in r.phases.iter().enumerate() {
         let _ = writeln!(o, "\n---\n\n## Phase {}: {p}\n", i + 1);
         let cs: Vec<_> = r.checks.iter().filter(|c| &c.phase == p).collect();
-        for c in cs.iter().filter(|c| matches!(c.status, Status::Fail | Status::Error | Status::Warn)) {
+        for c in cs
+            .iter()
+            .filter(|c| matches!(c.status, Status::Fail | Status::Error | Status::Warn))
+        {
             let _ = writeln!(o, "### {} {}\n\n{}\n", icon(c.status), c.title, c.summary);
             if !c.evidence.is_empty() || c.command.is_some() {
                 o.push_str("**Evidence**\n```text\n");
@@ -55,16 +92,24 @@ pub fn render(r: &Report) -> String {
             if let Some(rm) = &c.remedy {
                 let _ = writeln!(o, "**Remediation**: {rm}\n");
             }
-            let blocked: Vec<String> = blocked_by(r, &c.id).map(|b| format!("`{}`", b.id)).collect();
+            let blocked: Vec<String> = blocked_by(r, &c.id)
+                .map(|b| format!("`{}`", b.id))
+                .collect();
             if !blocked.is_empty() {
                 let _ = writeln!(o, "**Blocked by this**: {}\n", blocked.join(", "));
             }
         }
         o.push_str("### Validation criteria\n\n");
         for c in &cs {
-            let mark = if matches!(c.status, Status::Pass | Status::Warn) { "x" } else { " " };
+            let mark = if matches!(c.status, Status::Pass | Status::Warn) {
+                "x"
+            } else {
+                " "
+            };
             let note = match c.status {
-                Status::Blocked => format!(" (blocked by `{}`)", c.blocked_by.as_deref().unwrap_or("?")),
+                Status::Blocked => {
+                    format!(" (blocked by `{}`)", c.blocked_by.as_deref().unwrap_or("?"))
+                }
                 Status::Warn => format!(" (warning: {})", c.summary),
                 Status::Fail | Status::Error => format!(" — {}", c.summary),
                 Status::Pass => String::new(),

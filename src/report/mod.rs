@@ -52,19 +52,31 @@ fn redact_check(c: &mut CheckResult, red: &Redactor) {
     f(&mut c.title);
     f(&mut c.summary);
     c.evidence.iter_mut().for_each(f);
-    for s in [&mut c.command, &mut c.root_cause, &mut c.remedy].into_iter().flatten() {
+    for s in [&mut c.command, &mut c.root_cause, &mut c.remedy]
+        .into_iter()
+        .flatten()
+    {
         f(s);
     }
 }
 
 /// Checks that failed on their own (not blocked), in report order.
 pub fn findings(r: &Report) -> impl Iterator<Item = &CheckResult> {
-    r.checks.iter().filter(|c| matches!(c.status, crate::checks::Status::Fail | crate::checks::Status::Error | crate::checks::Status::Warn))
+    r.checks.iter().filter(|c| {
+        matches!(
+            c.status,
+            crate::checks::Status::Fail
+                | crate::checks::Status::Error
+                | crate::checks::Status::Warn
+        )
+    })
 }
 
 /// Checks blocked by `id`.
 pub fn blocked_by<'a>(r: &'a Report, id: &'a str) -> impl Iterator<Item = &'a CheckResult> + 'a {
-    r.checks.iter().filter(move |c| c.blocked_by.as_deref() == Some(id))
+    r.checks
+        .iter()
+        .filter(move |c| c.blocked_by.as_deref() == Some(id))
 }
 
 pub fn icon(s: crate::checks::Status) -> &'static str {

@@ -97,7 +97,10 @@ impl Backend {
     /// Stops the backend (SIGTERM, then SIGKILL after a grace period).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(self.pid.to_string())
+                .status();
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(3) {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -114,7 +117,9 @@ impl Backend {
 
     /// Whether the process is still alive.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -135,23 +140,37 @@ fn forget_pid(pid: u32) {
 
 /// Stops every sandbox process of this process (for a Ctrl-C handler).
 pub fn cleanup_all() {
-    let pids: Vec<u32> = PIDS.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+    let pids: Vec<u32> = PIDS
+        .lock()
+        .map(|mut p| std::mem::take(&mut *p))
+        .unwrap_or_default();
     for pid in pids {
-        let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
     }
     pg::cleanup_all();
 }
 
 /// A free TCP port on 127.0.0.1, below the kernel's ephemeral range.
 pub fn free_port() -> u16 {
-    let seed = std::process::id() as u64 * 7919 + COUNTER.fetch_add(1, Ordering::Relaxed) as u64 * 104_729 + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0);
+    let seed = std::process::id() as u64 * 7919
+        + COUNTER.fetch_add(1, Ordering::Relaxed) as u64 * 104_729
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
     for i in 0..500u64 {
         let port = 20_000 + ((seed + i * 7_877) % 12_000) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(29_999)
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(29_999)
 }
 
 /// A throwaway PostgreSQL cluster with the chat database, and (when started)
@@ -175,16 +194,34 @@ impl Sandbox {
 
     /// A sandbox on an existing cluster, with its own database `db` (tests
     /// share one cluster per test binary and give each test a database).
-    pub async fn on_cluster(bin: &Path, pg: Arc<PgCluster>, db: &str) -> Result<Sandbox, SandboxError> {
+    pub async fn on_cluster(
+        bin: &Path,
+        pg: Arc<PgCluster>,
+        db: &str,
+    ) -> Result<Sandbox, SandboxError> {
         let db_url = pg.setup_chat_db(db).await?;
-        let dir = std::env::temp_dir().join(format!("chatops-sandbox-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-        std::fs::create_dir_all(&dir).map_err(|e| SandboxError(format!("cannot create {}: {e}", dir.display()), None))?;
+        let dir = std::env::temp_dir().join(format!(
+            "chatops-sandbox-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SandboxError(format!("cannot create {}: {e}", dir.display()), None))?;
         watchdog(&pg, &dir);
-        Ok(Sandbox { pg, db_url, backend: None, bin: bin.to_path_buf(), dir })
+        Ok(Sandbox {
+            pg,
+            db_url,
+            backend: None,
+            bin: bin.to_path_buf(),
+            dir,
+        })
     }
 
     fn record_pids(&self) {
-        let pids: Vec<String> = PIDS.lock().map(|p| p.iter().map(u32::to_string).collect()).unwrap_or_default();
+        let pids: Vec<String> = PIDS
+            .lock()
+            .map(|p| p.iter().map(u32::to_string).collect())
+            .unwrap_or_default();
         let _ = std::fs::write(self.dir.join("pids"), pids.join(" "));
     }
 
@@ -212,16 +249,25 @@ impl Sandbox {
         let port = k.port.unwrap_or_else(free_port);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let log = self.dir.join(format!("backend-{n}.log"));
-        let out = std::fs::File::create(&log).map_err(|e| SandboxError(format!("cannot create {}: {e}", log.display()), None))?;
-        let err = out.try_clone().map_err(|e| SandboxError(format!("cannot open {}: {e}", log.display()), None))?;
+        let out = std::fs::File::create(&log)
+            .map_err(|e| SandboxError(format!("cannot create {}: {e}", log.display()), None))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| SandboxError(format!("cannot open {}: {e}", log.display()), None))?;
         let mut cmd = std::process::Command::new(&self.bin);
-        cmd.arg("sandbox-backend").env_clear().stdin(std::process::Stdio::null()).stdout(out).stderr(err);
+        cmd.arg("sandbox-backend")
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
         for keep in ["PATH", "HOME", "LANG", "TZ"] {
             if let Ok(v) = std::env::var(keep) {
                 cmd.env(keep, v);
             }
         }
-        cmd.env("PORT", port.to_string()).env("HOST", "127.0.0.1").env("NODE_ENV", "development");
+        cmd.env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .env("NODE_ENV", "development");
         if !k.no_database_url {
             cmd.env("DATABASE_URL", self.backend_database_url(k));
         }
@@ -248,13 +294,26 @@ impl Sandbox {
         for (key, v) in &k.extra_env {
             cmd.env(key, v);
         }
-        let child = cmd.spawn().map_err(|e| SandboxError(format!("cannot start the reference backend ({}): {e}", self.bin.display()), None))?;
+        let child = cmd.spawn().map_err(|e| {
+            SandboxError(
+                format!(
+                    "cannot start the reference backend ({}): {e}",
+                    self.bin.display()
+                ),
+                None,
+            )
+        })?;
         let pid = child.id();
         if let Ok(mut p) = PIDS.lock() {
             p.push(pid);
         }
         self.record_pids();
-        let mut b = Backend { child: Some(child), pid, port, log };
+        let mut b = Backend {
+            child: Some(child),
+            pid,
+            port,
+            log,
+        };
         let url = format!("{}/api/v1/health", b.base_url());
         let client = reqwest::Client::new();
         let t = Instant::now();
@@ -262,19 +321,27 @@ impl Sandbox {
             if !b.is_running() {
                 break; // a start-up fault: the caller inspects the log
             }
-            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_millis(500), client.get(&url).send()).await {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(Ok(r)) =
+                tokio::time::timeout(Duration::from_millis(500), client.get(&url).send()).await
+                && r.status().is_success()
+            {
+                break;
             }
             if t.elapsed() > Duration::from_secs(20) {
                 let tail = std::fs::read_to_string(&b.log).unwrap_or_default();
-                return Err(SandboxError(format!("the reference backend did not become healthy in 20 s; its log:\n{tail}"), None));
+                return Err(SandboxError(
+                    format!(
+                        "the reference backend did not become healthy in 20 s; its log:\n{tail}"
+                    ),
+                    None,
+                ));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         self.backend = Some(b);
-        self.backend.as_ref().ok_or_else(|| SandboxError("backend vanished".into(), None))
+        self.backend
+            .as_ref()
+            .ok_or_else(|| SandboxError("backend vanished".into(), None))
     }
 
     pub fn stop_backend(&mut self) {
@@ -301,7 +368,9 @@ impl Drop for Sandbox {
 /// harness that never drops its statics).
 pub fn watchdog(pg: &PgCluster, dir: &Path) {
     use std::os::unix::fs::MetadataExt;
-    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
     let pg_ctl = pg.bindir().join("pg_ctl");
     let as_pg = if root { "runuser -u postgres -- " } else { "" };
     let script = format!(

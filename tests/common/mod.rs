@@ -16,12 +16,18 @@ pub fn bin() -> PathBuf {
 /// tasks, so it outlives the runtime that started it).
 pub fn start_cluster(opts: PgOptions) -> Arc<PgCluster> {
     let handle = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(PgCluster::start(opts))
     });
     let pg = match handle.join().expect("cluster thread") {
         Ok(pg) => Arc::new(pg),
-        Err(e) => panic!("cannot start PostgreSQL for the tests: {} {:?}", e.message, e.hint),
+        Err(e) => panic!(
+            "cannot start PostgreSQL for the tests: {} {:?}",
+            e.message, e.hint
+        ),
     };
     // Removed when the test binary exits, even though statics never drop.
     let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));
@@ -33,7 +39,8 @@ pub fn start_cluster(opts: PgOptions) -> Arc<PgCluster> {
 /// The test binary's shared cluster.
 pub fn cluster() -> Arc<PgCluster> {
     static PG: OnceLock<Arc<PgCluster>> = OnceLock::new();
-    PG.get_or_init(|| start_cluster(PgOptions::default())).clone()
+    PG.get_or_init(|| start_cluster(PgOptions::default()))
+        .clone()
 }
 
 /// A database name unique within this test binary.
@@ -58,23 +65,34 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
     }
 }
 
 pub fn chatops(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = Command::new(bin());
-    c.args(args).env("NO_COLOR", "1").env_remove("DATABASE_URL").env_remove("CHATOPS_BASE_URL");
+    c.args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("DATABASE_URL")
+        .env_remove("CHATOPS_BASE_URL");
     for (k, v) in env {
         c.env(k, v);
     }
     let out: Output = c.output().expect("run chatops");
-    Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 /// The check with this id in a JSON report.
 pub fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["checks"].as_array().and_then(|a| a.iter().find(|c| c["id"] == id)).unwrap_or_else(|| panic!("no check {id} in {report}"))
+    report["checks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("no check {id} in {report}"))
 }
 
 /// Runs a playbook and returns the JSON report.
@@ -94,5 +112,20 @@ pub fn pg_isready(pg: &PgCluster, host: &str, port: u16, user: &str, db: &str) -
     if !b.exists() {
         return None;
     }
-    Command::new(b).args(["-h", host, "-p", &port.to_string(), "-U", user, "-d", db, "-t", "3"]).output().ok().and_then(|o| o.status.code())
+    Command::new(b)
+        .args([
+            "-h",
+            host,
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            db,
+            "-t",
+            "3",
+        ])
+        .output()
+        .ok()
+        .and_then(|o| o.status.code())
 }
