@@ -64,63 +64,66 @@ impl Check for Env {
 
     async fn run(p: Params, _ctx: Ctx) -> Observation {
         // Find the process.
-        let (source, env, cmd): (String, BTreeMap<String, String>, String) = match &p.process {
-            None => (
-                "chatops's own environment (the shell)".into(),
-                std::env::vars().collect(),
-                "env".into(),
-            ),
-            Some(sel) => {
-                let (procs, selector) = if let Some(pid) = sel.pid {
-                    let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
-                    (
-                        if exists {
-                            vec![procinfo::Proc {
-                                pid,
-                                cmdline: procinfo::cmdline(pid),
-                            }]
-                        } else {
-                            vec![]
-                        },
-                        format!("pid {pid}"),
-                    )
-                } else if let Some(port) = sel.port {
-                    (
-                        procinfo::listeners(port),
-                        format!("the process listening on port {port}"),
-                    )
-                } else if let Some(name) = &sel.name {
-                    (
-                        procinfo::find_by_name(name),
-                        format!("a process named {name:?}"),
-                    )
-                } else {
-                    return Observation::error("`process` needs one of pid, port or name");
-                };
-                let Some(proc_) = procs.into_iter().next() else {
-                    return Observation::fail(
-                        format!("no process found: {selector}"),
-                        Fault::ProcessNotFound { selector },
-                    );
-                };
-                match procinfo::environ(proc_.pid) {
-                    Ok(vars) => (
-                        format!("process {} ({})", proc_.pid, proc_.cmdline),
-                        vars.into_iter().collect(),
-                        format!("tr '\\0' '\\n' < /proc/{}/environ", proc_.pid),
-                    ),
-                    Err(e) => {
-                        return Observation::fail(
-                            format!("cannot read the environment of pid {}: {e}", proc_.pid),
-                            Fault::EnvUnreadable {
-                                pid: proc_.pid,
-                                message: e.to_string(),
+        let (source, env, cmd, pid): (String, BTreeMap<String, String>, String, Option<u32>) =
+            match &p.process {
+                None => (
+                    "chatops's own environment (the shell)".into(),
+                    std::env::vars().collect(),
+                    "env".into(),
+                    None,
+                ),
+                Some(sel) => {
+                    let (procs, selector) = if let Some(pid) = sel.pid {
+                        let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
+                        (
+                            if exists {
+                                vec![procinfo::Proc {
+                                    pid,
+                                    cmdline: procinfo::cmdline(pid),
+                                }]
+                            } else {
+                                vec![]
                             },
+                            format!("pid {pid}"),
+                        )
+                    } else if let Some(port) = sel.port {
+                        (
+                            procinfo::listeners(port),
+                            format!("the process listening on port {port}"),
+                        )
+                    } else if let Some(name) = &sel.name {
+                        (
+                            procinfo::find_by_name(name),
+                            format!("a process named {name:?}"),
+                        )
+                    } else {
+                        return Observation::error("`process` needs one of pid, port or name");
+                    };
+                    let Some(proc_) = procs.into_iter().next() else {
+                        return Observation::fail(
+                            format!("no process found: {selector}"),
+                            Fault::ProcessNotFound { selector },
                         );
+                    };
+                    match procinfo::environ(proc_.pid) {
+                        Ok(vars) => (
+                            format!("process {} ({})", proc_.pid, proc_.cmdline),
+                            vars.into_iter().collect(),
+                            format!("tr '\\0' '\\n' < /proc/{}/environ", proc_.pid),
+                            Some(proc_.pid),
+                        ),
+                        Err(e) => {
+                            return Observation::fail(
+                                format!("cannot read the environment of pid {}: {e}", proc_.pid),
+                                Fault::EnvUnreadable {
+                                    pid: proc_.pid,
+                                    message: e.to_string(),
+                                },
+                            );
+                        }
                     }
                 }
-            }
-        };
+            };
         let mut o = Observation::pass(format!(
             "{} variable(s) as expected in {source}",
             p.vars.len() + usize::from(p.database_url.is_some())
@@ -161,11 +164,12 @@ impl Check for Env {
                 }
             }
         }
-        for (k, v) in &env {
-            if p.vars.contains_key(k) {
-                o = o.capture(&format!("vars.{k}"), v.clone());
-            }
-        }
+        let captured: serde_json::Map<String, serde_json::Value> = env
+            .iter()
+            .filter(|(k, _)| p.vars.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        o = o.capture("vars", serde_json::Value::Object(captured));
         if let Some(d) = &p.database_url {
             let Some(raw) = env.get(&d.var) else {
                 o.status = super::Status::Fail;
@@ -201,20 +205,21 @@ impl Check for Env {
                     .as_deref()
                     .unwrap_or("(default 5)")
             ));
-            o = o
-                .capture("database_url.host", u.host.clone())
-                .capture("database_url.port", u.port)
-                .capture("database_url.database", u.database.clone());
+            let mut url_caps = serde_json::Map::new();
+            url_caps.insert("host".into(), u.host.clone().into());
+            url_caps.insert("port".into(), u.port.into());
+            url_caps.insert("database".into(), u.database.clone().into());
+            url_caps.insert("user".into(), u.user.clone().into());
             for (k, v) in &prisma {
                 if let Some(v) = v {
-                    o = o.capture(
-                        &format!("database_url.{k}"),
-                        v.parse::<i64>()
-                            .map(serde_json::Value::from)
-                            .unwrap_or_else(|_| v.clone().into()),
-                    );
+                    let v = v
+                        .parse::<i64>()
+                        .map(serde_json::Value::from)
+                        .unwrap_or_else(|_| v.clone().into());
+                    url_caps.insert(k.to_string(), v);
                 }
             }
+            o = o.capture("database_url", serde_json::Value::Object(url_caps));
             let mut problem: Option<(String, Fault)> = None;
             if let Some(db) = &d.database
                 && &u.database != db
@@ -275,12 +280,7 @@ impl Check for Env {
                 o.fault = Some(fault);
             }
         }
-        if let Some(pid) = p.process.as_ref().and_then(|_| {
-            o.evidence
-                .first()
-                .and_then(|s| s.split_whitespace().nth(2))
-                .and_then(|s| s.parse::<u32>().ok())
-        }) {
+        if let Some(pid) = pid {
             o = o.capture("pid", pid);
         }
         o

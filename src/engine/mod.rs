@@ -246,14 +246,17 @@ async fn run_with_retries(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let obs =
-            match tokio::time::timeout(spec.timeout, kind.run(params.clone(), ctx.clone())).await {
-                Ok(o) => o,
-                Err(_) => Observation::error(format!(
-                    "timed out after {}",
-                    crate::duration::fmt(spec.timeout)
-                )),
-            };
+        // Checks bound their own waits by `ctx.timeout` and classify them; the
+        // engine's limit is a backstop with a little grace.
+        let backstop = spec.timeout + Duration::from_millis(250).max(spec.timeout / 10);
+        let obs = match tokio::time::timeout(backstop, kind.run(params.clone(), ctx.clone())).await
+        {
+            Ok(o) => o,
+            Err(_) => Observation::error(format!(
+                "timed out after {}",
+                crate::duration::fmt(spec.timeout)
+            )),
+        };
         if obs.status.satisfies_needs()
             || attempt > spec.retries
             || t0.elapsed() + spec.interval >= budget

@@ -785,7 +785,9 @@ impl Loader<'_> {
             }
         }
         // Type-check now; values that wait for captures are checked again at run time.
-        if let Err((p, m)) = kind.validate(&params) {
+        if let Err((p, m)) = kind.validate(&params)
+            && !waits_for_capture(&params, &p)
+        {
             let full = if p.is_empty() {
                 path.to_string()
             } else {
@@ -980,4 +982,12 @@ fn derive_target_fields(t: &mut BTreeMap<String, String>) {
     for (k, v) in add {
         t.entry(k.to_string()).or_insert(v);
     }
+}
+
+/// Whether the value at `path` (inside a check) still holds a `${checks.…}`
+/// reference: its type can only be checked once the capture exists.
+fn waits_for_capture(params: &serde_json::Value, path: &str) -> bool {
+    crate::jsonpath::lookup(params, path)
+        .and_then(|v| v.as_str())
+        .is_some_and(|s| !interp::check_refs(s).is_empty())
 }
