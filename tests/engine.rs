@@ -163,9 +163,7 @@ fn concurrency_runs_independent_checks_together() {
 fn captures_flow_to_later_checks() {
     // The env check captures from chatops's own environment; a later check uses it.
     let port = chatops::sandbox::free_port();
-    let y = format!(
-        "phases:\n  - name: A\n    checks:\n      - {{id: e, kind: env, vars: {{CHATOPS_TEST_PORT: {{exists: true}}}}}}\n      - {{id: p, kind: port, port: \"${{checks.e.vars.CHATOPS_TEST_PORT}}\", expect: free}}\n"
-    );
+    let y = "phases:\n  - name: A\n    checks:\n      - {id: e, kind: env, vars: {CHATOPS_TEST_PORT: {exists: true}}}\n      - {id: p, kind: port, port: \"${checks.e.vars.CHATOPS_TEST_PORT}\", expect: free}\n";
     let pb = write_playbook(&y);
     let r = chatops(
         &[
