@@ -164,7 +164,7 @@ fn captures_flow_to_later_checks() {
     // The env check captures from chatops's own environment; a later check uses it.
     let port = chatops::sandbox::free_port();
     let y = "phases:\n  - name: A\n    checks:\n      - {id: e, kind: env, vars: {CHATOPS_TEST_PORT: {exists: true}}}\n      - {id: p, kind: port, port: \"${checks.e.vars.CHATOPS_TEST_PORT}\", expect: free}\n";
-    let pb = write_playbook(&y);
+    let pb = write_playbook(y);
     let r = chatops(
         &[
             "doctor",
