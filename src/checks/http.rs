@@ -325,6 +325,9 @@ pub fn classify(e: &reqwest::Error) -> (NetError, String) {
         || lower.contains("tls")
         || lower.contains("handshake")
         || lower.contains("ssl")
+        || lower.contains("corrupt message")
+        || lower.contains("invalidcontenttype")
+        || lower.contains("rustls")
     {
         NetError::Tls
     } else if let Some(k) = io_kind {
