@@ -8,11 +8,18 @@ use crate::engine::Report;
 use std::fmt::Write;
 
 fn phase_status(r: &Report, phase: &str) -> Status {
+    let rank = |s: Status| match s {
+        Status::Pass => 0,
+        Status::Warn => 1,
+        Status::Blocked => 2,
+        Status::Fail => 3,
+        Status::Error => 4,
+    };
     r.checks
         .iter()
         .filter(|c| c.phase == phase)
         .map(|c| c.status)
-        .max()
+        .max_by_key(|s| rank(*s))
         .unwrap_or(Status::Pass)
 }
 
