@@ -378,6 +378,7 @@ impl Check for Http {
         let mut curl = format!("curl -sS -i -X {} {}", method, shell_quote(&shown_url));
         let mut req = ctx
             .http
+            .get()
             .request(method.clone(), url.clone())
             .timeout(ctx.timeout);
         for (k, v) in &r.headers {

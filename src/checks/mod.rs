@@ -94,13 +94,31 @@ impl Observation {
     }
 }
 
+/// The shared HTTP client, built on first use (building it loads the
+/// system's CA certificates, which a run without HTTP checks should not pay).
+#[derive(Clone, Default)]
+pub struct HttpClient(std::sync::Arc<std::sync::OnceLock<reqwest::Client>>);
+
+impl HttpClient {
+    pub fn get(&self) -> &reqwest::Client {
+        self.0.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("chatops/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::limited(5))
+                .pool_idle_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+    }
+}
+
 /// What a check may use while it runs.
 #[derive(Clone)]
 pub struct Ctx {
     /// Time budget of this attempt; the engine enforces it too, but checks
     /// use it to bound their own waits and report a classified timeout.
     pub timeout: Duration,
-    pub http: reqwest::Client,
+    pub http: HttpClient,
     pub allow_remote: bool,
 }
 
@@ -148,7 +166,19 @@ impl<C: Check> Kind for Erased<C> {
         schemars::schema_for!(C::Params).to_value()
     }
     fn fields(&self) -> Vec<FieldDoc> {
-        fields_of(&self.schema())
+        // Schema generation costs about a millisecond; the loader asks per check.
+        static CACHE: std::sync::Mutex<Vec<(&'static str, Vec<FieldDoc>)>> =
+            std::sync::Mutex::new(Vec::new());
+        if let Ok(c) = CACHE.lock()
+            && let Some((_, f)) = c.iter().find(|(k, _)| *k == C::KIND)
+        {
+            return f.clone();
+        }
+        let f = fields_of(&self.schema());
+        if let Ok(mut c) = CACHE.lock() {
+            c.push((C::KIND, f.clone()));
+        }
+        f
     }
     fn validate(&self, params: &serde_json::Value) -> Result<(), (String, String)> {
         decode::<C::Params>(params).map(|_| ())

@@ -57,18 +57,12 @@ pub enum Stop {
 }
 
 pub struct RunOptions {
-    pub http: reqwest::Client,
+    pub http: crate::checks::HttpClient,
 }
 
-/// A shared HTTP client for checks: no proxies from the environment, no
-/// redirects followed silently beyond a few, rustls.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("chatops/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .pool_idle_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// The HTTP client checks share (built lazily, on the first HTTP check).
+pub fn http_client() -> crate::checks::HttpClient {
+    crate::checks::HttpClient::default()
 }
 
 /// Runs every check. `cancel` resolves when the user interrupts.
