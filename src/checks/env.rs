@@ -30,6 +30,9 @@ pub struct Params {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessSel {
+    /// Host the process runs on (default local). Another host's processes
+    /// cannot be read: the check then warns instead of failing.
+    pub host: Option<String>,
     pub pid: Option<u32>,
     pub port: Option<u16>,
     pub name: Option<String>,
@@ -72,7 +75,15 @@ impl Check for Env {
                     "env".into(),
                     None,
                 ),
-                Some(sel) => {
+                Some(sel) if sel.host.as_deref().is_some_and(|h| !procinfo::is_local_host(h)) => {
+                let host = sel.host.clone().unwrap_or_default();
+                return Observation::new(
+                    super::Status::Warn,
+                    format!("cannot read the environment of a process on {host}: run chatops on that host to check it"),
+                )
+                .evidence(format!("the backend runs on {host}, not on this machine"));
+            }
+            Some(sel) => {
                     let (procs, selector) = if let Some(pid) = sel.pid {
                         let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
                         (
