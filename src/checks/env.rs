@@ -75,15 +75,20 @@ impl Check for Env {
                     "env".into(),
                     None,
                 ),
-                Some(sel) if sel.host.as_deref().is_some_and(|h| !procinfo::is_local_host(h)) => {
-                let host = sel.host.clone().unwrap_or_default();
-                return Observation::new(
+                Some(sel)
+                    if sel
+                        .host
+                        .as_deref()
+                        .is_some_and(|h| !procinfo::is_local_host(h)) =>
+                {
+                    let host = sel.host.clone().unwrap_or_default();
+                    return Observation::new(
                     super::Status::Warn,
                     format!("cannot read the environment of a process on {host}: run chatops on that host to check it"),
                 )
                 .evidence(format!("the backend runs on {host}, not on this machine"));
-            }
-            Some(sel) => {
+                }
+                Some(sel) => {
                     let (procs, selector) = if let Some(pid) = sel.pid {
                         let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
                         (

@@ -3,7 +3,6 @@
 //! reference chat backend ([`backend`]) run as a child process of chatops
 //! itself, with a knob for each fault of the seed.
 
-#[path = "backend_stub.rs"]
 pub mod backend;
 pub mod pg;
 

@@ -1,9 +1,0 @@
-pub struct BackendConfig;
-impl BackendConfig {
-    pub fn from_env() -> Self {
-        BackendConfig
-    }
-}
-pub async fn serve(_c: BackendConfig) -> i32 {
-    2
-}
