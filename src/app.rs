@@ -44,7 +44,13 @@ async fn dispatch(cli: Cli) -> i32 {
     };
     match cli.command {
         Command::Doctor(args) => doctor(&args, &style).await,
-        Command::Validate(args) => validate(&args.target),
+        Command::Validate(args) => {
+            let mut target = args.target;
+            if args.file.is_some() {
+                target.playbook = args.file;
+            }
+            validate(&target)
+        }
         Command::Checks { kind } => list_checks(kind.as_deref()),
         Command::Schema => {
             println!(

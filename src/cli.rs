@@ -90,6 +90,9 @@ pub struct DoctorArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ValidateArgs {
+    /// Playbook file (the same as --playbook).
+    #[arg(value_name = "FILE", conflicts_with = "playbook")]
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
 }

@@ -207,3 +207,31 @@ fn include_with_overrides_and_vars() {
     assert!(c["summary"].as_str().unwrap().contains(&fp), "{c}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn shipped_checks_are_includable_from_any_directory() {
+    let p = write_playbook(
+        "target: { base_url: 'http://127.0.0.1:1' }\nphases:\n  - name: x\n    checks:\n      - include: chatops:checks/backend-listening.yaml\n        title: mine\n",
+    );
+    let r = chatops(&["validate", &p.to_string_lossy()], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let bad = write_playbook(
+        "phases:\n  - name: x\n    checks:\n      - include: chatops:checks/nope.yaml\n",
+    );
+    let r = chatops(&["validate", &bad.to_string_lossy()], &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("checks/nope.yaml"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(":4:"),
+        "line of the include: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn demo_without_postgres_binaries_says_how_to_install_them() {
+    let r = chatops(&["demo"], &[("CHATOPS_PG_BINDIR", "/nonexistent")]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("apt-get install"), "{}", r.stderr);
+    assert!(r.stderr.contains("CHATOPS_PG_BINDIR"), "{}", r.stderr);
+}

@@ -146,6 +146,7 @@ impl Check for Env {
         ))
         .command(cmd)
         .evidence(format!("source: {source}"));
+        let mut failed = 0usize;
         for (name, a) in &p.vars {
             let v = env.get(name).map(|s| serde_json::Value::String(s.clone()));
             match a.check(v.as_ref()) {
@@ -172,13 +173,23 @@ impl Check for Env {
                         None => format!("{name} is not set in {source}"),
                         Some(actual) => format!("{name}={actual:?}, expected {expected}"),
                     };
-                    o.status = super::Status::Fail;
-                    o.summary = summary;
-                    o.fault = Some(fault);
                     o.evidence.push(format!("✗ {name}: expected {expected}"));
-                    return o;
+                    failed += 1;
+                    // Every variable is reported; the first one is the
+                    // finding's root cause.
+                    if o.fault.is_none() {
+                        o.status = super::Status::Fail;
+                        o.summary = summary;
+                        o.fault = Some(fault);
+                    }
                 }
             }
+        }
+        if failed > 0 {
+            if failed > 1 {
+                o.summary = format!("{} (and {} more variable(s) wrong)", o.summary, failed - 1);
+            }
+            return o;
         }
         let captured: serde_json::Map<String, serde_json::Value> = env
             .iter()

@@ -28,6 +28,10 @@ pub struct CheckResult {
     pub blocked_by: Option<String>,
     pub attempts: u32,
     pub duration_ms: u64,
+    /// Values captured for later checks (`${checks.<id>.<name>}`); secret
+    /// ones are redacted in reports.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub captures: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -289,6 +293,7 @@ fn blocked(c: &CheckSpec, pb: &Playbook, root: &str, via: &str) -> CheckResult {
         blocked_by: Some(root.to_string()),
         attempts: 0,
         duration_ms: 0,
+        captures: serde_json::Map::new(),
     }
 }
 
@@ -337,6 +342,7 @@ fn finish(
         blocked_by: None,
         attempts,
         duration_ms: took.as_millis() as u64,
+        captures: o.captures,
     }
 }
 

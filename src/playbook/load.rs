@@ -556,7 +556,16 @@ impl Loader<'_> {
         }
         let rel = self.string(inc, &ipath)?;
         let from = &self.files[inc.loc.file as usize];
-        let (name, text, dir) = match &from.dir {
+        // `chatops:checks/x.yaml` names a check shipped inside the binary,
+        // wherever the including playbook lives.
+        let (place, rel) = match rel.strip_prefix("chatops:") {
+            Some(r) => (
+                Place::Embedded(String::new()),
+                r.trim_start_matches('/').to_string(),
+            ),
+            None => (from.dir.clone(), rel),
+        };
+        let (name, text, dir) = match &place {
             Place::Disk(d) => {
                 let p = d.join(&rel);
                 let text = read_file(&p).map_err(|e| {

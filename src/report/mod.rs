@@ -35,6 +35,15 @@ pub fn render(r: &Report, format: Format, style: &Style) -> String {
 /// Returns a copy of the report with every string redacted.
 pub fn redacted(r: &Report, red: &Redactor) -> Report {
     let mut r = r.clone();
+    // A captured token or session is a secret wherever it shows up later
+    // (a curl line, an evidence line): learn them first.
+    let mut red = red.clone();
+    for c in &r.checks {
+        for (k, v) in &c.captures {
+            learn_secrets(&mut red, k, v, false);
+        }
+    }
+    let red = &red;
     let f = |s: &mut String| *s = red.redact(s);
     f(&mut r.playbook);
     f(&mut r.file);
@@ -57,6 +66,58 @@ fn redact_check(c: &mut CheckResult, red: &Redactor) {
         .flatten()
     {
         f(s);
+    }
+    for (k, v) in c.captures.iter_mut() {
+        redact_value(red, k, v, false);
+    }
+}
+
+/// Whether a field or capture name holds a credential.
+pub fn secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "apikey",
+        "api_key",
+        "cookie",
+        "session",
+        "authorization",
+        "jwt",
+        "credential",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+fn learn_secrets(red: &mut Redactor, name: &str, v: &serde_json::Value, secret: bool) {
+    let secret = secret || secret_name(name);
+    match v {
+        serde_json::Value::String(s) if secret => red.add(s),
+        serde_json::Value::String(s) => red.learn(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| learn_secrets(red, name, x, secret)),
+        serde_json::Value::Object(m) => {
+            m.iter().for_each(|(k, x)| learn_secrets(red, k, x, secret))
+        }
+        _ => {}
+    }
+}
+
+fn redact_value(red: &Redactor, name: &str, v: &mut serde_json::Value, secret: bool) {
+    let secret = secret || secret_name(name);
+    match v {
+        serde_json::Value::String(s) if secret => *s = "***".to_string(),
+        serde_json::Value::String(s) => *s = red.redact(s),
+        serde_json::Value::Number(_) if secret => *v = serde_json::Value::from("***"),
+        serde_json::Value::Array(a) => a
+            .iter_mut()
+            .for_each(|x| redact_value(red, name, x, secret)),
+        serde_json::Value::Object(m) => m
+            .iter_mut()
+            .for_each(|(k, x)| redact_value(red, k, x, secret)),
+        _ => {}
     }
 }
 
@@ -87,5 +148,63 @@ pub fn icon(s: crate::checks::Status) -> &'static str {
         Fail => "❌",
         Blocked => "⛔",
         Error => "💥",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report_with(captures: serde_json::Value, command: &str) -> Report {
+        let c = CheckResult {
+            id: "login".into(),
+            phase: "p".into(),
+            kind: "http".into(),
+            title: "login".into(),
+            status: crate::checks::Status::Pass,
+            summary: "ok".into(),
+            evidence: vec![],
+            command: Some(command.into()),
+            root_cause: None,
+            remedy: None,
+            blocked_by: None,
+            attempts: 1,
+            duration_ms: 1,
+            captures: captures.as_object().cloned().unwrap_or_default(),
+        };
+        Report {
+            playbook: "p".into(),
+            file: "f".into(),
+            status: crate::checks::Status::Pass,
+            interrupted: false,
+            started_at: String::new(),
+            duration_ms: 1,
+            target: Default::default(),
+            phases: vec![],
+            checks: vec![c],
+        }
+    }
+
+    #[test]
+    fn secret_captures_are_redacted_everywhere() {
+        let r = report_with(
+            json!({
+                "access_token": "eyJhbGciOi.secretpart",
+                "body": {"user": {"id": 7, "session": {"id": "s3ss10n-value"}}, "pin": 1234},
+                "message_id": "abc-123",
+                "db": "postgresql://u:hunter22@h/db"
+            }),
+            "curl -H 'X-Trace: eyJhbGciOi.secretpart' http://h/?sid=s3ss10n-value",
+        );
+        let out = redacted(&r, &Redactor::new());
+        let text = serde_json::to_string(&out).unwrap_or_default();
+        for secret in ["eyJhbGciOi.secretpart", "s3ss10n-value", "hunter22"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        let caps = &out.checks[0].captures;
+        assert_eq!(caps["message_id"], "abc-123");
+        assert_eq!(caps["body"]["user"]["id"], 7);
+        assert_eq!(caps["access_token"], "***");
     }
 }

@@ -1,0 +1,319 @@
+//! The shipped pre-load-test playbook, end to end, against the real sandbox:
+//! a throwaway PostgreSQL cluster and the reference backend as a process,
+//! with each fault of the seed switched on in turn.
+
+mod common;
+
+use chatops::sandbox::pg::PgOptions;
+use chatops::sandbox::{Knobs, Sandbox};
+use common::{bin, chatops, check, cluster, start_cluster, unique};
+use serde_json::Value;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A sandbox with its own database on the shared cluster.
+fn sandbox(rt: &tokio::runtime::Runtime) -> Sandbox {
+    rt.block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("chat")))
+        .unwrap_or_else(|e| panic!("sandbox: {e}"))
+}
+
+fn start(rt: &tokio::runtime::Runtime, sb: &mut Sandbox, knobs: Knobs) -> String {
+    rt.block_on(sb.start_backend(&knobs))
+        .unwrap_or_else(|e| panic!("backend: {e}"))
+        .base_url()
+}
+
+/// `chatops doctor` with the shipped (embedded) playbook, as JSON.
+fn doctor(base_url: &str, database_url: &str) -> (i32, Value) {
+    let r = chatops(
+        &[
+            "doctor",
+            "--format",
+            "json",
+            "--base-url",
+            base_url,
+            "--database-url",
+            database_url,
+        ],
+        &[],
+    );
+    (r.code, r.json())
+}
+
+fn status<'a>(report: &'a Value, id: &str) -> &'a str {
+    check(report, id)["status"].as_str().unwrap_or("?")
+}
+
+fn root_cause(report: &Value, id: &str) -> String {
+    check(report, id)["root_cause"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn blocked_by(report: &Value, id: &str) -> String {
+    check(report, id)["blocked_by"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn healthy_sandbox_passes_the_whole_checklist() {
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    let url = start(&rt, &mut sb, Knobs::default());
+    let (code, report) = doctor(&url, &sb.db_url);
+    assert_eq!(code, 0, "{report:#}");
+    for c in report["checks"].as_array().expect("checks") {
+        assert_eq!(c["status"], "pass", "{c:#}");
+    }
+    // The smoke test's captured id is what history returned first.
+    let id = check(&report, "send_message")["captures"]["message_id"]
+        .as_str()
+        .expect("captured message id")
+        .to_string();
+    assert!(!id.is_empty(), "a message id");
+    // And the message really is in PostgreSQL, not in a mock.
+    let n: i64 = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&sb.db_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        client
+            .query_one("SELECT count(*) FROM messages WHERE id = $1", &[&id])
+            .await
+            .expect("query")
+            .get(0)
+    });
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn backend_not_running_is_one_finding_and_blocks_the_rest() {
+    let rt = runtime();
+    let sb = sandbox(&rt);
+    let port = chatops::sandbox::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, report) = doctor(&url, &sb.db_url);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(status(&report, "postgres_ready"), "pass");
+    assert_eq!(status(&report, "backend_listening"), "fail");
+    let cause = root_cause(&report, "backend_listening");
+    assert!(cause.contains("not running"), "{cause}");
+    assert!(cause.contains(&port.to_string()), "{cause}");
+    let remedy = check(&report, "backend_listening")["remedy"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(remedy.contains(&format!("PORT={port}")), "{remedy}");
+    for id in [
+        "health",
+        "backend_env",
+        "rate_limit_disabled",
+        "send_message",
+        "fetch_history",
+    ] {
+        assert_eq!(status(&report, id), "blocked", "{id}");
+        assert_eq!(blocked_by(&report, id), "backend_listening", "{id}");
+    }
+    // Exactly one failure in the summary: one cause, one finding.
+    assert_eq!(report["summary"]["fail"], 1, "{:#}", report["summary"]);
+}
+
+#[test]
+fn mock_mode_is_the_cause_not_the_health_symptom() {
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    let url = start(
+        &rt,
+        &mut sb,
+        Knobs {
+            mock: true,
+            ..Knobs::default()
+        },
+    );
+    let pid = sb.backend.as_ref().map(|b| b.pid).unwrap_or_default();
+    let (code, report) = doctor(&url, &sb.db_url);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(status(&report, "backend_listening"), "pass");
+    assert_eq!(status(&report, "backend_env"), "fail");
+    let cause = root_cause(&report, "backend_env");
+    assert!(cause.contains("mock"), "{cause}");
+    assert!(
+        cause.contains(&pid.to_string()),
+        "names the process: {cause}"
+    );
+    assert_eq!(status(&report, "health"), "blocked");
+    assert_eq!(blocked_by(&report, "health"), "backend_env");
+    assert_eq!(blocked_by(&report, "send_message"), "backend_env");
+    // The rate limiters are off here, and that check says so.
+    assert_eq!(status(&report, "rate_limit_disabled"), "pass");
+}
+
+#[test]
+fn mock_health_is_caught_by_the_health_assertions_alone() {
+    // Without the env check (say, a backend on another host), the health
+    // endpoint's own body gives mock mode away: database.overall is not
+    // "healthy" even though the status is 200 "ok".
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    let url = start(
+        &rt,
+        &mut sb,
+        Knobs {
+            mock: true,
+            ..Knobs::default()
+        },
+    );
+    let (code, report) = common::doctor_json(
+        &format!(
+            "name: health only\ntarget: {{ base_url: '{url}' }}\nphases:\n  - name: p\n    checks:\n      - include: chatops:checks/health.yaml\n        needs: []\n        retries: 0\n"
+        ),
+        &[],
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let h = check(&report, "health");
+    assert_eq!(h["status"], "fail", "{h:#}");
+    let text = h.to_string();
+    assert!(text.contains("database.overall"), "{text}");
+}
+
+#[test]
+fn missing_database_url_is_silent_mock_mode() {
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    let url = start(
+        &rt,
+        &mut sb,
+        Knobs {
+            no_database_url: true,
+            ..Knobs::default()
+        },
+    );
+    let (code, report) = doctor(&url, &sb.db_url);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(status(&report, "backend_env"), "fail");
+    let text = check(&report, "backend_env").to_string();
+    assert!(text.contains("DATABASE_URL"), "{text}");
+    assert!(text.contains("PRISMA_CLIENT_MODE"), "{text}");
+}
+
+#[test]
+fn rate_limiters_on_is_found_in_the_process_environment() {
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    let url = start(
+        &rt,
+        &mut sb,
+        Knobs {
+            rate_limit: true,
+            ..Knobs::default()
+        },
+    );
+    let (code, report) = doctor(&url, &sb.db_url);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(status(&report, "rate_limit_disabled"), "fail");
+    assert!(
+        root_cause(&report, "rate_limit_disabled").contains("DISABLE_RATE_LIMIT"),
+        "{report:#}"
+    );
+    // Everything else still passes: the smoke tests send two requests.
+    for id in ["health", "backend_env", "send_message", "fetch_history"] {
+        assert_eq!(status(&report, id), "pass", "{id}: {report:#}");
+    }
+}
+
+#[test]
+fn backend_on_another_database_than_the_target_is_a_finding() {
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    let url = start(&rt, &mut sb, Knobs::default());
+    // chatops is told the target database is a different one than the
+    // backend's DATABASE_URL names.
+    let other = rt
+        .block_on(cluster().setup_chat_db(&unique("other")))
+        .expect("other db");
+    let (code, report) = doctor(&url, &other);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(status(&report, "backend_env"), "fail");
+    let text = check(&report, "backend_env").to_string();
+    assert!(text.contains("database"), "{text}");
+    assert!(!text.contains("postgres:postgres@"), "redacted: {text}");
+}
+
+#[test]
+fn schema_drift_fails_the_send_smoke_test_as_a_named_finding() {
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    let url = start(
+        &rt,
+        &mut sb,
+        Knobs {
+            drift: true,
+            ..Knobs::default()
+        },
+    );
+    let (code, report) = doctor(&url, &sb.db_url);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(status(&report, "health"), "pass");
+    let send = check(&report, "send_message");
+    assert_eq!(send["status"], "fail", "{send:#}");
+    let cause = root_cause(&report, "send_message");
+    assert!(cause.contains("schema drift"), "{cause}");
+    assert!(cause.contains("messageType"), "{cause}");
+    let remedy = send["remedy"].as_str().unwrap_or_default();
+    assert!(remedy.contains("prisma generate"), "{remedy}");
+    assert_eq!(blocked_by(&report, "fetch_history"), "send_message");
+}
+
+#[test]
+fn stopped_postgres_blocks_everything_that_needs_it() {
+    let rt = runtime();
+    // Its own cluster: this test stops it.
+    let pg = start_cluster(PgOptions::default());
+    let mut sb = rt
+        .block_on(Sandbox::on_cluster(&bin(), pg.clone(), "chat_backend_db"))
+        .unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let url = start(&rt, &mut sb, Knobs::default());
+    rt.block_on(pg.stop()).expect("stop cluster");
+    let (code, report) = doctor(&url, &sb.db_url);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(status(&report, "postgres_ready"), "fail");
+    let summary = check(&report, "postgres_ready")["summary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(summary.contains("no response"), "{summary}");
+    assert_eq!(blocked_by(&report, "database_login"), "postgres_ready");
+    assert_eq!(blocked_by(&report, "health"), "postgres_ready");
+    assert_eq!(report["summary"]["fail"], 1, "{:#}", report["summary"]);
+}
+
+#[test]
+fn markdown_report_of_a_failing_run_reads_like_the_seed() {
+    let rt = runtime();
+    let sb = sandbox(&rt);
+    let port = chatops::sandbox::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let r = chatops(
+        &[
+            "doctor",
+            "--format",
+            "markdown",
+            "--base-url",
+            &url,
+            "--database-url",
+            &sb.db_url,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("Root cause"), "{}", r.stdout);
+    assert!(r.stdout.contains("not running"), "{}", r.stdout);
+    assert!(!r.stdout.contains("\u{1b}["), "no colour codes in markdown");
+}
