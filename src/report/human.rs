@@ -175,6 +175,16 @@ pub fn render(r: &Report, st: &Style) -> String {
                 for e in &p.evidence {
                     let _ = writeln!(o, "      {e}");
                 }
+                for (k, v) in &p.captures {
+                    let mut shown = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    if shown.chars().count() > 120 {
+                        shown = shown.chars().take(119).collect::<String>() + "…";
+                    }
+                    let _ = writeln!(o, "      captured {}.{k} = {shown}", p.id);
+                }
             }
         }
     }
