@@ -29,6 +29,13 @@ fn start(rt: &tokio::runtime::Runtime, sb: &mut Sandbox, knobs: Knobs) -> String
         .base_url()
 }
 
+/// A sandbox whose backend runs with these knobs, and its base URL.
+fn running(rt: &tokio::runtime::Runtime, knobs: Knobs) -> (Sandbox, String) {
+    let mut sb = sandbox(rt);
+    let url = start(rt, &mut sb, knobs);
+    (sb, url)
+}
+
 /// `chatops doctor` with the shipped (embedded) playbook, as JSON.
 fn doctor(base_url: &str, database_url: &str) -> (i32, Value) {
     let r = chatops(
@@ -67,8 +74,7 @@ fn blocked_by(report: &Value, id: &str) -> String {
 #[test]
 fn healthy_sandbox_passes_the_whole_checklist() {
     let rt = runtime();
-    let mut sb = sandbox(&rt);
-    let url = start(&rt, &mut sb, Knobs::default());
+    let (sb, url) = running(&rt, Knobs::default());
     let (code, report) = doctor(&url, &sb.db_url);
     assert_eq!(code, 0, "{report:#}");
     for c in report["checks"].as_array().expect("checks") {
@@ -129,10 +135,8 @@ fn backend_not_running_is_one_finding_and_blocks_the_rest() {
 #[test]
 fn mock_mode_is_the_cause_not_the_health_symptom() {
     let rt = runtime();
-    let mut sb = sandbox(&rt);
-    let url = start(
+    let (sb, url) = running(
         &rt,
-        &mut sb,
         Knobs {
             mock: true,
             ..Knobs::default()
@@ -162,10 +166,8 @@ fn mock_health_is_caught_by_the_health_assertions_alone() {
     // endpoint's own body gives mock mode away: database.overall is not
     // "healthy" even though the status is 200 "ok".
     let rt = runtime();
-    let mut sb = sandbox(&rt);
-    let url = start(
+    let (_sb, url) = running(
         &rt,
-        &mut sb,
         Knobs {
             mock: true,
             ..Knobs::default()
@@ -187,10 +189,8 @@ fn mock_health_is_caught_by_the_health_assertions_alone() {
 #[test]
 fn missing_database_url_is_silent_mock_mode() {
     let rt = runtime();
-    let mut sb = sandbox(&rt);
-    let url = start(
+    let (sb, url) = running(
         &rt,
-        &mut sb,
         Knobs {
             no_database_url: true,
             ..Knobs::default()
@@ -207,10 +207,8 @@ fn missing_database_url_is_silent_mock_mode() {
 #[test]
 fn rate_limiters_on_is_found_in_the_process_environment() {
     let rt = runtime();
-    let mut sb = sandbox(&rt);
-    let url = start(
+    let (sb, url) = running(
         &rt,
-        &mut sb,
         Knobs {
             rate_limit: true,
             ..Knobs::default()
@@ -232,8 +230,7 @@ fn rate_limiters_on_is_found_in_the_process_environment() {
 #[test]
 fn backend_on_another_database_than_the_target_is_a_finding() {
     let rt = runtime();
-    let mut sb = sandbox(&rt);
-    let url = start(&rt, &mut sb, Knobs::default());
+    let (_sb, url) = running(&rt, Knobs::default());
     // chatops is told the target database is a different one than the
     // backend's DATABASE_URL names.
     let other = rt
@@ -250,10 +247,8 @@ fn backend_on_another_database_than_the_target_is_a_finding() {
 #[test]
 fn schema_drift_fails_the_send_smoke_test_as_a_named_finding() {
     let rt = runtime();
-    let mut sb = sandbox(&rt);
-    let url = start(
+    let (sb, url) = running(
         &rt,
-        &mut sb,
         Knobs {
             drift: true,
             ..Knobs::default()

@@ -102,19 +102,8 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Playbook, LoadError> {
             let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
             (p.display().to_string(), text, Place::Disk(dir))
         }
-        Source::Embedded(path) => {
-            let text = crate::embedded::get(path)
-                .ok_or_else(|| LoadError::new(path, None, "", "no such embedded playbook"))?;
-            let dir = path
-                .rsplit_once('/')
-                .map(|(d, _)| d.to_string())
-                .unwrap_or_default();
-            (
-                format!("embedded:{path}"),
-                text.to_string(),
-                Place::Embedded(dir),
-            )
-        }
+        Source::Embedded(path) => embedded_source(path)
+            .ok_or_else(|| LoadError::new(path, None, "", "no such embedded playbook"))?,
         Source::Text { name, text } => {
             (name.clone(), text.clone(), Place::Disk(PathBuf::from(".")))
         }
@@ -580,22 +569,13 @@ impl Loader<'_> {
             }
             Place::Embedded(d) => {
                 let p = normalize(&format!("{d}/{rel}"));
-                let text = crate::embedded::get(&p).ok_or_else(|| {
+                embedded_source(&p).ok_or_else(|| {
                     self.err(
                         Some(inc.loc),
                         &ipath,
                         format!("cannot include `{rel}`: no such embedded file `{p}`"),
                     )
-                })?;
-                let dir = p
-                    .rsplit_once('/')
-                    .map(|(d, _)| d.to_string())
-                    .unwrap_or_default();
-                (
-                    format!("embedded:{p}"),
-                    text.to_string(),
-                    Place::Embedded(dir),
-                )
+                })?
             }
         };
         check_text(&name, &text)?;
@@ -951,6 +931,20 @@ fn join(path: &str, key: &str) -> String {
     } else {
         format!("{path}.{key}")
     }
+}
+
+/// A file shipped in the binary: its display name, text and directory.
+fn embedded_source(path: &str) -> Option<(String, String, Place)> {
+    let text = crate::embedded::get(path)?;
+    let dir = path
+        .rsplit_once('/')
+        .map(|(d, _)| d.to_string())
+        .unwrap_or_default();
+    Some((
+        format!("embedded:{path}"),
+        text.to_string(),
+        Place::Embedded(dir),
+    ))
 }
 
 /// Resolves `.` and `..` in an embedded path.
