@@ -1,5 +1,7 @@
 //! PostgreSQL connection URLs (with Prisma's pool parameters) and sessions.
 
+pub mod activity;
+
 use std::collections::BTreeMap;
 
 /// A parsed `postgresql://` URL.
