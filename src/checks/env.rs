@@ -60,86 +60,102 @@ fn default_var() -> String {
     "DATABASE_URL".into()
 }
 
+/// The environment of a process (or of chatops), with how it was found.
+pub struct ProcEnv {
+    /// "process 1234 (node dist/main)" or "chatops's own environment".
+    pub source: String,
+    pub env: BTreeMap<String, String>,
+    /// The command a human reruns to see it.
+    pub command: String,
+    pub pid: Option<u32>,
+}
+
+/// Reads the environment `sel` names (None: chatops's own). A process on
+/// another host gives a warning; a missing or unreadable one a failure.
+pub fn read_env(sel: Option<&ProcessSel>) -> Result<ProcEnv, Box<Observation>> {
+    let Some(sel) = sel else {
+        return Ok(ProcEnv {
+            source: "chatops's own environment (the shell)".into(),
+            env: std::env::vars().collect(),
+            command: "env".into(),
+            pid: None,
+        });
+    };
+    if let Some(host) = sel.host.as_deref().filter(|h| !procinfo::is_local_host(h)) {
+        return Err(Box::new(
+            Observation::new(
+                super::Status::Warn,
+                format!(
+                    "cannot read the environment of a process on {host}: run chatops on that host to check it"
+                ),
+            )
+            .evidence(format!("the backend runs on {host}, not on this machine")),
+        ));
+    }
+    let (procs, selector) = if let Some(pid) = sel.pid {
+        let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let procs = if exists {
+            vec![procinfo::Proc {
+                pid,
+                cmdline: procinfo::cmdline(pid),
+            }]
+        } else {
+            vec![]
+        };
+        (procs, format!("pid {pid}"))
+    } else if let Some(port) = sel.port {
+        (
+            procinfo::listeners(port),
+            format!("the process listening on port {port}"),
+        )
+    } else if let Some(name) = &sel.name {
+        (
+            procinfo::find_by_name(name),
+            format!("a process named {name:?}"),
+        )
+    } else {
+        return Err(Box::new(Observation::error(
+            "`process` needs one of pid, port or name",
+        )));
+    };
+    let Some(proc_) = procs.into_iter().next() else {
+        return Err(Box::new(Observation::fail(
+            format!("no process found: {selector}"),
+            Fault::ProcessNotFound { selector },
+        )));
+    };
+    match procinfo::environ(proc_.pid) {
+        Ok(vars) => Ok(ProcEnv {
+            source: format!("process {} ({})", proc_.pid, proc_.cmdline),
+            env: vars.into_iter().collect(),
+            command: format!("tr '\\0' '\\n' < /proc/{}/environ", proc_.pid),
+            pid: Some(proc_.pid),
+        }),
+        Err(e) => Err(Box::new(Observation::fail(
+            format!("cannot read the environment of pid {}: {e}", proc_.pid),
+            Fault::EnvUnreadable {
+                pid: proc_.pid,
+                message: e.to_string(),
+            },
+        ))),
+    }
+}
+
 impl Check for Env {
     const KIND: &'static str = "env";
     const HELP: &'static str = "environment of the running backend process (/proc/PID/environ) or of chatops; DATABASE_URL and Prisma pool parameters";
     type Params = Params;
 
     async fn run(p: Params, _ctx: Ctx) -> Observation {
-        // Find the process.
-        let (source, env, cmd, pid): (String, BTreeMap<String, String>, String, Option<u32>) =
-            match &p.process {
-                None => (
-                    "chatops's own environment (the shell)".into(),
-                    std::env::vars().collect(),
-                    "env".into(),
-                    None,
-                ),
-                Some(sel)
-                    if sel
-                        .host
-                        .as_deref()
-                        .is_some_and(|h| !procinfo::is_local_host(h)) =>
-                {
-                    let host = sel.host.clone().unwrap_or_default();
-                    return Observation::new(
-                    super::Status::Warn,
-                    format!("cannot read the environment of a process on {host}: run chatops on that host to check it"),
-                )
-                .evidence(format!("the backend runs on {host}, not on this machine"));
-                }
-                Some(sel) => {
-                    let (procs, selector) = if let Some(pid) = sel.pid {
-                        let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
-                        (
-                            if exists {
-                                vec![procinfo::Proc {
-                                    pid,
-                                    cmdline: procinfo::cmdline(pid),
-                                }]
-                            } else {
-                                vec![]
-                            },
-                            format!("pid {pid}"),
-                        )
-                    } else if let Some(port) = sel.port {
-                        (
-                            procinfo::listeners(port),
-                            format!("the process listening on port {port}"),
-                        )
-                    } else if let Some(name) = &sel.name {
-                        (
-                            procinfo::find_by_name(name),
-                            format!("a process named {name:?}"),
-                        )
-                    } else {
-                        return Observation::error("`process` needs one of pid, port or name");
-                    };
-                    let Some(proc_) = procs.into_iter().next() else {
-                        return Observation::fail(
-                            format!("no process found: {selector}"),
-                            Fault::ProcessNotFound { selector },
-                        );
-                    };
-                    match procinfo::environ(proc_.pid) {
-                        Ok(vars) => (
-                            format!("process {} ({})", proc_.pid, proc_.cmdline),
-                            vars.into_iter().collect(),
-                            format!("tr '\\0' '\\n' < /proc/{}/environ", proc_.pid),
-                            Some(proc_.pid),
-                        ),
-                        Err(e) => {
-                            return Observation::fail(
-                                format!("cannot read the environment of pid {}: {e}", proc_.pid),
-                                Fault::EnvUnreadable {
-                                    pid: proc_.pid,
-                                    message: e.to_string(),
-                                },
-                            );
-                        }
-                    }
-                }
-            };
+        let ProcEnv {
+            source,
+            env,
+            command: cmd,
+            pid,
+        } = match read_env(p.process.as_ref()) {
+            Ok(e) => e,
+            Err(o) => return *o,
+        };
         let mut o = Observation::pass(format!(
             "{} variable(s) as expected in {source}",
             p.vars.len() + usize::from(p.database_url.is_some())

@@ -8,7 +8,7 @@ use crate::jsonpath;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct Http;
 
@@ -340,6 +340,81 @@ pub fn classify(e: &reqwest::Error) -> (NetError, String) {
     (kind, chain)
 }
 
+/// A request ready to send (any number of times), with the equivalent curl
+/// line (secret headers shown as `***`).
+pub struct Prepared {
+    pub method: reqwest::Method,
+    pub url: reqwest::Url,
+    pub shown_url: String,
+    pub curl: String,
+    headers: Vec<(String, String)>,
+    json: Option<serde_json::Value>,
+    body: Option<String>,
+}
+
+impl Request {
+    /// Validates the method and URL and builds the curl line.
+    pub fn prepare(&self) -> Result<Prepared, String> {
+        let method = reqwest::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("`{}` is not an HTTP method", self.method))?;
+        let mut url =
+            reqwest::Url::parse(&self.url).map_err(|e| format!("invalid URL {:?}: {e}", self.url))?;
+        if !self.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(self.query.iter());
+        }
+        let shown_url = url.to_string();
+        let mut curl = format!("curl -sS -i -X {} {}", method, shell_quote(&shown_url));
+        for (k, v) in &self.headers {
+            let shown = if is_secret_header(k) {
+                "***".to_string()
+            } else {
+                v.clone()
+            };
+            curl.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {shown}"))));
+        }
+        if let Some(j) = &self.json {
+            curl.push_str(&format!(
+                " -H 'Content-Type: application/json' -d {}",
+                shell_quote(&j.to_string())
+            ));
+        } else if let Some(b) = &self.body {
+            curl.push_str(&format!(" -d {}", shell_quote(b)));
+        }
+        Ok(Prepared {
+            method,
+            url,
+            shown_url,
+            curl,
+            headers: self.headers.clone().into_iter().collect(),
+            json: self.json.clone(),
+            body: self.body.clone(),
+        })
+    }
+}
+
+impl Prepared {
+    /// A request builder for one send.
+    pub fn builder(&self, client: &reqwest::Client, timeout: Duration) -> reqwest::RequestBuilder {
+        let mut req = client
+            .request(self.method.clone(), self.url.clone())
+            .timeout(timeout);
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        if let Some(j) = &self.json {
+            req = req.json(j);
+        } else if let Some(b) = &self.body {
+            req = req.body(b.clone());
+        }
+        req
+    }
+
+    /// The JSON body, for senders that vary it per request.
+    pub fn json_mut(&mut self) -> Option<&mut serde_json::Value> {
+        self.json.as_mut()
+    }
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -362,44 +437,17 @@ impl Check for Http {
     type Params = Params;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
-        let r = &p.request;
-        let method = match reqwest::Method::from_bytes(r.method.to_ascii_uppercase().as_bytes()) {
-            Ok(m) => m,
-            Err(_) => return Observation::error(format!("`{}` is not an HTTP method", r.method)),
+        let prepared = match p.request.prepare() {
+            Ok(x) => x,
+            Err(e) => return Observation::error(e),
         };
-        let mut url = match reqwest::Url::parse(&r.url) {
-            Ok(u) => u,
-            Err(e) => return Observation::error(format!("invalid URL {:?}: {e}", r.url)),
-        };
-        if !r.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(r.query.iter());
-        }
-        let shown_url = url.to_string();
-        let mut curl = format!("curl -sS -i -X {} {}", method, shell_quote(&shown_url));
-        let mut req = ctx
-            .http
-            .get()
-            .request(method.clone(), url.clone())
-            .timeout(ctx.timeout);
-        for (k, v) in &r.headers {
-            req = req.header(k, v);
-            let shown = if is_secret_header(k) {
-                "***".to_string()
-            } else {
-                v.clone()
-            };
-            curl.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {shown}"))));
-        }
-        if let Some(j) = &r.json {
-            req = req.json(j);
-            curl.push_str(&format!(
-                " -H 'Content-Type: application/json' -d {}",
-                shell_quote(&j.to_string())
-            ));
-        } else if let Some(b) = &r.body {
-            req = req.body(b.clone());
-            curl.push_str(&format!(" -d {}", shell_quote(b)));
-        }
+        let req = prepared.builder(ctx.http.get(), ctx.timeout);
+        let Prepared {
+            method,
+            shown_url,
+            curl,
+            ..
+        } = prepared;
         let started = Instant::now();
         let resp = req.send().await;
         let resp = match resp {
