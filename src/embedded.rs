@@ -28,6 +28,10 @@ pub static FILES: &[(&str, &str)] = &[
         include_str!("../checks/rate-limit-env.yaml"),
     ),
     (
+        "checks/rate-limit-burst.yaml",
+        include_str!("../checks/rate-limit-burst.yaml"),
+    ),
+    (
         "checks/send-message.yaml",
         include_str!("../checks/send-message.yaml"),
     ),
@@ -41,4 +45,30 @@ pub const DEFAULT_PLAYBOOK: &str = "playbooks/pre-load-test.yaml";
 
 pub fn get(path: &str) -> Option<&'static str> {
     FILES.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every shipped YAML file is embedded, and nothing else.
+    #[test]
+    fn embeds_every_shipped_file() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut on_disk = Vec::new();
+        for dir in ["checks", "playbooks"] {
+            for e in std::fs::read_dir(root.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".yaml") {
+                    on_disk.push(format!("{dir}/{name}"));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut embedded: Vec<String> = super::FILES.iter().map(|(p, _)| p.to_string()).collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded);
+    }
 }

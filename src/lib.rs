@@ -21,4 +21,5 @@ pub mod playbook;
 pub mod procinfo;
 pub mod redact;
 pub mod report;
+pub mod safety;
 pub mod sandbox;

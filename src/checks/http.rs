@@ -342,6 +342,7 @@ pub fn classify(e: &reqwest::Error) -> (NetError, String) {
 
 /// A request ready to send (any number of times), with the equivalent curl
 /// line (secret headers shown as `***`).
+#[derive(Clone)]
 pub struct Prepared {
     pub method: reqwest::Method,
     pub url: reqwest::Url,
@@ -357,8 +358,8 @@ impl Request {
     pub fn prepare(&self) -> Result<Prepared, String> {
         let method = reqwest::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| format!("`{}` is not an HTTP method", self.method))?;
-        let mut url =
-            reqwest::Url::parse(&self.url).map_err(|e| format!("invalid URL {:?}: {e}", self.url))?;
+        let mut url = reqwest::Url::parse(&self.url)
+            .map_err(|e| format!("invalid URL {:?}: {e}", self.url))?;
         if !self.query.is_empty() {
             url.query_pairs_mut().extend_pairs(self.query.iter());
         }

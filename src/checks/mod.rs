@@ -15,6 +15,7 @@ pub mod http;
 pub mod pg_connect;
 pub mod pg_ready;
 pub mod port;
+pub mod rate_limit;
 
 /// Outcome status of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -284,6 +285,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &Erased::<port::Port>(std::marker::PhantomData),
     &Erased::<http::Http>(std::marker::PhantomData),
     &Erased::<env::Env>(std::marker::PhantomData),
+    &Erased::<rate_limit::RateLimit>(std::marker::PhantomData),
 ];
 
 pub fn find(kind: &str) -> Option<&'static dyn Kind> {

@@ -165,6 +165,54 @@ pub enum Fault {
         expected: String,
         actual: Option<String>,
     },
+    /// A burst met 429s: a rate limiter is active.
+    RateLimited {
+        url: String,
+        requests: u32,
+        limited: u32,
+        /// Number of the first request answered 429 (0: predicted by a probe).
+        first: u32,
+        limiter: Option<LimiterMatch>,
+        env: EnvState,
+        /// The variable that disables the limiters, and its value.
+        var: String,
+        value: String,
+    },
+    /// A burst did not finish within the check's timeout.
+    BurstIncomplete {
+        url: String,
+        sent: u32,
+        planned: u32,
+    },
+    /// A burst met no 429, but other errors.
+    BurstErrors {
+        url: String,
+        failed: u32,
+        requests: u32,
+        first: String,
+    },
+}
+
+/// The limiter that answered a 429, and how it was recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimiterMatch {
+    pub name: String,
+    pub max: u32,
+    pub window_s: Option<u64>,
+    pub how: String,
+}
+
+/// Whether the limiters' off switch is set in the backend process, and in
+/// chatops's own shell.
+#[derive(Debug, Clone)]
+pub enum EnvState {
+    /// The process could not be read (or was not named).
+    Unknown { in_shell: Option<String> },
+    Process {
+        source: String,
+        value: Option<String>,
+        in_shell: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -317,6 +365,56 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
                 None => format!("{name} does not set {param} (expected {expected}); Prisma then uses its default."),
             },
             format!("Set {param} in {name}'s query string (for example `?connection_limit=50&pool_timeout=30&connect_timeout=10`) and restart the backend."),
+        ),
+        Fault::RateLimited { url, requests, limited, first, limiter, env, var, value } => {
+            let who = match limiter {
+                Some(l) => {
+                    let window = l.window_s.map(|w| format!(" per {}", crate::duration::fmt(std::time::Duration::from_secs(w)))).unwrap_or_default();
+                    format!("the backend's {} ({} requests{window}; {}) is active", l.name, l.max, l.how)
+                }
+                None => "a rate limiter is active".to_string(),
+            };
+            let seen = if *first == 0 {
+                format!("{url} sends rate-limit headers, so {who}: a load test would meet 429s once its budget is spent")
+            } else {
+                format!("{limited} of {requests} requests to {url} answered 429 Too Many Requests from request #{first} on: {who}")
+            };
+            let (why, fix) = match env {
+                EnvState::Process { source, value: Some(v), .. } if v == value => (
+                    format!(" {var}={v} is set in {source}, yet requests are limited: a limiter without the {var} skip (a NestJS throttler, another middleware), or a proxy or gateway in front of the backend."),
+                    format!("Find the limiter that ignores {var} (the 429 body and headers above name its style) and give it the same skip, or bypass the proxy for the load test; then rerun this check."),
+                ),
+                EnvState::Process { source, value: actual, in_shell } => {
+                    let state = match actual {
+                        Some(v) => format!("{var} is {v:?} in {source}"),
+                        None => format!("{var} is not set in {source}"),
+                    };
+                    let shell = match in_shell {
+                        Some(s) if s == value => format!(" It is set in your shell ({var}={s}) but not in the server: the backend was started from another shell, or before the export."),
+                        _ => String::new(),
+                    };
+                    (
+                        format!(" {state}.{shell}"),
+                        format!("Restart the backend with {var}={value} in its own environment (`export {var}={value}` in the shell that starts it, or the service's env file); it is read once at start-up. Then rerun this check: zero 429s."),
+                    )
+                }
+                EnvState::Unknown { in_shell } => (
+                    match in_shell {
+                        Some(s) if s == value => format!(" Your shell has {var}={s}, which proves nothing about the server process."),
+                        _ => String::new(),
+                    },
+                    format!("Set {var}={value} in the backend process's environment and restart it (it is read once at start-up); then rerun this check: zero 429s."),
+                ),
+            };
+            d(format!("{seen}.{why}"), fix)
+        }
+        Fault::BurstIncomplete { url, sent, planned } => d(
+            format!("Only {sent} of {planned} requests to {url} were answered within the check's timeout: the backend slows down or stalls under a burst."),
+            "Look at the backend's log and pg_stat_activity during a burst (`chatops watch-connections`); raise the check's timeout only if the backend is known to be slow.".to_string(),
+        ),
+        Fault::BurstErrors { url, failed, requests, first } => d(
+            format!("No request was rate limited, but {failed} of {requests} requests to {url} failed (the first with {first}): the backend fails under concurrency."),
+            "Read the backend's log for the failing requests; a pool timeout (Prisma P2024) means connection_limit is too small for the load: size it with `chatops pool-calc`.".to_string(),
         ),
     }
 }

@@ -307,8 +307,10 @@ impl Loader<'_> {
         self.check_keys(entries, TOP_KEYS, "", "a playbook")?;
         let env = &self.opts.env;
 
-        // vars: each may use env and the vars above it.
+        // vars: each may use env and the vars above it. `run_id` is built in
+        // (a label for what this run writes), unless the playbook sets it.
         let mut vars = BTreeMap::new();
+        vars.insert("run_id".to_string(), run_id());
         if let Some(v) = root.get("vars") {
             let no_target = BTreeMap::new();
             for (k, val) in self.map(v, "vars", "a mapping of names to values")? {
@@ -931,6 +933,15 @@ fn join(path: &str, key: &str) -> String {
     } else {
         format!("{path}.{key}")
     }
+}
+
+/// A label unique to this run: `chatops-<unix seconds>-<pid>`.
+fn run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("chatops-{secs}-{}", std::process::id())
 }
 
 /// A file shipped in the binary: its display name, text and directory.

@@ -72,24 +72,48 @@ fn redact_check(c: &mut CheckResult, red: &Redactor) {
     }
 }
 
-/// Whether a field or capture name holds a credential.
+/// Whether a field or capture name holds a credential: one of its words
+/// (split at `_`, `-`, `.` and camelCase) is token, secret, password,
+/// session, cookie, jwt…; `client_sessions` is a count, `sessionId` is not.
 pub fn secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
+    let mut words: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            words.push(std::mem::take(&mut cur));
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        cur.push(c.to_ascii_lowercase());
+    }
+    words.push(cur);
+    const SECRET: &[&str] = &[
         "token",
         "secret",
         "password",
         "passwd",
+        "pwd",
         "apikey",
-        "api_key",
         "cookie",
         "session",
+        "sid",
         "authorization",
+        "auth",
         "jwt",
         "credential",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
+        "credentials",
+        "bearer",
+        "otp",
+    ];
+    words.iter().any(|w| SECRET.contains(&w.as_str()))
+        || words
+            .windows(2)
+            .any(|p| (p[0] == "api" || p[0] == "private") && p[1] == "key")
 }
 
 fn learn_secrets(red: &mut Redactor, name: &str, v: &serde_json::Value, secret: bool) {
@@ -183,6 +207,37 @@ mod tests {
             target: Default::default(),
             phases: vec![],
             checks: vec![c],
+        }
+    }
+
+    #[test]
+    fn secret_names() {
+        for n in [
+            "access_token",
+            "accessToken",
+            "token",
+            "sessionId",
+            "session",
+            "api_key",
+            "apiKey",
+            "X-Api-Key",
+            "password",
+            "client_secret",
+            "jwt",
+            "Set-Cookie",
+        ] {
+            assert!(secret_name(n), "{n}");
+        }
+        for n in [
+            "client_sessions",
+            "message_id",
+            "tokens_used_count_x",
+            "max_connections",
+            "keyboard",
+            "pid",
+            "status",
+        ] {
+            assert!(!secret_name(n), "{n}");
         }
     }
 

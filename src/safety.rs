@@ -1,0 +1,62 @@
+//! Safe by default: burst and load traffic go to loopback only, unless the
+//! user explicitly allows a remote target.
+
+/// Whether every address `host` resolves to is a loopback address.
+pub async fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if h.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    if let Ok(ip) = h.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    match tokio::net::lookup_host((h, 0)).await {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Refuses traffic of `what` to a non-loopback `url` unless `allow_remote`.
+pub async fn ensure_loopback(url: &str, allow_remote: bool, what: &str) -> Result<(), String> {
+    if allow_remote {
+        return Ok(());
+    }
+    let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    if is_loopback_host(host).await {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to send {what} to {host}: it is not a loopback address, and this traffic could \
+         hurt a shared or production system. Pass --allow-remote (or set `settings.allow_remote: true` \
+         in the playbook) if you own the target and mean it."
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn loopback_names_and_addresses() {
+        for h in ["127.0.0.1", "127.3.4.5", "localhost", "::1", "[::1]"] {
+            assert!(is_loopback_host(h).await, "{h}");
+        }
+        for h in ["10.0.0.1", "192.168.1.10", "8.8.8.8", "example.invalid"] {
+            assert!(!is_loopback_host(h).await, "{h}");
+        }
+        assert!(
+            ensure_loopback("http://10.1.2.3:3001/x", false, "a burst")
+                .await
+                .is_err_and(|e| e.contains("--allow-remote"))
+        );
+        assert!(
+            ensure_loopback("http://10.1.2.3:3001/x", true, "a burst")
+                .await
+                .is_ok()
+        );
+    }
+}
