@@ -112,9 +112,14 @@ pub async fn run(format: Format, style: &Style) -> i32 {
                     }
                 }
             }
+            let mut vars = vec![("stability_duration".to_string(), "2s".to_string())];
+            if let Some(b) = &sb.backend {
+                vars.push(("backend_log".into(), b.log.to_string_lossy().into_owned()));
+            }
             let t = TargetArgs {
                 base_url: Some(format!("http://127.0.0.1:{port}")),
                 database_url: Some(sb.db_url.clone()),
+                vars,
                 ..TargetArgs::default()
             };
             let (rep, red) = match app::run_playbook(&t, false).await {

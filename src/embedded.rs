@@ -32,6 +32,14 @@ pub static FILES: &[(&str, &str)] = &[
         include_str!("../checks/rate-limit-burst.yaml"),
     ),
     (
+        "checks/backend-log.yaml",
+        include_str!("../checks/backend-log.yaml"),
+    ),
+    (
+        "checks/stability.yaml",
+        include_str!("../checks/stability.yaml"),
+    ),
+    (
         "checks/send-message.yaml",
         include_str!("../checks/send-message.yaml"),
     ),

@@ -167,3 +167,28 @@ pub fn is_local_host(host: &str) -> bool {
         || h.parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
+
+/// Resident memory of a process, in bytes (None when it is gone).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let mut sys = sysinfo::System::new().ok()?;
+    let p = sysinfo::Pid::from_u32(pid);
+    sys.refresh_processes_specifics(
+        sysinfo::ProcessesToUpdate::Some(&[p]),
+        true,
+        sysinfo::ProcessRefreshKind::nothing().with_memory(),
+    );
+    sys.process(p).map(|x| x.memory())
+}
+
+/// Whether a process exists and has not exited (a zombie waiting for its
+/// parent to reap it counts as exited).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // pid (comm) STATE …; comm may contain spaces and parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}

@@ -36,8 +36,19 @@ fn running(rt: &tokio::runtime::Runtime, knobs: Knobs) -> (Sandbox, String) {
     (sb, url)
 }
 
-/// `chatops doctor` with the shipped (embedded) playbook, as JSON.
+/// `chatops doctor` with the shipped (embedded) playbook, as JSON. The
+/// stability watch is one sample here (its own tests watch longer).
 fn doctor(base_url: &str, database_url: &str) -> (i32, Value) {
+    doctor_log(base_url, database_url, None)
+}
+
+fn doctor_log(base_url: &str, database_url: &str, log: Option<&Sandbox>) -> (i32, Value) {
+    let log_var = format!(
+        "backend_log={}",
+        log.and_then(|sb| sb.backend.as_ref())
+            .map(|b| b.log.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/nonexistent/backend.log".into())
+    );
     let r = chatops(
         &[
             "doctor",
@@ -47,6 +58,10 @@ fn doctor(base_url: &str, database_url: &str) -> (i32, Value) {
             base_url,
             "--database-url",
             database_url,
+            "--var",
+            "stability_duration=0s",
+            "--var",
+            &log_var,
         ],
         &[],
     );
@@ -75,7 +90,7 @@ fn blocked_by(report: &Value, id: &str) -> String {
 fn healthy_sandbox_passes_the_whole_checklist() {
     let rt = runtime();
     let (sb, url) = running(&rt, Knobs::default());
-    let (code, report) = doctor(&url, &sb.db_url);
+    let (code, report) = doctor_log(&url, &sb.db_url, Some(&sb));
     assert_eq!(code, 0, "{report:#}");
     for c in report["checks"].as_array().expect("checks") {
         assert_eq!(c["status"], "pass", "{c:#}");

@@ -12,10 +12,12 @@ use std::time::Duration;
 
 pub mod env;
 pub mod http;
+pub mod log_scan;
 pub mod pg_connect;
 pub mod pg_ready;
 pub mod port;
 pub mod rate_limit;
+pub mod stability;
 
 /// Outcome status of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -121,6 +123,8 @@ pub struct Ctx {
     pub timeout: Duration,
     pub http: HttpClient,
     pub allow_remote: bool,
+    /// What this check's [`Check::at_start`] recorded when the run began.
+    pub start: Option<serde_json::Value>,
 }
 
 /// A check kind. `Params` are the kind's own YAML fields; doc comments on
@@ -130,6 +134,12 @@ pub trait Check: Send + Sync + 'static {
     const HELP: &'static str;
     type Params: DeserializeOwned + JsonSchema + Send + 'static;
     fn run(params: Self::Params, ctx: Ctx) -> impl Future<Output = Observation> + Send;
+    /// Called once when the run begins, before any check runs: state to
+    /// compare against later (a log file's length, a process's pid). It is
+    /// handed back in `Ctx::start`.
+    fn at_start(_params: &Self::Params) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A check field, for help and suggestions.
@@ -152,6 +162,7 @@ pub trait Kind: Send + Sync {
     /// Type-checks the fields; on error gives the path inside the check and a message.
     fn validate(&self, params: &serde_json::Value) -> Result<(), (String, String)>;
     fn run(&self, params: serde_json::Value, ctx: Ctx) -> BoxFuture;
+    fn at_start(&self, params: &serde_json::Value) -> Option<serde_json::Value>;
 }
 
 struct Erased<C>(std::marker::PhantomData<C>);
@@ -183,6 +194,11 @@ impl<C: Check> Kind for Erased<C> {
     }
     fn validate(&self, params: &serde_json::Value) -> Result<(), (String, String)> {
         decode::<C::Params>(params).map(|_| ())
+    }
+    fn at_start(&self, params: &serde_json::Value) -> Option<serde_json::Value> {
+        decode::<C::Params>(params)
+            .ok()
+            .and_then(|p| C::at_start(&p))
     }
     fn run(&self, params: serde_json::Value, ctx: Ctx) -> BoxFuture {
         Box::pin(async move {
@@ -286,6 +302,8 @@ pub static KINDS: &[&dyn Kind] = &[
     &Erased::<http::Http>(std::marker::PhantomData),
     &Erased::<env::Env>(std::marker::PhantomData),
     &Erased::<rate_limit::RateLimit>(std::marker::PhantomData),
+    &Erased::<log_scan::LogScan>(std::marker::PhantomData),
+    &Erased::<stability::Stability>(std::marker::PhantomData),
 ];
 
 pub fn find(kind: &str) -> Option<&'static dyn Kind> {

@@ -184,6 +184,37 @@ pub enum Fault {
         sent: u32,
         planned: u32,
     },
+    LogUnreadable {
+        path: String,
+        error: String,
+        missing: bool,
+    },
+    /// Problem lines in a log; `first` is the most telling one.
+    LogMatches {
+        path: String,
+        count: u32,
+        first: String,
+    },
+    /// The backend process exited or was replaced.
+    ProcessRestarted {
+        selector: String,
+        from: u32,
+        to: Option<u32>,
+    },
+    HealthFlapping {
+        url: String,
+        failed: u32,
+        samples: u32,
+        first: String,
+    },
+    MemoryGrowth {
+        what: String,
+        from_mb: f64,
+        to_mb: f64,
+        percent: f64,
+        bound: f64,
+        over: String,
+    },
     /// A burst met no 429, but other errors.
     BurstErrors {
         url: String,
@@ -308,17 +339,10 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
             },
         ),
         Fault::HttpStatus { url, expected, status, body } => {
-            let lower = body.to_ascii_lowercase();
             let (root, remedy) = if *status == 429 {
                 (format!("{url} answered 429 Too Many Requests: a rate limiter is active."), "Set DISABLE_RATE_LIMIT=true in the backend process's environment and restart it.".to_string())
-            } else if lower.contains("does not exist in the current database") || lower.contains("p2022") || lower.contains("p2021") {
-                (format!("The backend's queries name a column or table the database does not have (schema drift; Prisma P2021/P2022): {}", excerpt(body, 200)), "Regenerate the Prisma client and rebuild cleanly: `rm -rf dist && npx prisma generate && npm run build`, then restart; or apply the missing migration.".to_string())
-            } else if lower.contains("timed out fetching a new connection") || lower.contains("p2024") {
-                ("The backend's connection pool is exhausted (Prisma P2024: timed out fetching a connection from the pool).".to_string(), "Raise connection_limit in DATABASE_URL to what `chatops pool-calc` gives for the load, within max_connections headroom.".to_string())
-            } else if lower.contains("not a participant") {
-                ("The backend does not see the seeded conversation: it is most likely running in mock mode (an empty in-memory store).".to_string(), "Run the backend with PRISMA_CLIENT_MODE=database and a DATABASE_URL, then restart it.".to_string())
-            } else if lower.contains("can't reach database") || lower.contains("econnrefused") || lower.contains("p1001") {
-                ("The backend cannot reach PostgreSQL (Prisma P1001).".to_string(), "Start PostgreSQL or fix the host and port in the backend's DATABASE_URL, then restart the backend.".to_string())
+            } else if let Some(known) = known_error(body) {
+                known
             } else if *status == 404 {
                 (format!("{url} does not exist on this server (404): wrong path or global prefix."), "Check the route; the seed's backend serves everything under /api/v1 (its banner's /health is wrong).".to_string())
             } else if *status >= 500 {
@@ -408,6 +432,36 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
             };
             d(format!("{seen}.{why}"), fix)
         }
+        Fault::LogUnreadable { path, error, missing } => d(
+            if *missing {
+                format!("The log file {path} does not exist: the backend writes its log elsewhere, or was not started with its output redirected there.")
+            } else {
+                format!("The log file {path} cannot be read ({error}).")
+            },
+            format!("Start the backend with its output in that file (`… > {path} 2>&1 &`, as the seed does), or point the check at the real log (`--var backend_log=PATH` or CHATOPS_BACKEND_LOG for the shipped playbook)."),
+        ),
+        Fault::LogMatches { path, count, first } => match known_error(first) {
+            Some((root, remedy)) => d(format!("{root} ({count} problem line(s) in {path}.)"), remedy),
+            None => d(
+                format!("The backend logged {count} problem line(s) in {path}, the first telling one: {}", excerpt(first, 200)),
+                format!("Read them in context (`grep -n -iE 'error|warn|exception' {path} | tail`) and fix the cause; add an `ignore:` pattern to the check only for lines known to be harmless."),
+            ),
+        },
+        Fault::ProcessRestarted { selector, from, to } => d(
+            match to {
+                Some(b) => format!("The backend restarted: {selector} was pid {from}, now pid {b}. A crash under a supervisor (nodemon, pm2, systemd, `npm run start:dev` watching files) or a deploy happened during the run."),
+                None => format!("The backend exited: {selector} (pid {from}) is gone. It crashed or was stopped during the run."),
+            },
+            "Read the end of the backend's log for the exit reason (an unhandled exception, an out-of-memory kill: `dmesg | grep -i oom`); run the backend without file watching for a load test (`npm run start:prod`).".to_string(),
+        ),
+        Fault::HealthFlapping { url, failed, samples, first } => d(
+            format!("{url} failed {failed} of {samples} times while the backend was watched (first: {first}): it is not stable enough for a load test."),
+            "Watch the backend's log and pg_stat_activity (`chatops watch-connections`) while it runs; fix the errors behind the failing health answers before sending load.".to_string(),
+        ),
+        Fault::MemoryGrowth { what, from_mb, to_mb, percent, bound, over } => d(
+            format!("The backend's {what} grew {percent:.0}% in {over} ({from_mb:.1} MB → {to_mb:.1} MB), above the {bound}% bound: a leak, or caches without a limit."),
+            "Take heap snapshots (`node --inspect`, Chrome DevTools) before and after a burst and compare them; check for listeners, timers and maps that only grow.".to_string(),
+        ),
         Fault::BurstIncomplete { url, sent, planned } => d(
             format!("Only {sent} of {planned} requests to {url} were answered within the check's timeout: the backend slows down or stalls under a burst."),
             "Look at the backend's log and pg_stat_activity during a burst (`chatops watch-connections`); raise the check's timeout only if the backend is known to be slow.".to_string(),
@@ -416,6 +470,34 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
             format!("No request was rate limited, but {failed} of {requests} requests to {url} failed (the first with {first}): the backend fails under concurrency."),
             "Read the backend's log for the failing requests; a pool timeout (Prisma P2024) means connection_limit is too small for the load: size it with `chatops pool-calc`.".to_string(),
         ),
+    }
+}
+
+/// A root cause and remedy for error text the seed's backend is known to
+/// produce (a response body, a log line), by its Prisma code or message.
+pub fn known_error(text: &str) -> Option<(String, String)> {
+    let lower = text.to_ascii_lowercase();
+    let has = |xs: &[&str]| xs.iter().any(|x| lower.contains(x));
+    if has(&["does not exist in the current database", "p2022", "p2021"]) {
+        Some((format!("The backend's queries name a column or table the database does not have (schema drift; Prisma P2021/P2022): {}", excerpt(text, 200)), "Regenerate the Prisma client and rebuild cleanly: `rm -rf dist && npx prisma generate && npm run build`, then restart; or apply the missing migration.".to_string()))
+    } else if has(&["timed out fetching a new connection", "p2024"]) {
+        Some(("The backend's connection pool is exhausted (Prisma P2024: timed out fetching a connection from the pool).".to_string(), "Raise connection_limit in DATABASE_URL to what `chatops pool-calc` gives for the load, within max_connections headroom.".to_string()))
+    } else if has(&["not a participant"]) {
+        Some(("The backend does not see the seeded conversation: it is most likely running in mock mode (an empty in-memory store).".to_string(), "Run the backend with PRISMA_CLIENT_MODE=database and a DATABASE_URL, then restart it.".to_string()))
+    } else if has(&["can't reach database", "p1001"])
+        || (has(&["econnrefused"]) && has(&["5432", "database", "prisma", "postgres"]))
+    {
+        Some(("The backend cannot reach PostgreSQL (Prisma P1001).".to_string(), "Start PostgreSQL or fix the host and port in the backend's DATABASE_URL, then restart the backend.".to_string()))
+    } else if has(&["eaddrinuse", "address already in use"]) {
+        Some(("The backend could not bind its port: another process holds it (EADDRINUSE), often an older instance of the backend.".to_string(), "Stop the process holding the port (`lsof -ti:PORT | xargs kill`), then start the backend again.".to_string()))
+    } else if has(&[
+        "too many clients",
+        "53300",
+        "remaining connection slots are reserved",
+    ]) {
+        Some(("PostgreSQL refuses new connections: max_connections is exhausted (53300 too many clients).".to_string(), "Lower the pools (connection_limit × replicas) to fit max_connections with headroom (`chatops pool-calc`), or put PgBouncer in front.".to_string()))
+    } else {
+        None
     }
 }
 

@@ -87,6 +87,11 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
     tokio::pin!(deadline);
     tokio::pin!(cancel);
     let mut stop = None;
+    // State some kinds record before anything runs (a log file's length).
+    let at_start: Vec<Option<serde_json::Value>> = specs
+        .iter()
+        .map(|c| checks::find(&c.kind).and_then(|k| k.at_start(&c.params)))
+        .collect();
 
     loop {
         // Mark blocked checks and start ready ones.
@@ -134,6 +139,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
                     timeout: spec.timeout,
                     http: opts.http.clone(),
                     allow_remote: pb.settings.allow_remote,
+                    start: at_start[i].clone(),
                 };
                 tasks.spawn(async move {
                     let t = Instant::now();

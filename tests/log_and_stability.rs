@@ -1,0 +1,211 @@
+//! `log_scan` and `stability` against real files and the real sandbox
+//! backend.
+
+mod common;
+
+use chatops::sandbox::{Knobs, Sandbox};
+use common::{bin, check, cluster, doctor_json, unique};
+use std::io::Write;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn temp_log(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let p = dir.join(format!("{}-{name}", unique("log")));
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+fn scan_playbook(path: &str, extra: &str) -> String {
+    format!(
+        "phases:\n  - name: logs\n    checks:\n      - id: logs\n        kind: log_scan\n        path: '{path}'\n{extra}"
+    )
+}
+
+#[test]
+fn log_scan_finds_problems_and_names_known_causes() {
+    let p = temp_log(
+        "backend.log",
+        "[Nest] 1 - LOG [NestApplication] Nest application successfully started\n\
+         {\"level\":\"info\",\"msg\":\"health\",\"errors\":0}\n\
+         [Nest] 1 - ERROR [ExceptionsHandler] Invalid `prisma.message.create()` invocation: The column `messageType` does not exist in the current database.\n\
+         password=hunter2secret in a careless line with error\n",
+    );
+    let (code, report) = doctor_json(&scan_playbook(&p.to_string_lossy(), ""), &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let c = check(&report, "logs");
+    assert_eq!(c["captures"]["matches"], 2, "{c:#}");
+    let cause = c["root_cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("schema drift"), "{cause}");
+    let text = report.to_string();
+    assert!(!text.contains("hunter2secret"), "redacted: {text}");
+}
+
+#[test]
+fn log_scan_since_run_ignores_older_lines_and_handles_missing_files() {
+    let p = temp_log("old.log", "ERROR an old failure before this run\n");
+    let pb = scan_playbook(&p.to_string_lossy(), "        since: run\n");
+    let (code, report) = doctor_json(&pb, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(check(&report, "logs")["captures"]["matches"], 0);
+
+    let (code, report) = doctor_json(&scan_playbook("/nonexistent/backend.log", ""), &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let c = check(&report, "logs");
+    assert_eq!(c["status"], "fail");
+    assert!(
+        c["root_cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not exist")
+    );
+    let (code, report) = doctor_json(
+        &scan_playbook("/nonexistent/backend.log", "        if_missing: warn\n"),
+        &[],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(check(&report, "logs")["status"], "warn");
+
+    let (code, _) = doctor_json(
+        &scan_playbook(&p.to_string_lossy(), "        pattern: '(unclosed'\n"),
+        &[],
+    );
+    assert_eq!(code, 1, "a bad regex is the check's error");
+}
+
+#[test]
+fn log_scan_since_run_sees_what_the_run_caused() {
+    // The drift knob makes the smoke test's send fail; the backend logs
+    // the Prisma error during the run, and the log check names it.
+    let rt = runtime();
+    let mut sb = rt
+        .block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("logs")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = rt
+        .block_on(sb.start_backend(&Knobs {
+            drift: true,
+            ..Knobs::default()
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (url, log) = (b.base_url(), b.log.to_string_lossy().into_owned());
+    let pb = format!(
+        "target: {{ base_url: '{url}' }}
+vars: {{ user_id: 00000000-0000-0000-0000-000000000000, conversation_id: 8822dd87-d0c2-42be-93d2-1c0cb492e351 }}
+phases:
+  - name: p
+    checks:
+      - id: send
+        kind: http
+        request:
+          method: POST
+          url: '{url}/api/v1/chat/conversations/${{vars.conversation_id}}/messages'
+          json: {{ userId: '${{vars.user_id}}', content: drift }}
+        expect: {{ status: 400 }}
+      - id: logs
+        kind: log_scan
+        needs: [send]
+        path: '{log}'
+        since: run
+"
+    );
+    let (code, report) = doctor_json(&pb, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let c = check(&report, "logs");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    let cause = c["root_cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("schema drift"), "{cause}");
+}
+
+#[test]
+fn stability_watches_the_backend_and_sees_it_die() {
+    let rt = runtime();
+    let mut sb = rt
+        .block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("stab")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = rt
+        .block_on(sb.start_backend(&Knobs::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (url, port, pid) = (b.base_url(), b.port, b.pid);
+    let pb = format!(
+        "phases:
+  - name: p
+    checks:
+      - id: stable
+        kind: stability
+        process: {{ port: {port} }}
+        health: '{url}/api/v1/health'
+        duration: 1s
+        every: 250ms
+"
+    );
+    let (code, report) = doctor_json(&pb, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let c = check(&report, "stable");
+    assert_eq!(c["captures"]["pid"], pid);
+    assert_eq!(c["captures"]["samples"], 5);
+    let ev = c["evidence"].to_string();
+    assert!(ev.contains("5 of 5 answered 2xx"), "{ev}");
+    assert!(ev.contains("RSS"), "{ev}");
+
+    // Now kill the backend while it is watched.
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    });
+    let long = pb.replace("duration: 1s", "duration: 3s");
+    let (code, report) = doctor_json(&long, &[]);
+    let _ = killer.join();
+    assert_eq!(code, 1, "{report:#}");
+    let c = check(&report, "stable");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    let cause = c["root_cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("exited"), "{cause}");
+    assert!(cause.contains(&pid.to_string()), "{cause}");
+
+    // A duration that does not fit the timeout is a clear error.
+    let (code, report) = doctor_json(&pb.replace("duration: 1s", "duration: 30s"), &[]);
+    assert_eq!(code, 1);
+    let s = check(&report, "stable")["summary"].to_string();
+    assert!(s.contains("timeout"), "{s}");
+    drop(sb);
+}
+
+#[test]
+fn log_lines_appended_during_a_run_are_seen() {
+    let p = temp_log("grow.log", "fine\n");
+    let path = p.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&path) {
+            let _ = writeln!(
+                f,
+                "prisma:error Timed out fetching a new connection from the connection pool (P2024)"
+            );
+        }
+    });
+    let pb = format!(
+        "phases:\n  - name: logs\n    checks:\n      - id: wait\n        kind: stability\n        process: {{ pid: {} }}\n        duration: 1s\n        every: 250ms\n      - id: logs\n        kind: log_scan\n        needs: [wait]\n        path: '{}'\n        since: run\n",
+        std::process::id(),
+        p.to_string_lossy()
+    );
+    let (code, report) = doctor_json(&pb, &[]);
+    let _ = writer.join();
+    assert_eq!(code, 1, "{report:#}");
+    let c = check(&report, "logs");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    assert!(
+        c["root_cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pool is exhausted")
+    );
+}
