@@ -327,3 +327,33 @@ fn markdown_report_of_a_failing_run_reads_like_the_seed() {
     assert!(r.stdout.contains("not running"), "{}", r.stdout);
     assert!(!r.stdout.contains("\u{1b}["), "no colour codes in markdown");
 }
+
+#[test]
+fn another_program_on_the_backend_port_is_named() {
+    let rt = runtime();
+    let sb = sandbox(&rt);
+    // This test process squats on the port, as an old instance would.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = squatter.local_addr().expect("addr").port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, report) = doctor(&url, &sb.db_url);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(status(&report, "backend_listening"), "fail");
+    let cause = root_cause(&report, "backend_listening");
+    assert!(
+        cause.contains(&format!("pid {}", std::process::id())),
+        "{cause}"
+    );
+    assert!(cause.contains("EADDRINUSE"), "{cause}");
+    let remedy = check(&report, "backend_listening")["remedy"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        remedy.contains(&format!("kill {}", std::process::id())),
+        "{remedy}"
+    );
+    assert_eq!(blocked_by(&report, "health"), "backend_listening");
+    assert_eq!(report["summary"]["fail"], 1, "{:#}", report["summary"]);
+    drop(squatter);
+}

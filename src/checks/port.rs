@@ -33,6 +33,10 @@ pub struct Params {
     pub start_command: Option<String>,
     /// Health URL to wait for after starting, quoted in the remedy.
     pub health_url: Option<String>,
+    /// With `listening`: a regular expression the listener's command line
+    /// must match (`node|nest|docker-proxy`), so another program squatting
+    /// on the port is found. Skipped when the listener cannot be read.
+    pub expect_command: Option<String>,
 }
 
 fn default_host() -> String {
@@ -129,6 +133,35 @@ impl Check for Port {
                 },
             ),
         };
+        if p.expect == Expect::Listening
+            && o.status == super::Status::Pass
+            && let (Some(pattern), Some(h)) = (&p.expect_command, holders.first())
+        {
+            let re = match regex::RegexBuilder::new(pattern)
+                .case_insensitive(true)
+                .size_limit(1 << 20)
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return Observation::error(format!(
+                        "invalid expect_command regular expression {pattern:?}: {e}"
+                    ));
+                }
+            };
+            if !re.is_match(&h.cmdline) {
+                o.status = super::Status::Fail;
+                o.summary = format!("{addr} is held by {h}, not the {}", p.service);
+                o.fault = Some(Fault::PortHeldByOther {
+                    port: p.port,
+                    pid: h.pid,
+                    service: p.service.clone(),
+                    holder: h.to_string(),
+                    pattern: pattern.clone(),
+                    start_command: p.start_command.clone(),
+                });
+            }
+        }
         o = o.evidence(format!(
             "TCP connect to {addr}: {} in {}",
             if open {

@@ -112,6 +112,15 @@ pub enum Fault {
         port: u16,
         process: Option<String>,
     },
+    /// The port listens, but another program holds it.
+    PortHeldByOther {
+        port: u16,
+        pid: u32,
+        service: String,
+        holder: String,
+        pattern: String,
+        start_command: Option<String>,
+    },
     HttpConnect {
         url: String,
         error: NetError,
@@ -321,6 +330,13 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
                 None => format!("Port {port} on {host} is already in use; the backend cannot bind it (EADDRINUSE)."),
             },
             format!("Stop the process holding it (`lsof -ti:{port} | xargs kill`) or run the backend on another PORT."),
+        ),
+        Fault::PortHeldByOther { port, pid, service, holder, pattern, start_command } => d(
+            format!("Port {port} is held by {holder}, which is not the {service} (its command line does not match `{pattern}`). The {service} cannot bind the port (EADDRINUSE), so requests reach the wrong program: often an older instance, or another dev server."),
+            format!(
+                "Stop it (`kill {pid}`, or `lsof -ti:{port} | xargs kill`), then start the {service}{}. If that program is the {service} (a wrapper, a container proxy), widen `expect_command`.",
+                start_command.as_deref().map(|c| format!(": `{c}`")).unwrap_or_default()
+            ),
         ),
         Fault::HttpConnect { url, error, detail } => d(
             match error {
