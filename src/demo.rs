@@ -22,21 +22,48 @@ fn steps() -> Vec<Step> {
             title: "The load test hits a backend that is not running",
             story: "56,250 of 56,250 requests failed with ECONNREFUSED at 0 ms: nobody had started the backend.",
             knobs: None,
-            fix: "start the backend (in mock mode by mistake, with its rate limiters on, as it was)",
+            fix: "start the backend; each fix then uncovers the next fault, as in the seed",
         },
         Step {
-            title: "The backend runs, but in mock mode and with rate limiting on",
-            story: "Health answers 200 \"ok\", yet nothing reaches PostgreSQL, and apiLimiter would answer 429 after 100 requests.",
+            title: "The backend runs, with a pool of 2 connections for 120 virtual users",
+            story: "DATABASE_URL carries connection_limit=2: under load, requests wait for a connection and time out (Prisma P2024).",
             knobs: Some(Knobs {
-                mock: true,
+                connection_limit: Some(2),
+                pool_timeout: Some(2),
+                ..Knobs::default()
+            }),
+            fix: "restart with connection_limit=50&pool_timeout=30 (what `chatops pool-calc` gives for 120 VUs)",
+        },
+        Step {
+            title: "Five express-rate-limit limiters answer 429",
+            story: "apiLimiter allows 100 requests per 15 minutes: a load test meets 429s within seconds.",
+            knobs: Some(Knobs {
                 rate_limit: true,
                 ..Knobs::default()
             }),
-            fix: "restart the backend with PRISMA_CLIENT_MODE=database and DISABLE_RATE_LIMIT=true",
+            fix: "restart with DISABLE_RATE_LIMIT=true in the backend's own environment",
+        },
+        Step {
+            title: "Mock mode hides the database",
+            story: "Health answers 200 \"ok\", yet nothing reaches PostgreSQL: PRISMA_CLIENT_MODE=mock.",
+            knobs: Some(Knobs {
+                mock: true,
+                ..Knobs::default()
+            }),
+            fix: "restart with PRISMA_CLIENT_MODE=database",
+        },
+        Step {
+            title: "Prisma field names drifted from the schema",
+            story: "The generated client writes `messageType`; the table's column is `type`: every send fails.",
+            knobs: Some(Knobs {
+                drift: true,
+                ..Knobs::default()
+            }),
+            fix: "regenerate the Prisma client and rebuild cleanly (`rm -rf dist && npx prisma generate && npm run build`)",
         },
         Step {
             title: "All remedies applied",
-            story: "The backend runs against PostgreSQL with a 50-connection pool and the limiters skipped.",
+            story: "The backend runs against PostgreSQL with a 50-connection pool, the limiters skipped, a fresh client.",
             knobs: Some(Knobs::default()),
             fix: "",
         },
@@ -112,7 +139,7 @@ pub async fn run(format: Format, style: &Style) -> i32 {
                     }
                 }
             }
-            let mut vars = vec![("stability_duration".to_string(), "2s".to_string())];
+            let mut vars = vec![("stability_duration".to_string(), "1s".to_string())];
             if let Some(b) = &sb.backend {
                 vars.push(("backend_log".into(), b.log.to_string_lossy().into_owned()));
             }
