@@ -177,9 +177,12 @@ impl Check for Stability {
             MemorySource::Heap => false,
             MemorySource::Auto => pid.is_some(),
         };
-        let per_request = interval
-            .min(Duration::from_secs(5))
-            .max(Duration::from_millis(500));
+        // Each health request may take what the check's budget leaves over
+        // the watch (at most 5 s): a slow answer under load is no failure.
+        let per_request = ctx
+            .timeout
+            .saturating_sub(duration + Duration::from_millis(500))
+            .clamp(Duration::from_millis(500), Duration::from_secs(5));
         let n = (duration.as_millis() / interval.as_millis().max(1)) as usize + 1;
         let started = Instant::now();
         let mut samples: Vec<Sample> = Vec::with_capacity(n);

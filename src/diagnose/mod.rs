@@ -369,12 +369,12 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
             d(root, remedy)
         }
         Fault::HttpAssertion { url, path, expected, actual } => {
-            if path.ends_with("overall") && actual.contains("mock") {
+            if (path.contains("overall") || path.contains("database")) && actual.contains("mock") {
                 d(
                     "The backend runs in mock mode: health reports database.overall = \"mock\", so nothing reaches PostgreSQL (PRISMA_CLIENT_MODE=mock, or no DATABASE_URL, which silently means mock).".into(),
                     "Start the backend with PRISMA_CLIENT_MODE=database and DATABASE_URL set, then restart it.".into(),
                 )
-            } else if path.ends_with("overall") && actual.contains("unhealthy") {
+            } else if (path.contains("overall") || path.contains("database")) && (actual.contains("unhealthy") || actual.contains("down")) {
                 d(
                     "The backend is up but its database is unhealthy (health still says \"connected\": it cannot be trusted alone).".into(),
                     "Check PostgreSQL directly (the pg_ready check) and the backend log for prisma:error lines; restart the backend once the database is back.".into(),

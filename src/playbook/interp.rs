@@ -14,7 +14,10 @@ pub enum Ref {
         name: String,
         default: Option<String>,
     },
-    Var(String),
+    Var {
+        name: String,
+        default: Option<String>,
+    },
     Target(String),
     Check {
         id: String,
@@ -111,12 +114,19 @@ fn parse_ref(body: &str) -> Result<Ref, String> {
             })
         }
         "vars" | "var" => {
+            let (name, default) = match name.split_once(":-") {
+                Some((n, d)) => (n, Some(d.to_string())),
+                None => (name, None),
+            };
             if !valid_name(name) {
                 return Err(format!(
                     "`${{{body}}}`: `{name}` is not a valid variable name"
                 ));
             }
-            Ok(Ref::Var(name.to_string()))
+            Ok(Ref::Var {
+                name: name.to_string(),
+                default,
+            })
         }
         "target" => {
             if !valid_name(name) {
@@ -179,9 +189,10 @@ pub fn expand(s: &str, scope: &Scope) -> Result<String, String> {
                         }
                     },
                 },
-                Ref::Var(name) => match scope.vars.get(&name) {
-                    Some(v) => out.push_str(v),
-                    None => {
+                Ref::Var { name, default } => match (scope.vars.get(&name), default) {
+                    (Some(v), _) => out.push_str(v),
+                    (None, Some(d)) => out.push_str(&expand(&d, scope)?),
+                    (None, None) => {
                         let hint =
                             super::error::nearest(&name, scope.vars.keys().map(String::as_str));
                         return Err(match hint {
@@ -336,6 +347,8 @@ mod tests {
         assert_eq!(expand("${env.HOME_X}/a", &s).unwrap(), "/h/a");
         assert_eq!(expand("${env.NOPE:-d}", &s).unwrap(), "d");
         assert_eq!(expand("${env.NOPE:-${vars.port}}", &s).unwrap(), "3001");
+        assert_eq!(expand("${vars.port:-9}", &s).unwrap(), "3001");
+        assert_eq!(expand("${vars.nope:-a|b c}", &s).unwrap(), "a|b c");
         assert_eq!(
             expand("${target.base_url}:${vars.port}", &s).unwrap(),
             "http://x:3001"

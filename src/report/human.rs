@@ -95,7 +95,7 @@ pub fn render(r: &Report, st: &Style) -> String {
                     time: if ch.status == Status::Blocked {
                         "-".into()
                     } else {
-                        format!("{} ms", ch.duration_ms)
+                        millis(ch.duration_ms)
                     },
                 }
             })
@@ -209,9 +209,18 @@ pub fn render(r: &Report, st: &Style) -> String {
     };
     let _ = writeln!(
         o,
-        "\n{} {counts} in {} ms",
+        "\n{} {counts} in {}",
         paint(&format!("Result: {verdict} —"), r.status, c),
-        r.duration_ms
+        millis(r.duration_ms)
     );
     o
+}
+
+/// `845 ms`, `10.0 s`, `2 min 05 s`.
+fn millis(ms: u64) -> String {
+    match ms {
+        0..=9_999 => format!("{ms} ms"),
+        10_000..=119_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
 }
