@@ -699,7 +699,7 @@ impl App {
         let (overall, ok, total, errors) = match &self.db {
             None => ("mock", true, 0, 0),
             Some(db) => {
-                let r = db.ping(Duration::from_secs(1)).await;
+                let r = db.ping(Duration::from_secs(3)).await;
                 if let Err(e) = &r {
                     self.log.prisma_error(&format!(
                         "Invalid `prisma.$queryRaw()` invocation: {}",
