@@ -18,6 +18,7 @@ pub mod exit;
 pub mod jsonpath;
 pub mod pg;
 pub mod playbook;
+pub mod poolcalc;
 pub mod procinfo;
 pub mod redact;
 pub mod report;
