@@ -75,70 +75,10 @@ impl Check for Env {
                     "env".into(),
                     None,
                 ),
-                Some(sel)
-                    if sel
-                        .host
-                        .as_deref()
-                        .is_some_and(|h| !procinfo::is_local_host(h)) =>
-                {
-                    let host = sel.host.clone().unwrap_or_default();
-                    return Observation::new(
-                    super::Status::Warn,
-                    format!("cannot read the environment of a process on {host}: run chatops on that host to check it"),
-                )
-                .evidence(format!("the backend runs on {host}, not on this machine"));
-                }
-                Some(sel) => {
-                    let (procs, selector) = if let Some(pid) = sel.pid {
-                        let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
-                        (
-                            if exists {
-                                vec![procinfo::Proc {
-                                    pid,
-                                    cmdline: procinfo::cmdline(pid),
-                                }]
-                            } else {
-                                vec![]
-                            },
-                            format!("pid {pid}"),
-                        )
-                    } else if let Some(port) = sel.port {
-                        (
-                            procinfo::listeners(port),
-                            format!("the process listening on port {port}"),
-                        )
-                    } else if let Some(name) = &sel.name {
-                        (
-                            procinfo::find_by_name(name),
-                            format!("a process named {name:?}"),
-                        )
-                    } else {
-                        return Observation::error("`process` needs one of pid, port or name");
-                    };
-                    let Some(proc_) = procs.into_iter().next() else {
-                        return Observation::fail(
-                            format!("no process found: {selector}"),
-                            Fault::ProcessNotFound { selector },
-                        );
-                    };
-                    match procinfo::environ(proc_.pid) {
-                        Ok(vars) => (
-                            format!("process {} ({})", proc_.pid, proc_.cmdline),
-                            vars.into_iter().collect(),
-                            format!("tr '\\0' '\\n' < /proc/{}/environ", proc_.pid),
-                            Some(proc_.pid),
-                        ),
-                        Err(e) => {
-                            return Observation::fail(
-                                format!("cannot read the environment of pid {}: {e}", proc_.pid),
-                                Fault::EnvUnreadable {
-                                    pid: proc_.pid,
-                                    message: e.to_string(),
-                                },
-                            );
-                        }
-                    }
-                }
+                Some(sel) => match process_env(sel) {
+                    Ok(pe) => (pe.source, pe.vars, pe.cmd, Some(pe.pid)),
+                    Err(o) => return *o,
+                },
             };
         let mut o = Observation::pass(format!(
             "{} variable(s) as expected in {source}",
@@ -312,4 +252,93 @@ impl Check for Env {
         }
         o
     }
+}
+
+/// A process's environment, found by pid, listening port or name.
+pub struct ProcEnv {
+    /// `process 1234 (node dist/main.js)`, for evidence.
+    pub source: String,
+    pub vars: BTreeMap<String, String>,
+    /// The command a human could run to see the same thing.
+    pub cmd: String,
+    pub pid: u32,
+}
+
+/// Reads the environment of the selected process; the error is the
+/// observation to report (not found, unreadable, or on another host).
+pub fn process_env(sel: &ProcessSel) -> Result<ProcEnv, Box<Observation>> {
+    let (source, vars, cmd, pid): (String, BTreeMap<String, String>, String, Option<u32>) =
+        match sel {
+            sel if sel
+                .host
+                .as_deref()
+                .is_some_and(|h| !procinfo::is_local_host(h)) =>
+            {
+                let host = sel.host.clone().unwrap_or_default();
+                return Err(Box::new(Observation::new(
+                    super::Status::Warn,
+                    format!("cannot read the environment of a process on {host}: run chatops on that host to check it"),
+                )
+                .evidence(format!("the backend runs on {host}, not on this machine"))));
+            }
+            sel => {
+                let (procs, selector) = if let Some(pid) = sel.pid {
+                    let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
+                    (
+                        if exists {
+                            vec![procinfo::Proc {
+                                pid,
+                                cmdline: procinfo::cmdline(pid),
+                            }]
+                        } else {
+                            vec![]
+                        },
+                        format!("pid {pid}"),
+                    )
+                } else if let Some(port) = sel.port {
+                    (
+                        procinfo::listeners(port),
+                        format!("the process listening on port {port}"),
+                    )
+                } else if let Some(name) = &sel.name {
+                    (
+                        procinfo::find_by_name(name),
+                        format!("a process named {name:?}"),
+                    )
+                } else {
+                    return Err(Box::new(Observation::error(
+                        "`process` needs one of pid, port or name",
+                    )));
+                };
+                let Some(proc_) = procs.into_iter().next() else {
+                    return Err(Box::new(Observation::fail(
+                        format!("no process found: {selector}"),
+                        Fault::ProcessNotFound { selector },
+                    )));
+                };
+                match procinfo::environ(proc_.pid) {
+                    Ok(vars) => (
+                        format!("process {} ({})", proc_.pid, proc_.cmdline),
+                        vars.into_iter().collect(),
+                        format!("tr '\\0' '\\n' < /proc/{}/environ", proc_.pid),
+                        Some(proc_.pid),
+                    ),
+                    Err(e) => {
+                        return Err(Box::new(Observation::fail(
+                            format!("cannot read the environment of pid {}: {e}", proc_.pid),
+                            Fault::EnvUnreadable {
+                                pid: proc_.pid,
+                                message: e.to_string(),
+                            },
+                        )));
+                    }
+                }
+            }
+        };
+    Ok(ProcEnv {
+        source,
+        vars,
+        cmd,
+        pid: pid.unwrap_or_default(),
+    })
 }

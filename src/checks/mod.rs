@@ -12,9 +12,12 @@ use std::time::Duration;
 
 pub mod env;
 pub mod http;
+pub mod pg_activity;
 pub mod pg_connect;
 pub mod pg_ready;
+pub mod pool_headroom;
 pub mod port;
+pub mod sql;
 
 /// Outcome status of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -284,6 +287,9 @@ pub static KINDS: &[&dyn Kind] = &[
     &Erased::<port::Port>(std::marker::PhantomData),
     &Erased::<http::Http>(std::marker::PhantomData),
     &Erased::<env::Env>(std::marker::PhantomData),
+    &Erased::<sql::Sql>(std::marker::PhantomData),
+    &Erased::<pg_activity::PgActivity>(std::marker::PhantomData),
+    &Erased::<pool_headroom::PoolHeadroom>(std::marker::PhantomData),
 ];
 
 pub fn find(kind: &str) -> Option<&'static dyn Kind> {
