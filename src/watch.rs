@@ -383,7 +383,10 @@ async fn take(
             deadpool_postgres::PoolError::Backend(e) => crate::checks::pg_connect::error_chain(&e),
             other => other.to_string(),
         })?;
-        activity::sample(&client, db).await
+        // Other chatops sessions (a second watch, parallel checks) are not the backend's.
+        activity::sample(&client, db)
+            .await
+            .map(|s| s.without_app(APP_NAME))
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,

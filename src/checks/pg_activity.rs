@@ -35,7 +35,7 @@ pub struct Params {
     pub max_idle_in_transaction: u32,
     /// Warn when the longest active statement has run longer than this.
     pub max_query_time: Option<Dur>,
-    /// Leave these application_names out of the counts (chatops's own session always is).
+    /// Leave these application_names out of the counts (sessions named `chatops` always are).
     #[serde(default)]
     pub exclude_apps: Vec<String>,
 }
@@ -87,6 +87,8 @@ impl Check for PgActivity {
             Err(_) => return Observation::error("sampling timed out").command(cmd),
         };
         drop(client);
+        // Other chatops sessions (parallel checks, a watch) are not the backend's.
+        s = s.without_app(crate::watch::APP_NAME);
         for app in &p.exclude_apps {
             s = s.without_app(app);
         }
