@@ -19,8 +19,10 @@ pub struct PoolHeadroom;
 pub struct Params {
     /// PostgreSQL URL chatops reads the limits with, e.g. `${target.database_url}`.
     pub url: String,
-    /// Pool size per process. Omitted: `connection_limit` of the backend's DATABASE_URL (see `process`), else of `url`, else Prisma's default (CPUs × 2 + 1).
+    /// Pool size per process. Omitted: `connection_limit` of the backend's DATABASE_URL (see `process`), else of `url`, else `default_pool`.
     pub pool: Option<u32>,
+    /// The pool when the URL sets no connection_limit: DATABASE_POOL_SIZE from the backend's environment, else this (default 50: the seed's backend appends `connection_limit=50`; a plain Prisma app uses CPUs × 2 + 1).
+    pub default_pool: Option<u32>,
     /// The backend process whose DATABASE_URL holds the pool: `{port: 3001}`, `{pid: …}` or `{name: …}`.
     pub process: Option<ProcessSel>,
     /// Variable holding the backend's URL (default DATABASE_URL).
@@ -71,13 +73,36 @@ fn overhead_default() -> f64 {
     10.0
 }
 
-/// Prisma's default connection_limit on this machine.
-fn prisma_default() -> u32 {
-    std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1)
-        * 2
-        + 1
+/// The seed's backend appends `connection_limit=${DATABASE_POOL_SIZE:-50}`
+/// when DATABASE_URL has none.
+const APP_DEFAULT_POOL: u32 = 50;
+
+/// The pool used when the URL sets no connection_limit, and why.
+fn default_pool(
+    given: Option<u32>,
+    env: Option<&std::collections::BTreeMap<String, String>>,
+) -> (u32, String) {
+    if let Some(n) = env
+        .and_then(|e| e.get("DATABASE_POOL_SIZE"))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        return (
+            n,
+            format!("DATABASE_POOL_SIZE={n} (the URL sets no connection_limit)"),
+        );
+    }
+    match given {
+        Some(n) => (
+            n,
+            format!("default_pool {n} (the URL sets no connection_limit)"),
+        ),
+        None => (
+            APP_DEFAULT_POOL,
+            format!(
+                "the backend's default {APP_DEFAULT_POOL} (the URL sets no connection_limit, so it appends connection_limit={APP_DEFAULT_POOL})"
+            ),
+        ),
+    }
 }
 
 fn pool_of(u: &DbUrl, name: &str) -> Result<Option<u32>, String> {
@@ -138,16 +163,7 @@ impl Check for PoolHeadroom {
             };
             match pool_of(&bu, &p.var) {
                 Ok(Some(n)) => (n, format!("connection_limit in the backend's {}", p.var)),
-                Ok(None) => {
-                    let n = prisma_default();
-                    (
-                        n,
-                        format!(
-                            "Prisma's default pool ({n} = CPUs × 2 + 1; the backend's {} sets no connection_limit)",
-                            p.var
-                        ),
-                    )
-                }
+                Ok(None) => default_pool(p.default_pool, Some(&pe.vars)),
                 Err(e) => {
                     return Observation::fail(
                         e.clone(),
@@ -161,10 +177,7 @@ impl Check for PoolHeadroom {
         } else {
             match pool_of(&u, "url") {
                 Ok(Some(n)) => (n, "connection_limit in the check's url".to_string()),
-                Ok(None) => {
-                    let n = prisma_default();
-                    (n, format!("Prisma's default pool ({n} = CPUs × 2 + 1)"))
-                }
+                Ok(None) => default_pool(p.default_pool, None),
                 Err(e) => return Observation::error(e),
             }
         };
