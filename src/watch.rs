@@ -292,6 +292,9 @@ pub fn human(
                 };
                 b.push_record([name, g.state.clone(), g.count.to_string()]);
             }
+            if snap.groups.is_empty() {
+                b.push_record(["(no sessions)".to_string(), String::new(), "0".to_string()]);
+            }
             let mut table = b.build();
             table.with(tabled::settings::Style::rounded());
             let _ = writeln!(o, "{table}");

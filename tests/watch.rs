@@ -342,3 +342,35 @@ fn bad_input_exits_2() {
     assert!(r.stdout.contains("\"connected\":false"));
     assert!(!r.stdout.contains("sekrit-pw"));
 }
+
+/// On a terminal (a pty from util-linux `script`), the live view uses the
+/// alternate screen and Ctrl-C restores it and the cursor.
+#[test]
+fn ctrl_c_restores_the_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let pg = cluster();
+    let inner = format!(
+        "timeout -s INT 2 '{}' watch-connections --interval 300ms --database-url '{}'",
+        bin().display(),
+        pg.url("postgres")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("\x1b[?1049h\x1b[?25l"), "{text:?}");
+    assert!(
+        text.contains("active: 0 (warn > 40, critical > 48)"),
+        "{text:?}"
+    );
+    assert!(
+        text.trim_end().ends_with("\x1b[?25h\x1b[?1049l"),
+        "terminal not restored: {text:?}"
+    );
+    assert!(!text.contains(pg.password()));
+}
