@@ -105,6 +105,7 @@ fn writes_are_refused_and_the_table_is_unchanged() {
         "UPDATE users SET username = 'renamed'",
         "DROP TABLE users CASCADE",
         "DELETE FROM users",
+        "WITH gone AS (DELETE FROM users RETURNING id) SELECT count(*) FROM gone",
     ] {
         let (code, r) = doctor_json(&one(&url, &format!("        query: \"{stmt}\"\n")), &[]);
         assert_eq!(code, 1, "{stmt}: {r}");
@@ -123,6 +124,19 @@ fn writes_are_refused_and_the_table_is_unchanged() {
         );
         assert_eq!(count(), before, "{stmt} changed the table");
     }
+    // Nor can the statement lift the read-only mode.
+    let (code, r) = doctor_json(
+        &one(&url, "        query: \"SET TRANSACTION READ WRITE\"\n"),
+        &[],
+    );
+    assert_eq!(code, 1, "{r}");
+    assert!(
+        check(&r, "q")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("must be set before any query"),
+        "{r}"
+    );
 }
 
 #[test]

@@ -225,8 +225,12 @@ impl Check for Sql {
             }
         };
         // An integer, formatted: nothing from the playbook reaches this text.
+        // The SELECT takes the transaction's snapshot, so a later
+        // `SET TRANSACTION READ WRITE` cannot lift the read-only mode.
         if let Err(e) = tx
-            .batch_execute(&format!("SET LOCAL statement_timeout = {limit_ms}"))
+            .batch_execute(&format!(
+                "SET LOCAL statement_timeout = {limit_ms}; SELECT 1"
+            ))
             .await
         {
             let (s, f) = sql_fault(&e, limit_ms);
