@@ -386,8 +386,12 @@ async fn take(
             deadpool_postgres::PoolError::Backend(e) => crate::checks::pg_connect::error_chain(&e),
             other => other.to_string(),
         })?;
+        let stmt = client
+            .prepare_cached(activity::QUERY)
+            .await
+            .map_err(|e| crate::checks::pg_connect::error_chain(&e))?;
         // Other chatops sessions (a second watch, parallel checks) are not the backend's.
-        activity::sample(&client, db)
+        activity::sample_prepared(&client, &stmt, db)
             .await
             .map(|s| s.without_app(APP_NAME))
     };
