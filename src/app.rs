@@ -67,6 +67,8 @@ async fn dispatch(cli: Cli) -> i32 {
         }
         Command::Demo(args) => crate::demo::run(args.format, &style).await,
         Command::Sandbox(args) => crate::demo::sandbox(&args).await,
+        Command::PoolCalc(args) => crate::poolcalc_cmd::run(&args, color).await,
+        Command::WatchConnections(args) => crate::watch::run(&args, color).await,
         Command::SandboxBackend => {
             crate::sandbox::backend::serve(crate::sandbox::backend::BackendConfig::from_env()).await
         }

@@ -49,6 +49,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Size the connection pool for a load (the seed's arithmetic, step by step) and check it against max_connections.
+    PoolCalc(PoolCalcArgs),
+    /// Live view of pg_stat_activity: sessions by application and state, against max_connections (replaces `watch psql …`).
+    WatchConnections(WatchArgs),
     /// Run the reference chat backend (used by the sandbox; reads PORT, DATABASE_URL, … from the environment).
     #[command(hide = true)]
     SandboxBackend,
@@ -147,4 +151,134 @@ pub struct SandboxArgs {
     /// Write `export` lines for the sandbox's URLs to this file once it is up.
     #[arg(long)]
     pub env_file: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PoolCalcFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+/// Exit status: 0 when the pool fits (or max_connections is unknown), 1 when
+/// it does not fit or the server cannot be read, 2 on bad input.
+#[derive(Args, Debug, Clone)]
+pub struct PoolCalcArgs {
+    /// Virtual users of the planned load.
+    #[arg(long, default_value_t = 120.0, allow_negative_numbers = true)]
+    pub vus: f64,
+    /// Share of the VUs querying at a time, 0 to 1 (the seed: 0.70, its send:history ratio).
+    #[arg(long, default_value_t = 0.70, allow_negative_numbers = true)]
+    pub activity_ratio: f64,
+    /// Average query time in milliseconds (default 150).
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "query_s")]
+    pub query_ms: Option<f64>,
+    /// Average query time in seconds (instead of --query-ms).
+    #[arg(long, allow_negative_numbers = true)]
+    pub query_s: Option<f64>,
+    /// Measured requests per second: Little's law (rps × query time) instead of VUs × ratio × time.
+    #[arg(long, allow_negative_numbers = true)]
+    pub rps: Option<f64>,
+    /// Burst multiplier.
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    pub burst: f64,
+    /// Connections added for health checks and background tasks.
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    pub overhead: f64,
+    /// Rounding of the pool size.
+    #[arg(long, value_enum, default_value_t = crate::poolcalc::Rounding::Tens)]
+    pub round: crate::poolcalc::Rounding,
+    /// The server's max_connections (instead of reading it with --database-url).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_connections: Option<i64>,
+    /// superuser_reserved_connections + reserved_connections (default 3, PostgreSQL's default; read live with --database-url).
+    #[arg(long, allow_negative_numbers = true)]
+    pub reserved: Option<i64>,
+    /// Read max_connections and the reserved slots from this server.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Processes that each open their own pool (replicas, autoscaled pods).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub replicas: i64,
+    /// Connections held by other clients (admin, monitoring, other apps).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub other_connections: i64,
+    /// CPU cores of the database server (known automatically for a local --database-url).
+    #[arg(long, allow_negative_numbers = true)]
+    pub cores: Option<i64>,
+    /// Effective spindle count for the cores × 2 + spindles rule (1 for SSD).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub spindles: i64,
+    /// Judge this configured pool size instead of the computed one.
+    #[arg(long, allow_negative_numbers = true)]
+    pub pool: Option<i64>,
+    /// pool_timeout (seconds) to put in the URL.
+    #[arg(long, default_value_t = 30.0)]
+    pub pool_timeout: f64,
+    /// connect_timeout (seconds) to put in the URL.
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// The backend's DATABASE_URL to print with the pool parameters (default: --database-url).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Print the URL's password instead of ***.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Seconds to wait for the server.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+    #[arg(short, long, value_enum, default_value_t = PoolCalcFormat::Human)]
+    pub format: PoolCalcFormat,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    /// A refreshing terminal view.
+    Human,
+    /// One JSON object per sample per line.
+    Json,
+    /// The Prometheus text exposition format.
+    Prometheus,
+}
+
+/// Exit status with --once: 0 below the thresholds, 1 above the critical
+/// threshold (or the warning one with --strict) or when PostgreSQL cannot be
+/// reached; 2 on bad input; 130 on Ctrl-C.
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    /// PostgreSQL URL to watch (default: $DATABASE_URL).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Database whose sessions are counted (default: the URL's).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Count the sessions of every database.
+    #[arg(long, conflicts_with = "database")]
+    pub all_databases: bool,
+    /// Time between samples: 2s, 500ms, …
+    #[arg(long, default_value = "2s")]
+    pub interval: String,
+    /// Print one sample and exit with a status from the thresholds.
+    #[arg(long)]
+    pub once: bool,
+    /// Stop after this many samples.
+    #[arg(long)]
+    pub count: Option<u64>,
+    #[arg(short, long, value_enum, default_value_t = WatchFormat::Human)]
+    pub format: WatchFormat,
+    /// Warn above this many active sessions (the seed: 40).
+    #[arg(long, default_value_t = 40)]
+    pub warn_active: u32,
+    /// Critical above this many active sessions (the seed: 48).
+    #[arg(long, default_value_t = 48)]
+    pub critical_active: u32,
+    /// With --once: exit 1 at the warning level too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Time to wait for a connection or a sample.
+    #[arg(long, default_value = "5s")]
+    pub timeout: String,
+    /// Rewrite this file with each sample instead of printing (e.g. for node_exporter's textfile collector).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }

@@ -7,6 +7,19 @@ pub static FILES: &[(&str, &str)] = &[
         include_str!("../playbooks/pre-load-test.yaml"),
     ),
     (
+        "playbooks/database.yaml",
+        include_str!("../playbooks/database.yaml"),
+    ),
+    (
+        "checks/pg-activity.yaml",
+        include_str!("../checks/pg-activity.yaml"),
+    ),
+    (
+        "checks/pool-headroom.yaml",
+        include_str!("../checks/pool-headroom.yaml"),
+    ),
+    ("checks/schema.yaml", include_str!("../checks/schema.yaml")),
+    (
         "checks/pg-ready.yaml",
         include_str!("../checks/pg-ready.yaml"),
     ),

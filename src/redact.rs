@@ -117,6 +117,48 @@ impl Redactor {
     }
 }
 
+/// A statement's text for display: string literals masked (`'…'`, they may
+/// hold passwords or personal data), whitespace collapsed, at most `max`
+/// characters, then the usual redaction.
+pub fn sql_text(red: &Redactor, q: &str, max: usize) -> String {
+    let mut out = String::with_capacity(q.len().min(max + 8));
+    let mut in_lit = false;
+    let mut chars = q.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_lit {
+            if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                } else {
+                    in_lit = false;
+                    out.push_str("…'");
+                }
+            }
+            continue;
+        }
+        if c == '\'' {
+            in_lit = true;
+            out.push('\'');
+        } else if c.is_whitespace() {
+            if !out.ends_with(' ') {
+                out.push(' ');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if in_lit {
+        out.push_str("…'");
+    }
+    let out = out.trim();
+    let out = if out.chars().count() > max {
+        format!("{}…", out.chars().take(max).collect::<String>())
+    } else {
+        out.to_string()
+    };
+    red.redact(&out)
+}
+
 pub fn is_secret_name(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
     [
@@ -160,5 +202,16 @@ mod tests {
             "DB_PASSWORD=*** OTHER=1"
         );
         assert_eq!(r.redact("no secrets here"), "no secrets here");
+    }
+
+    #[test]
+    fn sql_text_masks_literals_and_truncates() {
+        let r = Redactor::new();
+        assert_eq!(
+            sql_text(&r, "ALTER ROLE app\n   PASSWORD 'it''s secret'", 80),
+            "ALTER ROLE app PASSWORD '…'"
+        );
+        assert_eq!(sql_text(&r, "SELECT pg_sleep(3)", 10), "SELECT pg_…");
+        assert_eq!(sql_text(&r, "SELECT 'unterminated", 80), "SELECT '…'");
     }
 }

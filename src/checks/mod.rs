@@ -13,10 +13,13 @@ use std::time::Duration;
 pub mod env;
 pub mod http;
 pub mod log_scan;
+pub mod pg_activity;
 pub mod pg_connect;
 pub mod pg_ready;
+pub mod pool_headroom;
 pub mod port;
 pub mod rate_limit;
+pub mod sql;
 pub mod stability;
 
 /// Outcome status of a check.
@@ -304,6 +307,9 @@ pub static KINDS: &[&dyn Kind] = &[
     &Erased::<rate_limit::RateLimit>(std::marker::PhantomData),
     &Erased::<log_scan::LogScan>(std::marker::PhantomData),
     &Erased::<stability::Stability>(std::marker::PhantomData),
+    &Erased::<sql::Sql>(std::marker::PhantomData),
+    &Erased::<pg_activity::PgActivity>(std::marker::PhantomData),
+    &Erased::<pool_headroom::PoolHeadroom>(std::marker::PhantomData),
 ];
 
 pub fn find(kind: &str) -> Option<&'static dyn Kind> {

@@ -231,6 +231,69 @@ pub enum Fault {
         requests: u32,
         first: String,
     },
+    /// The pool is smaller than pool math gives for the planned load.
+    PoolTooSmall {
+        pool: u32,
+        /// Where the pool size came from (`connection_limit` in the backend's DATABASE_URL, …).
+        source: String,
+        /// Connections busy on average under the load.
+        concurrent: f64,
+        recommended: u32,
+        /// The planned load, for the text (`120 VUs × 0.7 × 150 ms`).
+        load: String,
+    },
+    /// pool × replicas + other clients is above 70% of the usable
+    /// connections (`fits`) or above all of them.
+    PoolExceedsHeadroom {
+        pool: u32,
+        replicas: u32,
+        other: u32,
+        demand: u32,
+        usable: u32,
+        max_connections: u32,
+        fits: bool,
+    },
+    /// Tables or columns the backend needs are missing (Prisma P2021/P2022).
+    SchemaDrift {
+        schema: String,
+        missing_tables: Vec<String>,
+        missing_columns: Vec<String>,
+        /// What exists instead (`messages has messageType, not type`).
+        hints: Vec<String>,
+    },
+    /// A `sql` check tried to write: the read-only transaction refused it (25006).
+    ReadOnlyViolation {
+        message: String,
+    },
+    /// A `sql` check ran longer than its statement_timeout (57014).
+    SqlTimeout {
+        limit_ms: u64,
+    },
+    /// A `sql` check's statement failed.
+    SqlError {
+        code: String,
+        message: String,
+    },
+    /// A `sql` check's result is not what was expected.
+    SqlAssertion {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    /// Too many active sessions on the database (the seed: warn > 40, critical > 48).
+    ActivityAboveThreshold {
+        database: String,
+        active: u32,
+        threshold: u32,
+        critical: bool,
+    },
+    /// Sessions blocked: waiting for locks, or transactions left idle holding them.
+    SessionsStuck {
+        database: String,
+        waiting_lock: u32,
+        idle_in_transaction: u32,
+        oldest_idle_s: Option<f64>,
+    },
 }
 
 /// The limiter that answered a 429, and how it was recognised.
@@ -485,6 +548,68 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
         Fault::BurstErrors { url, failed, requests, first } => d(
             format!("No request was rate limited, but {failed} of {requests} requests to {url} failed (the first with {first}): the backend fails under concurrency."),
             "Read the backend's log for the failing requests; a pool timeout (Prisma P2024) means connection_limit is too small for the load: size it with `chatops pool-calc`.".to_string(),
+        ),
+        Fault::PoolTooSmall { pool, source, concurrent, recommended, load } => d(
+            if (*pool as f64) < *concurrent {
+                format!("The pool is too small for the planned load: {source} is {pool}, but {load} keeps about {concurrent:.1} connections busy on average. Requests will queue for a connection and fail with Prisma P2024 after pool_timeout, before PostgreSQL is anywhere near its limit.")
+            } else {
+                format!("The pool has no room for bursts: {source} is {pool}; pool math for {load} gives {recommended} (× burst, + overhead).")
+            },
+            format!("Set connection_limit={recommended} in the backend's DATABASE_URL (`chatops pool-calc` shows the arithmetic and prints the URL) and restart the backend."),
+        ),
+        Fault::PoolExceedsHeadroom { pool, replicas, other, demand, usable, max_connections, fits } => d(
+            if *fits {
+                format!("The pools take {demand} of {usable} usable connections (max_connections {max_connections} minus reserved): above the 70% ceiling that leaves room for admin sessions, migrations and monitoring ({pool} × {replicas} replica(s) + {other} other).")
+            } else {
+                format!("The pools cannot fit: {pool} × {replicas} replica(s) + {other} other = {demand} connections, but PostgreSQL accepts only {usable} (max_connections {max_connections} minus reserved). Under load, new sessions fail with \"too many clients already\" (53300).")
+            },
+            {
+                let per = ((*usable as f64 * crate::poolcalc::CEILING).floor() as u32).saturating_sub(*other) / (*replicas).max(1);
+                format!("Lower connection_limit to {per} per replica, or put PgBouncer in transaction pooling mode in front of PostgreSQL (every replica then shares one small server pool), or raise max_connections (needs a restart and memory). Remember that every replica or autoscaled pod opens its own pool.")
+            },
+        ),
+        Fault::SchemaDrift { schema, missing_tables, missing_columns, hints } => {
+            let mut what = Vec::new();
+            if !missing_tables.is_empty() {
+                what.push(format!("table(s) {}", missing_tables.join(", ")));
+            }
+            if !missing_columns.is_empty() {
+                what.push(format!("column(s) {}", missing_columns.join(", ")));
+            }
+            let hint = if hints.is_empty() { String::new() } else { format!(" Found instead: {}.", hints.join("; ")) };
+            d(
+                format!("Schema drift: the database (schema `{schema}`) lacks {} that the backend's queries name (Prisma P2021/P2022, \"does not exist in the current database\").{hint} The seed's case: the code used `messageType` and `readReceipts` while the schema has `type` and `messageReads`.", what.join(" and ")),
+                "Make the code, the Prisma client and the database agree: apply the missing migration (`npx prisma migrate deploy`), or fix the field names in the code; then regenerate the Prisma client and rebuild cleanly (`rm -rf dist node_modules/.prisma && npx prisma generate && npm run build`) and restart the backend.".into(),
+            )
+        }
+        Fault::ReadOnlyViolation { message } => d(
+            format!("The SQL check tried to write, and PostgreSQL refused it inside the check's READ ONLY transaction (SQLSTATE 25006: {message}). Nothing was changed."),
+            "Checks only read: rewrite the statement as a SELECT (an assertion on the data), and make changes with a migration instead.".into(),
+        ),
+        Fault::SqlTimeout { limit_ms } => d(
+            format!("The SQL check's statement ran longer than its statement_timeout of {limit_ms} ms and was cancelled (SQLSTATE 57014)."),
+            "Look for locks or a missing index (EXPLAIN the query; see pg_stat_activity for blockers), or raise the check's statement_timeout if the query is known to be slow.".into(),
+        ),
+        Fault::SqlError { code, message } => d(
+            format!("The SQL check's statement failed: {message} (SQLSTATE {code})."),
+            match code.as_str() {
+                "42P01" | "42703" => "The table or column does not exist: see the schema checks (tables_exist, columns_exist) and apply the missing migration.".into(),
+                "42601" => "Fix the SQL syntax of the check's query.".into(),
+                "42501" => "Grant the check's role SELECT on what it reads.".into(),
+                _ => "Run the query in psql to see the full error; values go in `params` as $1, $2, …".into(),
+            },
+        ),
+        Fault::SqlAssertion { what, expected, actual } => d(
+            format!("The query's {what} is {actual}, expected {expected}."),
+            "Check the data the backend depends on (the seed's test user and conversation, for example), or adjust the assertion.".into(),
+        ),
+        Fault::ActivityAboveThreshold { database, active, threshold, critical } => d(
+            format!("{active} sessions are active on `{database}`, above the {} threshold of {threshold}: the pool is close to exhausted and requests start to wait for a connection.", if *critical { "critical" } else { "warning" }),
+            "Find what keeps sessions busy (the longest query in the evidence; `chatops watch-connections` live), then raise connection_limit within max_connections headroom (`chatops pool-calc`) or reduce the load.".into(),
+        ),
+        Fault::SessionsStuck { database, waiting_lock, idle_in_transaction, oldest_idle_s } => d(
+            format!("Sessions on `{database}` are stuck: {waiting_lock} waiting for a lock, {idle_in_transaction} idle in a transaction{}. Each holds a pool connection (and idle transactions hold their locks).", oldest_idle_s.map(|s| format!(" (oldest {s:.1} s)")).unwrap_or_default()),
+            "Find the blocker with `SELECT pid, pg_blocking_pids(pid), state, query FROM pg_stat_activity WHERE datname = current_database()`; fix the code path that leaves a transaction open (an interactive Prisma $transaction that awaits something slow), set idle_in_transaction_session_timeout, and end a stuck session with pg_terminate_backend(pid) if needed.".into(),
         ),
     }
 }

@@ -126,6 +126,24 @@ pub async fn sample(client: &Client, database: Option<&str>) -> Result<Snapshot,
         .query_one(QUERY, &[&database])
         .await
         .map_err(|e| crate::checks::pg_connect::error_chain(&e))?;
+    from_row(&row, database)
+}
+
+/// Takes one sample with [`QUERY`] already prepared on this connection (one
+/// round trip instead of two; for repeated sampling).
+pub async fn sample_prepared(
+    client: &Client,
+    stmt: &tokio_postgres::Statement,
+    database: Option<&str>,
+) -> Result<Snapshot, String> {
+    let row = client
+        .query_one(stmt, &[&database])
+        .await
+        .map_err(|e| crate::checks::pg_connect::error_chain(&e))?;
+    from_row(&row, database)
+}
+
+fn from_row(row: &tokio_postgres::Row, database: Option<&str>) -> Result<Snapshot, String> {
     let int = |i: usize| -> Result<u32, String> {
         row.try_get::<_, i32>(i)
             .map(|v| v.max(0) as u32)

@@ -759,6 +759,19 @@ impl Loader<'_> {
                 }
             }
         };
+        // Values interpolated into SQL text would be spliced, not bound.
+        if kind.name() == "sql" {
+            for f in crate::checks::sql::LITERAL_FIELDS {
+                if let Some(q) = params.get(*f).and_then(|v| v.as_str())
+                    && q.contains("${")
+                {
+                    let full = format!("{path}.{f}");
+                    return Err(self
+                        .err(locate(&full), &full, format!("`${{…}}` is not allowed in `{f}`: an interpolated value would be spliced into the SQL"))
+                        .suggest(Some("write $1, $2, … in the query and put the values in `params: [\"${vars.x}\"]`; they are bound, never spliced".to_string())));
+                }
+            }
+        }
         let scope = Scope {
             env: self.opts.env.as_ref(),
             vars,

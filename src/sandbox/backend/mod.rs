@@ -10,7 +10,7 @@
 //! or SIGINT.
 
 mod db;
-mod logs;
+pub(crate) mod logs;
 mod ratelimit;
 
 use bytes::Bytes;
