@@ -53,6 +53,10 @@ pub static FILES: &[(&str, &str)] = &[
         include_str!("../checks/stability.yaml"),
     ),
     (
+        "checks/message-persisted.yaml",
+        include_str!("../checks/message-persisted.yaml"),
+    ),
+    (
         "checks/send-message.yaml",
         include_str!("../checks/send-message.yaml"),
     ),

@@ -357,3 +357,63 @@ fn another_program_on_the_backend_port_is_named() {
     assert_eq!(report["summary"]["fail"], 1, "{:#}", report["summary"]);
     drop(squatter);
 }
+
+#[test]
+fn pool_of_two_for_120_users_is_found_before_any_load() {
+    let rt = runtime();
+    let (sb, url) = running(
+        &rt,
+        Knobs {
+            connection_limit: Some(2),
+            pool_timeout: Some(2),
+            ..Knobs::default()
+        },
+    );
+    let (code, report) = doctor(&url, &sb.db_url);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(status(&report, "pool_headroom"), "fail");
+    let cause = root_cause(&report, "pool_headroom");
+    assert!(cause.contains("too small"), "{cause}");
+    assert!(
+        cause.contains("connection_limit"),
+        "names the source: {cause}"
+    );
+    let remedy = check(&report, "pool_headroom")["remedy"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(remedy.contains("connection_limit=50"), "{remedy}");
+    // The burst would only repeat it as P2024 errors: blocked.
+    assert_eq!(blocked_by(&report, "rate_limit_burst"), "pool_headroom");
+    assert_eq!(report["summary"]["fail"], 1, "{:#}", report["summary"]);
+}
+
+#[test]
+fn pool_times_replicas_above_max_connections_is_found() {
+    let rt = runtime();
+    let (sb, url) = running(&rt, Knobs::default());
+    let r = chatops(
+        &[
+            "doctor",
+            "--format",
+            "json",
+            "--base-url",
+            &url,
+            "--database-url",
+            &sb.db_url,
+            "--var",
+            "stability_duration=0s",
+            "--var",
+            "replicas=3",
+        ],
+        &[],
+    );
+    let report = r.json();
+    assert_eq!(r.code, 1, "{report:#}");
+    assert_eq!(status(&report, "pool_headroom"), "fail");
+    let c = check(&report, "pool_headroom");
+    let text = format!("{} {}", c["root_cause"], c["remedy"]);
+    assert!(text.contains("150"), "50 × 3 = 150: {text}");
+    assert!(text.contains("PgBouncer"), "{text}");
+    assert_eq!(report["summary"]["fail"], 1, "{:#}", report["summary"]);
+}
