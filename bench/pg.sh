@@ -25,8 +25,8 @@ for _ in $(seq 150); do [ -s "$ENVF" ] && break; sleep 0.2; done
 source "$ENVF"
 echo "sandbox: PostgreSQL 127.0.0.1:$CHATOPS_PG_PORT"
 
-echo; echo "== 1. one pg_activity sample (200 samples, 20 ms apart, one connection)"
-"$BIN" watch-connections --format json --interval 20ms --count 200 --database-url "$DATABASE_URL" \
+echo; echo "== 1. one pg_activity sample (200 samples, 50 ms apart, one connection)"
+"$BIN" watch-connections --format json --interval 50ms --count 200 --database-url "$DATABASE_URL" \
     | python3 -c '
 import json, statistics, sys
 ms = sorted(json.loads(l)["sample_ms"] for l in sys.stdin if "\"connected\":true" in l)
