@@ -52,4 +52,5 @@ print(f"wall {wall:.1f} s, CPU {cpu * 1000:.0f} ms = {cpu / wall * 100:.3f}% of 
 PY
 
 echo; echo "== 3. pool-calc, offline"
-hyperfine -N --warmup 10 --runs 200 "$BIN pool-calc --max-connections 100" "$BIN pool-calc --max-connections 100 --format json"
+hyperfine -N --warmup 20 --runs 300 --export-json /tmp/chatops-poolcalc.json "$BIN --version" "$BIN pool-calc --max-connections 100" "$BIN pool-calc --max-connections 100 --format json"
+python3 -c "import json; [print(f\"median {r['median']*1000:.2f} ms  {r['command'].split('/')[-1]}\") for r in json.load(open('/tmp/chatops-poolcalc.json'))['results']]"
