@@ -52,6 +52,15 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> i32 {
         },
     };
     for (flag, v) in [
+        ("--pool-timeout", a.pool_timeout),
+        ("--connect-timeout", a.connect_timeout),
+        ("--timeout", a.timeout),
+    ] {
+        if !v.is_finite() || v < 0.0 || (flag == "--timeout" && v == 0.0) {
+            return err(flag, format!("must be a number of seconds ≥ 0, got {v}"));
+        }
+    }
+    for (flag, v) in [
         ("--replicas", a.replicas),
         ("--other-connections", a.other_connections),
         ("--spindles", a.spindles),
