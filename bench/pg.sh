@@ -25,8 +25,8 @@ for _ in $(seq 150); do [ -s "$ENVF" ] && break; sleep 0.2; done
 source "$ENVF"
 echo "sandbox: PostgreSQL 127.0.0.1:$CHATOPS_PG_PORT"
 
-echo; echo "== 1. one pg_activity sample (200 samples, 20 ms apart, one connection)"
-"$BIN" watch-connections --format json --interval 20ms --count 200 --database-url "$DATABASE_URL" \
+echo; echo "== 1. one pg_activity sample (200 samples, 50 ms apart, one connection)"
+"$BIN" watch-connections --format json --interval 50ms --count 200 --database-url "$DATABASE_URL" \
     | python3 -c '
 import json, statistics, sys
 ms = sorted(json.loads(l)["sample_ms"] for l in sys.stdin if "\"connected\":true" in l)
@@ -52,4 +52,5 @@ print(f"wall {wall:.1f} s, CPU {cpu * 1000:.0f} ms = {cpu / wall * 100:.3f}% of 
 PY
 
 echo; echo "== 3. pool-calc, offline"
-hyperfine -N --warmup 10 --runs 200 "$BIN pool-calc --max-connections 100" "$BIN pool-calc --max-connections 100 --format json"
+hyperfine -N --warmup 20 --runs 300 --export-json /tmp/chatops-poolcalc.json "$BIN --version" "$BIN pool-calc --max-connections 100" "$BIN pool-calc --max-connections 100 --format json"
+python3 -c "import json; [print(f\"median {r['median']*1000:.2f} ms  {r['command'].split('/')[-1]}\") for r in json.load(open('/tmp/chatops-poolcalc.json'))['results']]"

@@ -21,11 +21,23 @@ pub fn main() -> i32 {
             };
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // pool-calc and watch-connections use at most one connection: a
+    // single-threaded runtime starts faster and stays smaller.
+    let single = matches!(
+        cli.command,
+        Command::PoolCalc(_) | Command::WatchConnections(_)
+    );
+    let built = if single {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("chatops: cannot start the async runtime: {e}");

@@ -213,10 +213,10 @@ pub struct PoolCalcArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub pool: Option<i64>,
     /// pool_timeout (seconds) to put in the URL.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
     pub pool_timeout: f64,
     /// connect_timeout (seconds) to put in the URL.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     pub connect_timeout: f64,
     /// The backend's DATABASE_URL to print with the pool parameters (default: --database-url).
     #[arg(long)]
@@ -225,7 +225,7 @@ pub struct PoolCalcArgs {
     #[arg(long)]
     pub show_secrets: bool,
     /// Seconds to wait for the server.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     pub timeout: f64,
     #[arg(short, long, value_enum, default_value_t = PoolCalcFormat::Human)]
     pub format: PoolCalcFormat,

@@ -52,6 +52,15 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> i32 {
         },
     };
     for (flag, v) in [
+        ("--pool-timeout", a.pool_timeout),
+        ("--connect-timeout", a.connect_timeout),
+        ("--timeout", a.timeout),
+    ] {
+        if !v.is_finite() || v < 0.0 || (flag == "--timeout" && v == 0.0) {
+            return err(flag, format!("must be a number of seconds ≥ 0, got {v}"));
+        }
+    }
+    for (flag, v) in [
         ("--replicas", a.replicas),
         ("--other-connections", a.other_connections),
         ("--spindles", a.spindles),
@@ -60,10 +69,14 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> i32 {
             return err(flag, format!("must be a number ≥ 0, got {v}"));
         }
     }
-    let mut red = Redactor::new();
-    for u in [&a.database_url, &a.url].into_iter().flatten() {
-        red.learn(u);
-    }
+    // Built only on error paths: compiling its patterns costs milliseconds.
+    let red = || {
+        let mut r = Redactor::new();
+        for u in [&a.database_url, &a.url].into_iter().flatten() {
+            r.learn(u);
+        }
+        r
+    };
     let mut inputs = Inputs {
         load,
         query_s,
@@ -127,7 +140,7 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> i32 {
                     "chatops pool-calc: cannot read the server's limits from --database-url ({}:{}): {}",
                     u.host,
                     u.port,
-                    red.redact(&e.to_string())
+                    red().redact(&e.to_string())
                 );
                 return exit::FAILED;
             }
@@ -138,7 +151,7 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> i32 {
             Ok(Err(e)) => {
                 eprintln!(
                     "chatops pool-calc: reading pg_settings failed: {}",
-                    red.redact(&e)
+                    red().redact(&e)
                 );
                 return exit::FAILED;
             }
@@ -186,13 +199,12 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> i32 {
         ],
     ) {
         Ok(u) => u,
-        Err(e) => return err("--url", red.redact(&e)),
+        Err(e) => return err("--url", red().redact(&e)),
     };
     let url = if a.show_secrets {
         url
     } else {
-        red.learn(&url);
-        red.redact(&url)
+        hide_password(&url)
     };
     let out = Output {
         plan,
@@ -208,6 +220,20 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> i32 {
     match out.plan.verdict {
         Verdict::DoesNotFit => exit::FAILED,
         _ => exit::OK,
+    }
+}
+
+/// The URL with its password replaced by `***` (exact: the URL is parsed).
+fn hide_password(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() && parsed.set_password(Some("***")).is_ok() {
+                parsed.to_string()
+            } else {
+                u.to_string()
+            }
+        }
+        Err(_) => Redactor::new().redact(u),
     }
 }
 

@@ -119,6 +119,9 @@ fn bad_input_is_named_and_exits_2() {
             "--reserved",
         ),
         (vec!["--vus", "many"], "--vus"),
+        (vec!["--pool-timeout", "-1"], "--pool-timeout"),
+        (vec!["--pool", "0"], "--pool"),
+        (vec!["--cores", "0"], "--cores"),
     ] {
         let mut a = vec!["pool-calc"];
         a.extend(args.iter().copied());

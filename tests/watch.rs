@@ -374,3 +374,65 @@ fn ctrl_c_restores_the_terminal() {
     );
     assert!(!text.contains(pg.password()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_waits_are_found() {
+    let pg = cluster();
+    let db = unique("locks");
+    pg.create_database(&db).await.unwrap();
+    let url = pg.url(&db);
+    let u = DbUrl::parse(&url).unwrap();
+    let t = Duration::from_secs(10);
+    let holder = connect(&u, "holder", t).await.unwrap();
+    holder
+        .batch_execute("CREATE TABLE t (id int)")
+        .await
+        .unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let waiter = connect(&u, "waiter", t).await.unwrap();
+    let blocked = tokio::spawn(async move {
+        let _ = waiter.simple_query("SELECT * FROM t").await;
+    });
+    let me = connect(&u, "probe", t).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample(&me, Some(&db)).await.unwrap().waiting_lock != 1 {
+        assert!(Instant::now() < deadline, "the waiter never showed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(me);
+    let r = run(s(&[
+        "watch-connections",
+        "--once",
+        "--format",
+        "json",
+        "--database-url",
+        &url,
+    ]))
+    .await;
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["waiting_lock"], 1, "{v}");
+    assert_eq!(v["idle_in_transaction"], 1, "{v}");
+    let pb = format!(
+        "name: locks\nphases:\n  - name: Database\n    checks:\n      - {{id: a, kind: pg_activity, url: \"{url}\", max_idle_in_transaction: 5}}\n"
+    );
+    let (code, r) = tokio::task::spawn_blocking(move || doctor_json(&pb, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "a warning: {r}");
+    let a = check(&r, "a");
+    assert_eq!(a["status"], "warn", "{a}");
+    assert_eq!(a["captures"]["waiting_lock"], 1);
+    assert!(
+        a["root_cause"]
+            .as_str()
+            .unwrap()
+            .contains("1 waiting for a lock"),
+        "{a}"
+    );
+    assert!(a["remedy"].as_str().unwrap().contains("pg_blocking_pids"));
+    drop(holder);
+    let _ = blocked.await;
+}
