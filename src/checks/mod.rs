@@ -118,6 +118,16 @@ impl HttpClient {
     }
 }
 
+/// Parses a check's PostgreSQL URL; a bad one is pg_isready's "no attempt".
+pub(crate) fn db_url(raw: &str) -> Result<crate::pg::DbUrl, Box<Observation>> {
+    crate::pg::DbUrl::parse(raw).map_err(|e| {
+        Box::new(Observation::fail(
+            format!("invalid database URL: {e}"),
+            crate::diagnose::Fault::PgNoAttempt { reason: e },
+        ))
+    })
+}
+
 /// What a check may use while it runs.
 #[derive(Clone)]
 pub struct Ctx {

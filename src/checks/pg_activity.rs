@@ -7,7 +7,7 @@
 use super::{Check, Ctx, Observation, Status};
 use crate::diagnose::Fault;
 use crate::duration::Dur;
-use crate::pg::{DbUrl, activity};
+use crate::pg::activity;
 use crate::redact::{self, Redactor};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -53,14 +53,9 @@ impl Check for PgActivity {
     type Params = Params;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
-        let u = match DbUrl::parse(&p.url) {
+        let u = match super::db_url(&p.url) {
             Ok(u) => u,
-            Err(e) => {
-                return Observation::fail(
-                    format!("invalid database URL: {e}"),
-                    Fault::PgNoAttempt { reason: e },
-                );
-            }
+            Err(o) => return *o,
         };
         if p.warn_active > p.critical_active {
             return Observation::error(format!(

@@ -102,14 +102,9 @@ impl Check for PgConnect {
     type Params = Params;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
-        let u = match DbUrl::parse(&p.url) {
+        let u = match super::db_url(&p.url) {
             Ok(u) => u,
-            Err(e) => {
-                return Observation::fail(
-                    format!("invalid database URL: {e}"),
-                    Fault::PgNoAttempt { reason: e },
-                );
-            }
+            Err(o) => return *o,
         };
         let cmd = format!(
             "psql \"postgresql://{}@{}:{}/{}\" -c 'SELECT version()'",

@@ -9,7 +9,7 @@ use super::pg_connect::error_chain;
 use super::{Check, Ctx, Observation, Status};
 use crate::diagnose::Fault;
 use crate::duration::Dur;
-use crate::pg::{DbUrl, activity};
+use crate::pg::activity;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -185,14 +185,9 @@ impl Check for Sql {
     type Params = Params;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
-        let u = match DbUrl::parse(&p.url) {
+        let u = match super::db_url(&p.url) {
             Ok(u) => u,
-            Err(e) => {
-                return Observation::fail(
-                    format!("invalid database URL: {e}"),
-                    Fault::PgNoAttempt { reason: e },
-                );
-            }
+            Err(o) => return *o,
         };
         if p.query.is_none() && p.tables_exist.is_none() && p.columns_exist.is_empty() {
             return Observation::error("give `query`, `tables_exist` or `columns_exist`");
