@@ -5,15 +5,7 @@
 mod common;
 
 use chatops::sandbox::{Knobs, Sandbox};
-use common::{bin, chatops, check, cluster, unique};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+use common::*;
 
 fn doctor(sb: &Sandbox) -> (i32, serde_json::Value) {
     let playbook = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/database.yaml");
@@ -35,19 +27,10 @@ fn doctor(sb: &Sandbox) -> (i32, serde_json::Value) {
     (r.code, r.json())
 }
 
-fn running(rt: &tokio::runtime::Runtime, knobs: Knobs) -> Sandbox {
-    let mut sb = rt
-        .block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("chat")))
-        .unwrap_or_else(|e| panic!("sandbox: {e}"));
-    rt.block_on(sb.start_backend(&knobs))
-        .unwrap_or_else(|e| panic!("backend: {e}"));
-    sb
-}
-
 #[test]
 fn healthy_sandbox_passes_and_a_pool_of_two_is_found() {
     let rt = runtime();
-    let sb = running(&rt, Knobs::default());
+    let (sb, _) = running(&rt, Knobs::default());
     let (code, r) = doctor(&sb);
     assert_eq!(code, 0, "{r}");
     for id in ["schema", "pool_headroom", "pg_activity"] {
@@ -58,7 +41,7 @@ fn healthy_sandbox_passes_and_a_pool_of_two_is_found() {
     drop(sb);
 
     // The backend's DATABASE_URL says connection_limit=2.
-    let sb = running(
+    let (sb, _) = running(
         &rt,
         Knobs {
             connection_limit: Some(2),
@@ -86,7 +69,7 @@ fn healthy_sandbox_passes_and_a_pool_of_two_is_found() {
     drop(sb);
 
     // No connection_limit: the backend appends DATABASE_POOL_SIZE (here 5).
-    let sb = running(
+    let (sb, _) = running(
         &rt,
         Knobs {
             connection_limit: None,

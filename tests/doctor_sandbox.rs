@@ -6,35 +6,8 @@ mod common;
 
 use chatops::sandbox::pg::PgOptions;
 use chatops::sandbox::{Knobs, Sandbox};
-use common::{bin, chatops, check, cluster, start_cluster, unique};
+use common::*;
 use serde_json::Value;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// A sandbox with its own database on the shared cluster.
-fn sandbox(rt: &tokio::runtime::Runtime) -> Sandbox {
-    rt.block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("chat")))
-        .unwrap_or_else(|e| panic!("sandbox: {e}"))
-}
-
-fn start(rt: &tokio::runtime::Runtime, sb: &mut Sandbox, knobs: Knobs) -> String {
-    rt.block_on(sb.start_backend(&knobs))
-        .unwrap_or_else(|e| panic!("backend: {e}"))
-        .base_url()
-}
-
-/// A sandbox whose backend runs with these knobs, and its base URL.
-fn running(rt: &tokio::runtime::Runtime, knobs: Knobs) -> (Sandbox, String) {
-    let mut sb = sandbox(rt);
-    let url = start(rt, &mut sb, knobs);
-    (sb, url)
-}
 
 /// `chatops doctor` with the shipped (embedded) playbook, as JSON. The
 /// stability watch is one sample here (its own tests watch longer).

@@ -4,16 +4,8 @@
 mod common;
 
 use chatops::sandbox::{Knobs, Sandbox};
-use common::{bin, check, cluster, doctor_json, unique};
+use common::*;
 use std::io::Write;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn temp_log(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));

@@ -4,27 +4,8 @@
 mod common;
 
 use chatops::sandbox::{Knobs, Sandbox};
-use common::{bin, chatops, check, cluster, unique, write_playbook};
+use common::*;
 use serde_json::Value;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn running(rt: &tokio::runtime::Runtime, knobs: Knobs) -> (Sandbox, String) {
-    let mut sb = rt
-        .block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("rl")))
-        .unwrap_or_else(|e| panic!("sandbox: {e}"));
-    let url = rt
-        .block_on(sb.start_backend(&knobs))
-        .unwrap_or_else(|e| panic!("backend: {e}"))
-        .base_url();
-    (sb, url)
-}
 
 fn playbook(url: &str, extra: &str) -> String {
     let port = url.rsplit(':').next().unwrap_or_default();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use chatops::sandbox::pg::{PgCluster, PgOptions};
+use chatops::sandbox::{Knobs, Sandbox};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -128,4 +129,33 @@ pub fn pg_isready(pg: &PgCluster, host: &str, port: u16, user: &str, db: &str) -
         .output()
         .ok()
         .and_then(|o| o.status.code())
+}
+
+/// A runtime for tests that drive the sandbox from synchronous code.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A sandbox with a database of its own on the shared cluster.
+pub fn sandbox(rt: &tokio::runtime::Runtime) -> Sandbox {
+    rt.block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("chat")))
+        .unwrap_or_else(|e| panic!("sandbox: {e}"))
+}
+
+/// Starts (or restarts) the sandbox's backend; returns its base URL.
+pub fn start(rt: &tokio::runtime::Runtime, sb: &mut Sandbox, knobs: Knobs) -> String {
+    rt.block_on(sb.start_backend(&knobs))
+        .unwrap_or_else(|e| panic!("backend: {e}"))
+        .base_url()
+}
+
+/// A sandbox whose backend runs with these knobs, and its base URL.
+pub fn running(rt: &tokio::runtime::Runtime, knobs: Knobs) -> (Sandbox, String) {
+    let mut sb = sandbox(rt);
+    let url = start(rt, &mut sb, knobs);
+    (sb, url)
 }
