@@ -7,6 +7,10 @@ pub static FILES: &[(&str, &str)] = &[
         include_str!("../playbooks/pre-load-test.yaml"),
     ),
     (
+        "playbooks/progressive-load.yaml",
+        include_str!("../playbooks/progressive-load.yaml"),
+    ),
+    (
         "checks/pg-ready.yaml",
         include_str!("../checks/pg-ready.yaml"),
     ),
@@ -36,6 +40,9 @@ pub static FILES: &[(&str, &str)] = &[
         include_str!("../checks/fetch-history.yaml"),
     ),
 ];
+
+/// The seed's progressive load plan (`chatops load`).
+pub const LOAD_PLAN: &str = "playbooks/progressive-load.yaml";
 
 pub const DEFAULT_PLAYBOOK: &str = "playbooks/pre-load-test.yaml";
 

@@ -1,0 +1,636 @@
+//! The hot path: one HTTP/1.1 keep-alive connection per virtual user on
+//! hyper 1 directly (no pool, no per-request allocation beyond the request),
+//! requests rendered from templates, and every outcome classified.
+
+use super::plan::MixItem;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Why a request did not succeed. A 429 or a 5xx is an error, as k6 counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrClass {
+    /// The connection was refused: nothing listens (a crashed backend).
+    Refused,
+    /// No answer within the request timeout.
+    Timeout,
+    /// 429 Too Many Requests.
+    RateLimited,
+    /// Another 4xx.
+    Client4xx,
+    /// 5xx.
+    Server5xx,
+    /// Reset, closed mid-response, protocol errors.
+    Transport,
+}
+
+impl ErrClass {
+    pub const ALL: [ErrClass; 6] = [
+        ErrClass::Refused,
+        ErrClass::Timeout,
+        ErrClass::RateLimited,
+        ErrClass::Client4xx,
+        ErrClass::Server5xx,
+        ErrClass::Transport,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrClass::Refused => "refused",
+            ErrClass::Timeout => "timeout",
+            ErrClass::RateLimited => "rate_limited",
+            ErrClass::Client4xx => "client_4xx",
+            ErrClass::Server5xx => "server_5xx",
+            ErrClass::Transport => "transport",
+        }
+    }
+}
+
+/// What one request came back with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 1xx–3xx answer.
+    Ok(u16),
+    /// An error; `pool_timeout` when the body carries Prisma's P2024 (timed
+    /// out fetching a connection from the pool).
+    Err {
+        class: ErrClass,
+        status: Option<u16>,
+        pool_timeout: bool,
+    },
+}
+
+impl Outcome {
+    fn err(class: ErrClass) -> Outcome {
+        Outcome::Err {
+            class,
+            status: None,
+            pool_timeout: false,
+        }
+    }
+    /// Whether the request got as far as an HTTP answer or a timeout (its
+    /// latency is meaningful).
+    pub fn has_latency(&self) -> bool {
+        !matches!(
+            self,
+            Outcome::Err {
+                class: ErrClass::Refused | ErrClass::Transport,
+                ..
+            }
+        )
+    }
+}
+
+/// Classifies an answer's status (and body, for P2024).
+pub fn classify(status: u16, body: &[u8]) -> Outcome {
+    if status < 400 {
+        return Outcome::Ok(status);
+    }
+    let class = match status {
+        429 => ErrClass::RateLimited,
+        400..=499 => ErrClass::Client4xx,
+        _ => ErrClass::Server5xx,
+    };
+    Outcome::Err {
+        class,
+        status: Some(status),
+        pool_timeout: is_pool_timeout(body),
+    }
+}
+
+fn is_pool_timeout(body: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 2] = [
+        b"P2024",
+        b"fetching a new connection from the connection pool",
+    ];
+    NEEDLES
+        .iter()
+        .any(|n| body.windows(n.len()).any(|w| w == *n))
+}
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Lit(String),
+    Pick(usize),
+    Random,
+    Vu,
+    Seq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    None,
+    Json,
+    Url,
+}
+
+/// A string with `${pick.NAME}`, `${random}`, `${vu}` and `${seq}`.
+#[derive(Debug, Clone)]
+struct Tmpl {
+    pieces: Vec<(Piece, Escape)>,
+}
+
+impl Tmpl {
+    fn parse(
+        s: &str,
+        esc: Escape,
+        lists: &[(String, Vec<String>)],
+        out: &mut Vec<(Piece, Escape)>,
+    ) -> Result<(), String> {
+        let mut rest = s;
+        while let Some(i) = rest.find("${") {
+            if i > 0 {
+                out.push((Piece::Lit(rest[..i].to_string()), Escape::None));
+            }
+            let after = &rest[i + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
+            let name = after[..end].trim();
+            let piece = match name {
+                "random" => Piece::Random,
+                "vu" => Piece::Vu,
+                "seq" => Piece::Seq,
+                _ => match name.strip_prefix("pick.") {
+                    Some(list) => match lists.iter().position(|(n, _)| n == list) {
+                        Some(idx) if !lists[idx].1.is_empty() => Piece::Pick(idx),
+                        Some(_) => return Err(format!("vars.{list} is empty")),
+                        None => {
+                            let names: Vec<&str> = lists.iter().map(|(n, _)| n.as_str()).collect();
+                            return Err(format!(
+                                "`${{pick.{list}}}` names no list in vars (lists: {})",
+                                if names.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    names.join(", ")
+                                }
+                            ));
+                        }
+                    },
+                    None => {
+                        return Err(format!(
+                            "unknown placeholder `${{{name}}}`: use ${{pick.LIST}}, ${{random}}, ${{vu}} or ${{seq}} (${{base_url}} only at the start of the url)"
+                        ));
+                    }
+                },
+            };
+            out.push((piece, esc));
+            rest = &after[end + 1..];
+        }
+        if !rest.is_empty() {
+            out.push((Piece::Lit(rest.to_string()), Escape::None));
+        }
+        Ok(())
+    }
+
+    fn constant(&self) -> Option<String> {
+        let mut s = String::new();
+        for (p, _) in &self.pieces {
+            match p {
+                Piece::Lit(l) => s.push_str(l),
+                _ => return None,
+            }
+        }
+        Some(s)
+    }
+
+    fn render(&self, cx: &mut RenderCx, lists: &[(String, Vec<String>)], out: &mut String) {
+        for (p, esc) in &self.pieces {
+            let value: std::borrow::Cow<str> = match p {
+                Piece::Lit(l) => {
+                    out.push_str(l);
+                    continue;
+                }
+                Piece::Pick(i) => {
+                    let l = &lists[*i].1;
+                    let k = (cx.rng.next_u64() % l.len() as u64) as usize;
+                    l[k].as_str().into()
+                }
+                Piece::Random => format!("{:016x}", cx.rng.next_u64()).into(),
+                Piece::Vu => cx.vu.to_string().into(),
+                Piece::Seq => cx.seq.to_string().into(),
+            };
+            match esc {
+                Escape::None => out.push_str(&value),
+                Escape::Json => {
+                    let q = serde_json::to_string(value.as_ref()).unwrap_or_default();
+                    out.push_str(q.trim_matches('"'));
+                }
+                Escape::Url => pct_encode(&value, out),
+            }
+        }
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn pct_encode(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
+fn pct(s: &str) -> String {
+    let mut o = String::new();
+    pct_encode(s, &mut o);
+    o
+}
+
+/// xorshift64*: per-task, allocation-free randomness for the mix.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+pub struct RenderCx {
+    pub rng: Rng,
+    pub vu: u32,
+    pub seq: u64,
+}
+
+/// One request kind of the mix, ready to render against the target.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    pub name: String,
+    method: hyper::Method,
+    /// Path and query.
+    target: Tmpl,
+    headers: Vec<(hyper::header::HeaderName, Tmpl)>,
+    body: Option<Tmpl>,
+    content_type: Option<&'static str>,
+    lists: Vec<(String, Vec<String>)>,
+    /// Pre-rendered when nothing varies.
+    fixed: Option<(String, Bytes)>,
+}
+
+impl RequestTemplate {
+    /// Compiles a mix item; errors name the field (`request.url`, …).
+    pub fn compile(
+        m: &MixItem,
+        vars: &BTreeMap<String, Vec<String>>,
+    ) -> Result<RequestTemplate, (String, String)> {
+        let lists: Vec<(String, Vec<String>)> =
+            vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let r = &m.request;
+        let method = hyper::Method::from_bytes(r.method.trim().to_ascii_uppercase().as_bytes())
+            .map_err(|_| {
+                (
+                    "request.method".to_string(),
+                    format!("`{}` is not an HTTP method", r.method),
+                )
+            })?;
+        let url = r.url.trim();
+        let path = match url.strip_prefix("${base_url}") {
+            Some(p) => p,
+            None if url.starts_with('/') => url,
+            None => {
+                return Err((
+                    "request.url".into(),
+                    format!(
+                        "`{url}` must start with ${{base_url}} or `/`: a load test sends to one target, the base URL"
+                    ),
+                ));
+            }
+        };
+        let path = if path.is_empty() { "/" } else { path };
+        if !path.starts_with('/') {
+            return Err((
+                "request.url".into(),
+                format!("`{url}`: the path after ${{base_url}} must start with `/`"),
+            ));
+        }
+        let mut pieces = Vec::new();
+        Tmpl::parse(path, Escape::Url, &lists, &mut pieces)
+            .map_err(|e| ("request.url".to_string(), e))?;
+        let mut sep = if path.contains('?') { '&' } else { '?' };
+        for (k, v) in &r.query {
+            let key = pct(k);
+            pieces.push((Piece::Lit(format!("{sep}{key}=")), Escape::None));
+            sep = '&';
+            let mut vp = Vec::new();
+            Tmpl::parse(v, Escape::Url, &lists, &mut vp)
+                .map_err(|e| (format!("request.query.{k}"), e))?;
+            for (p, e) in vp {
+                match p {
+                    Piece::Lit(l) => pieces.push((Piece::Lit(pct(&l)), Escape::None)),
+                    other => pieces.push((other, e)),
+                }
+            }
+        }
+        let target = Tmpl { pieces };
+        let mut headers = Vec::new();
+        for (k, v) in &r.headers {
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                (
+                    format!("request.headers.{k}"),
+                    format!("`{k}` is not a header name"),
+                )
+            })?;
+            if v.contains(['\r', '\n']) {
+                return Err((
+                    format!("request.headers.{k}"),
+                    "a header value cannot hold a line break".into(),
+                ));
+            }
+            let mut hp = Vec::new();
+            Tmpl::parse(v, Escape::None, &lists, &mut hp)
+                .map_err(|e| (format!("request.headers.{k}"), e))?;
+            headers.push((name, Tmpl { pieces: hp }));
+        }
+        let (body, content_type) = match (&r.json, &r.body) {
+            (Some(_), Some(_)) => {
+                return Err(("request".into(), "give `json` or `body`, not both".into()));
+            }
+            (Some(j), None) => {
+                let text = serde_json::to_string(j)
+                    .map_err(|e| ("request.json".to_string(), e.to_string()))?;
+                let mut bp = Vec::new();
+                Tmpl::parse(&text, Escape::Json, &lists, &mut bp)
+                    .map_err(|e| ("request.json".to_string(), e))?;
+                (Some(Tmpl { pieces: bp }), Some("application/json"))
+            }
+            (None, Some(b)) => {
+                let mut bp = Vec::new();
+                Tmpl::parse(b, Escape::None, &lists, &mut bp)
+                    .map_err(|e| ("request.body".to_string(), e))?;
+                (Some(Tmpl { pieces: bp }), None)
+            }
+            (None, None) => (None, None),
+        };
+        let fixed = match (target.constant(), body.as_ref().map(Tmpl::constant)) {
+            (Some(t), None) => Some((t, Bytes::new())),
+            (Some(t), Some(Some(b))) => Some((t, Bytes::from(b))),
+            _ => None,
+        };
+        let fixed = if headers.iter().all(|(_, t)| t.constant().is_some()) {
+            fixed
+        } else {
+            None
+        };
+        Ok(RequestTemplate {
+            name: m.name.clone(),
+            method,
+            target,
+            headers,
+            body,
+            content_type,
+            lists,
+            fixed,
+        })
+    }
+
+    /// Renders one request for `host` (the Host header).
+    pub fn render(
+        &self,
+        host: &hyper::header::HeaderValue,
+        cx: &mut RenderCx,
+    ) -> Option<hyper::Request<Full<Bytes>>> {
+        let (target, body) = match &self.fixed {
+            Some((t, b)) => (t.clone(), b.clone()),
+            None => {
+                let mut t = String::with_capacity(96);
+                self.target.render(cx, &self.lists, &mut t);
+                let b = match &self.body {
+                    Some(bt) => {
+                        let mut s = String::with_capacity(128);
+                        bt.render(cx, &self.lists, &mut s);
+                        Bytes::from(s)
+                    }
+                    None => Bytes::new(),
+                };
+                (t, b)
+            }
+        };
+        let mut req = hyper::Request::builder()
+            .method(self.method.clone())
+            .uri(target)
+            .header(hyper::header::HOST, host.clone());
+        if let Some(ct) = self.content_type {
+            req = req.header(hyper::header::CONTENT_TYPE, ct);
+        }
+        for (k, t) in &self.headers {
+            let mut v = String::new();
+            t.render(cx, &self.lists, &mut v);
+            req = req.header(k, v);
+        }
+        req.body(Full::new(body)).ok()
+    }
+}
+
+/// Where the load goes: the resolved address and the Host header.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host: hyper::header::HeaderValue,
+}
+
+impl Target {
+    /// Resolves an `http://host:port` base URL. HTTPS is not supported by the
+    /// generator (load tests run next to the backend, over loopback).
+    pub async fn resolve(base_url: &str) -> Result<Target, String> {
+        let u =
+            url::Url::parse(base_url).map_err(|e| format!("`{base_url}` is not a URL ({e})"))?;
+        if u.scheme() != "http" {
+            return Err(format!(
+                "the load generator speaks plain http:// only (got {}://); run it next to the backend",
+                u.scheme()
+            ));
+        }
+        let host = u
+            .host_str()
+            .ok_or_else(|| format!("`{base_url}` has no host"))?;
+        let port = u.port_or_known_default().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to no address"))?;
+        let hv = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let host = hyper::header::HeaderValue::from_str(&hv).map_err(|e| e.to_string())?;
+        Ok(Target { addr, host })
+    }
+}
+
+/// One virtual user's connection, reopened after errors.
+pub struct Conn {
+    addr: SocketAddr,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Conn {
+    pub fn new(addr: SocketAddr) -> Conn {
+        Conn { addr, sender: None }
+    }
+
+    async fn open(&mut self) -> Result<(), ErrClass> {
+        let stream = TcpStream::connect(self.addr).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                ErrClass::Refused
+            } else {
+                ErrClass::Transport
+            }
+        })?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|_| ErrClass::Transport)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        self.sender = Some(sender);
+        Ok(())
+    }
+
+    async fn exchange(&mut self, req: hyper::Request<Full<Bytes>>) -> Result<Outcome, ErrClass> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            self.open().await?;
+        }
+        let sender = self.sender.as_mut().ok_or(ErrClass::Transport)?;
+        if sender.ready().await.is_err() {
+            self.sender = None;
+            return Err(ErrClass::Transport);
+        }
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.sender = None;
+                return Err(ErrClass::Transport);
+            }
+        };
+        let status = resp.status().as_u16();
+        let body = match resp.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                self.sender = None;
+                return Err(ErrClass::Transport);
+            }
+        };
+        Ok(classify(status, &body))
+    }
+
+    /// Sends one request within `timeout`; the connection is dropped after
+    /// any transport error or timeout.
+    pub async fn send(&mut self, req: hyper::Request<Full<Bytes>>, timeout: Duration) -> Outcome {
+        match tokio::time::timeout(timeout, self.exchange(req)).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(c)) => Outcome::err(c),
+            Err(_) => {
+                self.sender = None;
+                Outcome::err(ErrClass::Timeout)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(yaml: &str) -> MixItem {
+        serde_saphyr::from_str(yaml).expect("mix item")
+    }
+
+    fn vars() -> BTreeMap<String, Vec<String>> {
+        let mut v = BTreeMap::new();
+        v.insert("users".into(), vec!["u\"1".into()]);
+        v.insert("rooms".into(), vec!["a b".into()]);
+        v
+    }
+
+    #[test]
+    fn renders_templates_with_escaping() {
+        let m = item(
+            "name: send\nrequest:\n  method: post\n  url: \"${base_url}/c/${pick.rooms}/m\"\n  query: {user: \"${pick.users}\", n: \"a&b\"}\n  json: {userId: \"${pick.users}\", seq: \"${seq}\"}\n",
+        );
+        let t = RequestTemplate::compile(&m, &vars()).expect("compiles");
+        let host = hyper::header::HeaderValue::from_static("127.0.0.1:1");
+        let mut cx = RenderCx {
+            rng: Rng::new(1),
+            vu: 3,
+            seq: 7,
+        };
+        let r = t.render(&host, &mut cx).expect("request");
+        assert_eq!(r.method(), hyper::Method::POST);
+        assert_eq!(r.uri().to_string(), "/c/a%20b/m?n=a%26b&user=u%221");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let body = r.into_body();
+        let bytes = futures_body(body);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON body");
+        assert_eq!(v["userId"], "u\"1");
+        assert_eq!(v["seq"], "7");
+    }
+
+    fn futures_body(b: Full<Bytes>) -> Bytes {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        rt.block_on(async { b.collect().await.map(|c| c.to_bytes()).unwrap_or_default() })
+    }
+
+    #[test]
+    fn classifies_like_k6() {
+        assert_eq!(classify(201, b""), Outcome::Ok(201));
+        assert_eq!(classify(302, b""), Outcome::Ok(302));
+        let is = |o: Outcome, c: ErrClass, p: bool| {
+            assert!(
+                matches!(o, Outcome::Err { class, pool_timeout, .. } if class == c && pool_timeout == p),
+                "{o:?}"
+            )
+        };
+        is(classify(429, b"{}"), ErrClass::RateLimited, false);
+        is(classify(404, b""), ErrClass::Client4xx, false);
+        is(classify(503, b""), ErrClass::Server5xx, false);
+        is(
+            classify(400, b"{\"message\":\"Failed to send message: Timed out fetching a new connection from the connection pool.\"}"),
+            ErrClass::Client4xx,
+            true,
+        );
+    }
+
+    #[test]
+    fn rejects_other_targets_and_unknown_placeholders() {
+        for (y, field) in [
+            ("name: x\nrequest: {url: \"http://other/x\"}", "request.url"),
+            (
+                "name: x\nrequest: {url: \"${base_url}/${who}\"}",
+                "request.url",
+            ),
+            (
+                "name: x\nrequest: {url: \"/x\", json: {a: \"${pick.none}\"}}",
+                "request.json",
+            ),
+            (
+                "name: x\nrequest: {url: \"/x\", method: \"BAD METHOD\"}",
+                "request.method",
+            ),
+        ] {
+            let e = RequestTemplate::compile(&item(y), &vars()).expect_err(y);
+            assert_eq!(e.0, field, "{y}: {}", e.1);
+        }
+    }
+}
