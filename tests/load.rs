@@ -343,7 +343,7 @@ fn ctrl_c_stops_at_once_and_still_reports_the_stages_so_far() {
         "http://127.0.0.1:{}",
         stalling_server(u64::MAX, Duration::ZERO)
     );
-    let mut child = std::process::Command::new(bin())
+    let child = std::process::Command::new(bin())
         .args([
             "load",
             "--format",
