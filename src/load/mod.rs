@@ -329,10 +329,10 @@ async fn run_stage(
     loop {
         tokio::select! {
             joined = set.join_next() => if joined.is_none() { break },
-            _ = tick.tick() => {
+            _ = tick.tick() => if !bar.is_hidden() {
                 bar.set_message(live_line(stage, &slots, start));
                 bar.tick();
-            }
+            },
             _ = tokio::time::sleep_until(grace.into()) => { set.abort_all(); break; }
             _ = cancelled(cancel) => { set.abort_all(); interrupted = true; break; }
         }
@@ -371,11 +371,13 @@ async fn run_stage(
     } else {
         StageStatus::Fail
     };
-    bar.finish_with_message(format!(
-        "{} — {}",
-        live_line(stage, &slots, start),
-        r.status.as_str()
-    ));
+    if !bar.is_hidden() {
+        bar.finish_with_message(format!(
+            "{} — {}",
+            live_line(stage, &slots, start),
+            r.status.as_str()
+        ));
+    }
     r
 }
 

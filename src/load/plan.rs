@@ -126,7 +126,6 @@ pub fn parse(text: &str, file: &str) -> Result<Plan, LoadError> {
     let json = node.to_json("", &mut locs);
     let locate = |path: &str| {
         locs.iter()
-            .rev()
             .find(|(p, _)| p == path)
             .or_else(|| {
                 // the nearest enclosing path that exists
