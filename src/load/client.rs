@@ -111,10 +111,33 @@ fn is_pool_timeout(body: &[u8]) -> bool {
         .any(|n| body.windows(n.len()).any(|w| w == *n))
 }
 
+/// What placeholders can name: the plan's lists and the mix's captures.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub lists: Vec<(String, Vec<String>)>,
+    /// Every capture name of the mix; `${capture.NAME}` indexes this.
+    pub captures: Vec<String>,
+}
+
+impl Names {
+    pub fn new(vars: &BTreeMap<String, Vec<String>>, mix: &[MixItem]) -> Names {
+        let mut captures: Vec<String> =
+            mix.iter().flat_map(|m| m.capture.keys().cloned()).collect();
+        captures.sort();
+        captures.dedup();
+        Names {
+            lists: vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            captures,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Piece {
     Lit(String),
     Pick(usize),
+    /// A value this virtual user captured from an earlier answer.
+    Capture(usize),
     Random,
     Vu,
     Seq,
@@ -137,9 +160,10 @@ impl Tmpl {
     fn parse(
         s: &str,
         esc: Escape,
-        lists: &[(String, Vec<String>)],
+        names: &Names,
         out: &mut Vec<(Piece, Escape)>,
     ) -> Result<(), String> {
+        let lists = &names.lists;
         let mut rest = s;
         while let Some(i) = rest.find("${") {
             if i > 0 {
@@ -154,6 +178,22 @@ impl Tmpl {
                 "random" => Piece::Random,
                 "vu" => Piece::Vu,
                 "seq" => Piece::Seq,
+                _ if name.starts_with("capture.") => {
+                    let c = &name["capture.".len()..];
+                    match names.captures.iter().position(|n| n == c) {
+                        Some(i) => Piece::Capture(i),
+                        None => {
+                            return Err(format!(
+                                "`${{capture.{c}}}` names no capture of the mix (captures: {})",
+                                if names.captures.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    names.captures.join(", ")
+                                }
+                            ));
+                        }
+                    }
+                }
                 _ => match name.strip_prefix("pick.") {
                     Some(list) => match lists.iter().position(|(n, _)| n == list) {
                         Some(idx) if !lists[idx].1.is_empty() => Piece::Pick(idx),
@@ -172,7 +212,7 @@ impl Tmpl {
                     },
                     None => {
                         return Err(format!(
-                            "unknown placeholder `${{{name}}}`: use ${{pick.LIST}}, ${{random}}, ${{vu}} or ${{seq}} (${{base_url}} only at the start of the url)"
+                            "unknown placeholder `${{{name}}}`: use ${{pick.LIST}}, ${{capture.NAME}}, ${{random}}, ${{vu}} or ${{seq}} (${{base_url}} only at the start of the url)"
                         ));
                     }
                 },
@@ -198,6 +238,17 @@ impl Tmpl {
     }
 
     fn render(&self, cx: &mut RenderCx, lists: &[(String, Vec<String>)], out: &mut String) {
+        let _ = self.render_checked(cx, lists, out);
+    }
+
+    /// Renders; false when a captured value is not there yet.
+    fn render_checked(
+        &self,
+        cx: &mut RenderCx,
+        lists: &[(String, Vec<String>)],
+        out: &mut String,
+    ) -> bool {
+        let mut complete = true;
         for (p, esc) in &self.pieces {
             let value: std::borrow::Cow<str> = match p {
                 Piece::Lit(l) => {
@@ -209,6 +260,13 @@ impl Tmpl {
                     let k = (cx.rng.next_u64() % l.len() as u64) as usize;
                     l[k].as_str().into()
                 }
+                Piece::Capture(i) => match cx.captures.get(*i).and_then(|c| c.as_deref()) {
+                    Some(v) => v.to_string().into(),
+                    None => {
+                        complete = false;
+                        continue;
+                    }
+                },
                 Piece::Random => format!("{:016x}", cx.rng.next_u64()).into(),
                 Piece::Vu => cx.vu.to_string().into(),
                 Piece::Seq => cx.seq.to_string().into(),
@@ -222,6 +280,7 @@ impl Tmpl {
                 Escape::Url => pct_encode(&value, out),
             }
         }
+        complete
     }
 }
 
@@ -267,6 +326,41 @@ pub struct RenderCx {
     pub rng: Rng,
     pub vu: u32,
     pub seq: u64,
+    /// This virtual user's captured values, by [`Names::captures`] index.
+    pub captures: Vec<Option<String>>,
+}
+
+impl RenderCx {
+    pub fn new(vu: u32, captures: usize) -> RenderCx {
+        RenderCx {
+            rng: Rng::new(u64::from(vu) + 1),
+            vu,
+            seq: 0,
+            captures: vec![None; captures],
+        }
+    }
+}
+
+/// Where a capture takes its value from (the `http` check's syntax).
+#[derive(Debug, Clone)]
+enum CaptureFrom {
+    Status,
+    Body,
+    Header(hyper::header::HeaderName),
+    /// JSON path alternatives separated by `|`.
+    Json(Vec<String>),
+}
+
+/// A rendered request, ready for the connection.
+pub type HttpRequest = hyper::Request<Full<Bytes>>;
+
+/// Why a request could not be rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderError {
+    /// It uses a captured value this virtual user does not have yet.
+    NotCaptured,
+    /// The rendered request is not valid HTTP (a bad value in a list).
+    Invalid,
 }
 
 /// One request kind of the mix, ready to render against the target.
@@ -280,18 +374,46 @@ pub struct RequestTemplate {
     body: Option<Tmpl>,
     content_type: Option<&'static str>,
     lists: Vec<(String, Vec<String>)>,
+    captures: Vec<(usize, CaptureFrom)>,
     /// Pre-rendered when nothing varies.
     fixed: Option<(String, Bytes)>,
 }
 
 impl RequestTemplate {
     /// Compiles a mix item; errors name the field (`request.url`, …).
-    pub fn compile(
-        m: &MixItem,
-        vars: &BTreeMap<String, Vec<String>>,
-    ) -> Result<RequestTemplate, (String, String)> {
-        let lists: Vec<(String, Vec<String>)> =
-            vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pub fn compile(m: &MixItem, names: &Names) -> Result<RequestTemplate, (String, String)> {
+        let lists = names.lists.clone();
+        let mut captures = Vec::new();
+        for (name, from) in &m.capture {
+            let at = format!("capture.{name}");
+            let idx = names
+                .captures
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| (at.clone(), "unknown capture".to_string()))?;
+            let f = from.trim();
+            let src = if f == "status" {
+                CaptureFrom::Status
+            } else if f == "body" {
+                CaptureFrom::Body
+            } else if let Some(h) = f
+                .strip_prefix("header.")
+                .or_else(|| f.strip_prefix("headers."))
+            {
+                CaptureFrom::Header(
+                    hyper::header::HeaderName::from_bytes(h.as_bytes())
+                        .map_err(|_| (at.clone(), format!("`{h}` is not a header name")))?,
+                )
+            } else if let Some(p) = f.strip_prefix("json.") {
+                CaptureFrom::Json(p.split('|').map(|a| a.trim().to_string()).collect())
+            } else {
+                return Err((
+                    at,
+                    format!("`{f}`: capture from json.PATH, header.NAME, status or body"),
+                ));
+            };
+            captures.push((idx, src));
+        }
         let r = &m.request;
         let method = hyper::Method::from_bytes(r.method.trim().to_ascii_uppercase().as_bytes())
             .map_err(|_| {
@@ -321,7 +443,7 @@ impl RequestTemplate {
             ));
         }
         let mut pieces = Vec::new();
-        Tmpl::parse(path, Escape::Url, &lists, &mut pieces)
+        Tmpl::parse(path, Escape::Url, names, &mut pieces)
             .map_err(|e| ("request.url".to_string(), e))?;
         let mut sep = if path.contains('?') { '&' } else { '?' };
         for (k, v) in &r.query {
@@ -329,7 +451,7 @@ impl RequestTemplate {
             pieces.push((Piece::Lit(format!("{sep}{key}=")), Escape::None));
             sep = '&';
             let mut vp = Vec::new();
-            Tmpl::parse(v, Escape::Url, &lists, &mut vp)
+            Tmpl::parse(v, Escape::Url, names, &mut vp)
                 .map_err(|e| (format!("request.query.{k}"), e))?;
             for (p, e) in vp {
                 match p {
@@ -354,7 +476,7 @@ impl RequestTemplate {
                 ));
             }
             let mut hp = Vec::new();
-            Tmpl::parse(v, Escape::None, &lists, &mut hp)
+            Tmpl::parse(v, Escape::None, names, &mut hp)
                 .map_err(|e| (format!("request.headers.{k}"), e))?;
             headers.push((name, Tmpl { pieces: hp }));
         }
@@ -366,13 +488,13 @@ impl RequestTemplate {
                 let text = serde_json::to_string(j)
                     .map_err(|e| ("request.json".to_string(), e.to_string()))?;
                 let mut bp = Vec::new();
-                Tmpl::parse(&text, Escape::Json, &lists, &mut bp)
+                Tmpl::parse(&text, Escape::Json, names, &mut bp)
                     .map_err(|e| ("request.json".to_string(), e))?;
                 (Some(Tmpl { pieces: bp }), Some("application/json"))
             }
             (None, Some(b)) => {
                 let mut bp = Vec::new();
-                Tmpl::parse(b, Escape::None, &lists, &mut bp)
+                Tmpl::parse(b, Escape::None, names, &mut bp)
                     .map_err(|e| ("request.body".to_string(), e))?;
                 (Some(Tmpl { pieces: bp }), None)
             }
@@ -396,6 +518,7 @@ impl RequestTemplate {
             body,
             content_type,
             lists,
+            captures,
             fixed,
         })
     }
@@ -405,20 +528,23 @@ impl RequestTemplate {
         &self,
         host: &hyper::header::HeaderValue,
         cx: &mut RenderCx,
-    ) -> Option<hyper::Request<Full<Bytes>>> {
+    ) -> Result<hyper::Request<Full<Bytes>>, RenderError> {
         let (target, body) = match &self.fixed {
             Some((t, b)) => (t.clone(), b.clone()),
             None => {
                 let mut t = String::with_capacity(96);
-                self.target.render(cx, &self.lists, &mut t);
+                let mut complete = self.target.render_checked(cx, &self.lists, &mut t);
                 let b = match &self.body {
                     Some(bt) => {
                         let mut s = String::with_capacity(128);
-                        bt.render(cx, &self.lists, &mut s);
+                        complete &= bt.render_checked(cx, &self.lists, &mut s);
                         Bytes::from(s)
                     }
                     None => Bytes::new(),
                 };
+                if !complete {
+                    return Err(RenderError::NotCaptured);
+                }
                 (t, b)
             }
         };
@@ -434,9 +560,49 @@ impl RequestTemplate {
             t.render(cx, &self.lists, &mut v);
             req = req.header(k, v);
         }
-        req.body(Full::new(body)).ok()
+        req.body(Full::new(body)).map_err(|_| RenderError::Invalid)
+    }
+
+    /// Whether answers to this kind feed captures (their headers and body are kept).
+    pub fn captures(&self) -> bool {
+        !self.captures.is_empty()
+    }
+
+    /// Stores this kind's captures from a successful answer.
+    pub fn capture(&self, status: u16, answer: &Answer, cx: &mut RenderCx) {
+        let mut json: Option<Option<serde_json::Value>> = None;
+        for (idx, from) in &self.captures {
+            let v = match from {
+                CaptureFrom::Status => Some(status.to_string()),
+                CaptureFrom::Body => Some(String::from_utf8_lossy(&answer.body).into_owned()),
+                CaptureFrom::Header(h) => answer
+                    .headers
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                CaptureFrom::Json(alts) => {
+                    let j = json.get_or_insert_with(|| serde_json::from_slice(&answer.body).ok());
+                    j.as_ref().and_then(|j| {
+                        alts.iter()
+                            .find_map(|a| crate::jsonpath::lookup(j, a))
+                            .map(crate::jsonpath::scalar_text)
+                    })
+                }
+            };
+            if let (Some(v), Some(slot)) = (v, cx.captures.get_mut(*idx)) {
+                *slot = Some(v);
+            }
+        }
     }
 }
+
+/// An answer's headers and body, kept for captures.
+pub struct Answer {
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl RequestTemplate {}
 
 /// Where the load goes: the resolved address and the Host header.
 #[derive(Debug, Clone)]
@@ -506,7 +672,11 @@ impl Conn {
         Ok(())
     }
 
-    async fn exchange(&mut self, req: hyper::Request<Full<Bytes>>) -> Result<Outcome, ErrClass> {
+    async fn exchange(
+        &mut self,
+        req: hyper::Request<Full<Bytes>>,
+        keep: bool,
+    ) -> Result<(Outcome, Option<Answer>), ErrClass> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.open().await?;
         }
@@ -523,25 +693,37 @@ impl Conn {
             }
         };
         let status = resp.status().as_u16();
-        let body = match resp.into_body().collect().await {
+        let (parts, body) = resp.into_parts();
+        let body = match body.collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
                 self.sender = None;
                 return Err(ErrClass::Transport);
             }
         };
-        Ok(classify(status, &body))
+        let outcome = classify(status, &body);
+        let answer = (keep && matches!(outcome, Outcome::Ok(_))).then(|| Answer {
+            headers: parts.headers,
+            body,
+        });
+        Ok((outcome, answer))
     }
 
     /// Sends one request within `timeout`; the connection is dropped after
     /// any transport error or timeout.
-    pub async fn send(&mut self, req: hyper::Request<Full<Bytes>>, timeout: Duration) -> Outcome {
-        match tokio::time::timeout(timeout, self.exchange(req)).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(c)) => Outcome::err(c),
+    /// With `keep`, a successful answer's headers and body come back too.
+    pub async fn send(
+        &mut self,
+        req: hyper::Request<Full<Bytes>>,
+        timeout: Duration,
+        keep: bool,
+    ) -> (Outcome, Option<Answer>) {
+        match tokio::time::timeout(timeout, self.exchange(req, keep)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(c)) => (Outcome::err(c), None),
             Err(_) => {
                 self.sender = None;
-                Outcome::err(ErrClass::Timeout)
+                (Outcome::err(ErrClass::Timeout), None)
             }
         }
     }
@@ -567,13 +749,10 @@ mod tests {
         let m = item(
             "name: send\nrequest:\n  method: post\n  url: \"${base_url}/c/${pick.rooms}/m\"\n  query: {user: \"${pick.users}\", n: \"a&b\"}\n  json: {userId: \"${pick.users}\", seq: \"${seq}\"}\n",
         );
-        let t = RequestTemplate::compile(&m, &vars()).expect("compiles");
+        let t = RequestTemplate::compile(&m, &Names::new(&vars(), &[])).expect("compiles");
         let host = hyper::header::HeaderValue::from_static("127.0.0.1:1");
-        let mut cx = RenderCx {
-            rng: Rng::new(1),
-            vu: 3,
-            seq: 7,
-        };
+        let mut cx = RenderCx::new(3, 0);
+        cx.seq = 7;
         let r = t.render(&host, &mut cx).expect("request");
         assert_eq!(r.method(), hyper::Method::POST);
         assert_eq!(r.uri().to_string(), "/c/a%20b/m?n=a%26b&user=u%221");
@@ -590,6 +769,39 @@ mod tests {
             .build()
             .expect("rt");
         rt.block_on(async { b.collect().await.map(|c| c.to_bytes()).unwrap_or_default() })
+    }
+
+    #[test]
+    fn captures_feed_later_requests_of_the_same_user() {
+        let send = item(
+            "name: send\nrequest: {method: POST, url: \"/m\"}\ncapture: {mid: \"json.message.id|json.id\", etag: header.etag}\n",
+        );
+        let read = item("name: read\nrequest: {url: \"/m/${capture.mid}?e=${capture.etag}\"}\n");
+        let names = Names::new(&vars(), &[send.clone(), read.clone()]);
+        assert_eq!(names.captures, vec!["etag".to_string(), "mid".to_string()]);
+        let send = RequestTemplate::compile(&send, &names).expect("send");
+        let read = RequestTemplate::compile(&read, &names).expect("read");
+        assert!(send.captures() && !read.captures());
+        let host = hyper::header::HeaderValue::from_static("h");
+        let mut cx = RenderCx::new(0, names.captures.len());
+        assert_eq!(
+            read.render(&host, &mut cx).err(),
+            Some(RenderError::NotCaptured)
+        );
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("etag", hyper::header::HeaderValue::from_static("v 1"));
+        let answer = Answer {
+            headers,
+            body: Bytes::from_static(b"{\"message\":{\"id\":\"abc\"}}"),
+        };
+        send.capture(201, &answer, &mut cx);
+        let r = read.render(&host, &mut cx).expect("rendered");
+        assert_eq!(r.uri().to_string(), "/m/abc?e=v%201");
+        let bad = item("name: x\nrequest: {url: \"/\"}\ncapture: {a: \"cookie\"}\n");
+        let names = Names::new(&vars(), std::slice::from_ref(&bad));
+        assert!(RequestTemplate::compile(&bad, &names).is_err());
+        let dangling = item("name: x\nrequest: {url: \"/${capture.nope}\"}\n");
+        assert!(RequestTemplate::compile(&dangling, &names).is_err());
     }
 
     #[test]
@@ -629,7 +841,7 @@ mod tests {
                 "request.method",
             ),
         ] {
-            let e = RequestTemplate::compile(&item(y), &vars()).expect_err(y);
+            let e = RequestTemplate::compile(&item(y), &Names::new(&vars(), &[])).expect_err(y);
             assert_eq!(e.0, field, "{y}: {}", e.1);
         }
     }

@@ -3,32 +3,36 @@
 //! ramping-vus. A stalling server slows the senders down, so latencies seen
 //! here understate what users would see: coordinated omission.
 
-use super::client::{Conn, ErrClass, Outcome, RenderCx, Rng};
+use super::client::{Conn, ErrClass, Outcome, RenderCx};
 use super::{Shared, Slot};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One virtual user until `end`.
 pub async fn vu(id: u32, shared: Arc<Shared>, slot: Slot, end: Instant) {
     let mut conn = Conn::new(shared.target.addr);
-    let mut cx = RenderCx {
-        rng: Rng::new(u64::from(id) + 1),
-        vu: id,
-        seq: 0,
-    };
+    let mut cx = RenderCx::new(id, shared.captures);
     loop {
         if Instant::now() >= end {
             break;
         }
-        let k = shared.pick(&mut cx.rng);
         cx.seq += 1;
-        let Some(req) = shared.templates[k].render(&shared.target.host, &mut cx) else {
+        let Some((k, req)) = shared.next_request(&mut cx) else {
+            // Every kind waits for a capture that has not come yet.
+            tokio::time::sleep(Duration::from_millis(10).min(end - Instant::now().min(end))).await;
+            continue;
+        };
+        let Ok(req) = req else {
             record(&slot, k, Instant::now(), transport());
             continue;
         };
+        let t = &shared.templates[k];
         let t0 = Instant::now();
-        let o = conn.send(req, shared.timeout).await;
+        let (o, answer) = conn.send(req, shared.timeout, t.captures()).await;
         record(&slot, k, t0, o);
+        if let (Outcome::Ok(status), Some(a)) = (o, answer) {
+            t.capture(status, &a, &mut cx);
+        }
         if !shared.think.is_zero() {
             let now = Instant::now();
             if now >= end {

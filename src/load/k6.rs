@@ -26,9 +26,10 @@ fn js_template(s: &str) -> String {
             "random" => "rnd()".to_string(),
             "vu" => "__VU".to_string(),
             "seq" => "__ITER".to_string(),
-            _ => match name.strip_prefix("pick.") {
-                Some(l) => format!("pick({})", serde_json::to_string(l).unwrap_or_default()),
-                None => format!("{:?}", name),
+            _ => match (name.strip_prefix("pick."), name.strip_prefix("capture.")) {
+                (Some(l), _) => format!("pick({})", serde_json::to_string(l).unwrap_or_default()),
+                (_, Some(c)) => format!("CAP[{}]", serde_json::to_string(c).unwrap_or_default()),
+                _ => format!("{:?}", name),
             },
         };
         let _ = write!(o, "${{{expr}}}");
@@ -71,6 +72,20 @@ fn js_value(v: &Value) -> String {
         ),
         other => other.to_string(),
     }
+}
+
+/// k6 canonicalises response header names (`etag` → `Etag`).
+fn canonical_header(h: &str) -> String {
+    h.split('-')
+        .map(|p| {
+            let mut c = p.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn secs(d: std::time::Duration) -> String {
@@ -197,20 +212,47 @@ pub fn script(plan: &Plan, base_url: &str) -> String {
         if r.json.is_some() {
             headers.push("'Content-Type': 'application/json'".into());
         }
+        let caps: Vec<String> = m
+            .capture
+            .iter()
+            .map(|(name, from)| {
+                let key = serde_json::to_string(name).unwrap_or_default();
+                let f = from.trim();
+                let expr = if f == "status" {
+                    "r.status".to_string()
+                } else if f == "body" {
+                    "r.body".to_string()
+                } else if let Some(h) = f
+                    .strip_prefix("header.")
+                    .or_else(|| f.strip_prefix("headers."))
+                {
+                    format!(
+                        "r.headers[{}]",
+                        serde_json::to_string(&canonical_header(h)).unwrap_or_default()
+                    )
+                } else {
+                    let p = f.strip_prefix("json.").unwrap_or(f);
+                    let p = p.split('|').next().unwrap_or(p).trim();
+                    format!("r.json({})", serde_json::to_string(p).unwrap_or_default())
+                };
+                format!("CAP[{key}] = {expr};")
+            })
+            .collect();
         let _ = writeln!(
             o,
-            "  {{ name: {}, weight: {}, method: {}, url: () => {url_js}, body: {body}, headers: () => ({{{}}}) }},",
+            "  {{ name: {}, weight: {}, method: {}, url: () => {url_js}, body: {body}, headers: () => ({{{}}}), capture: (r) => {{ {} }} }},",
             serde_json::to_string(&m.name).unwrap_or_default(),
             m.weight,
             serde_json::to_string(&r.method.to_ascii_uppercase()).unwrap_or_default(),
-            headers.join(", ")
+            headers.join(", "),
+            caps.join(" ")
         );
     }
     o.push_str("];\nconst TOTAL = MIX.reduce((a, m) => a + m.weight, 0);\n\n");
     o.push_str("export default function () {\n  let r = Math.random() * TOTAL;\n  let m = MIX[MIX.length - 1];\n  for (const x of MIX) { if (r < x.weight) { m = x; break; } r -= x.weight; }\n");
     let _ = writeln!(
         o,
-        "  http.request(m.method, m.url(), m.body(), {{ headers: m.headers(), tags: {{ name: m.name }}, timeout: '{}' }});",
+        "  const res = http.request(m.method, m.url(), m.body(), {{ headers: m.headers(), tags: {{ name: m.name }}, timeout: '{}' }});\n  if (res.status >= 200 && res.status < 400) {{ try {{ m.capture(res); }} catch (e) {{}} }}",
         secs(plan.timeout)
     );
     if plan.model == Model::Closed && !plan.think_time.is_zero() {
@@ -259,5 +301,7 @@ mod tests {
     #[test]
     fn literals_are_escaped() {
         assert_eq!(js_template("a`b\\c$d ${vu}"), "`a\\`b\\\\c\\$d ${__VU}`");
+        assert_eq!(js_template("/m/${capture.id}"), "`/m/${CAP[\"id\"]}`");
+        assert_eq!(canonical_header("x-request-id"), "X-Request-Id");
     }
 }

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 /// What every task of a stage shares.
 pub struct Shared {
     pub templates: Vec<RequestTemplate>,
+    /// How many capture names the mix has.
+    pub captures: usize,
     /// Cumulative weights.
     cumulative: Vec<u64>,
     pub target: Target,
@@ -36,6 +38,22 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Picks a kind by weight and renders it; kinds waiting for a captured
+    /// value are passed over (a few tries, then None: nothing to send yet).
+    pub fn next_request(
+        &self,
+        cx: &mut client::RenderCx,
+    ) -> Option<(usize, Result<client::HttpRequest, client::RenderError>)> {
+        for _ in 0..16 {
+            let k = self.pick(&mut cx.rng);
+            match self.templates[k].render(&self.target.host, cx) {
+                Err(client::RenderError::NotCaptured) => continue,
+                r => return Some((k, r)),
+            }
+        }
+        None
+    }
+
     /// A request kind by weight.
     pub fn pick(&self, rng: &mut client::Rng) -> usize {
         let total = self.cumulative.last().copied().unwrap_or(0);
@@ -178,10 +196,11 @@ pub async fn run(
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<RunResult, String> {
     let target = Target::resolve(&opts.base_url).await?;
+    let names = client::Names::new(&plan.vars, &plan.mix);
     let mut templates = Vec::new();
     for m in &plan.mix {
         templates.push(
-            RequestTemplate::compile(m, &plan.vars)
+            RequestTemplate::compile(m, &names)
                 .map_err(|(f, e)| format!("mix {}: {f}: {e}", m.name))?,
         );
     }
@@ -196,6 +215,7 @@ pub async fn run(
         .collect();
     let kinds: Vec<String> = plan.mix.iter().map(|m| m.name.clone()).collect();
     let shared = Arc::new(Shared {
+        captures: names.captures.len(),
         templates,
         cumulative,
         target,

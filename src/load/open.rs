@@ -5,7 +5,7 @@
 //! correction, k6's arrival-rate executors). Scheduled sends that never got
 //! out by the end of the stage are counted as dropped.
 
-use super::client::{Conn, RenderCx, Rng};
+use super::client::{Conn, Outcome, RenderCx};
 use super::closed::{record, transport};
 use super::{Shared, Slot};
 use std::sync::Arc;
@@ -47,11 +47,7 @@ impl Schedule {
 /// One connection taking sends off the schedule until the stage ends.
 pub async fn worker(id: u32, shared: Arc<Shared>, slot: Slot, schedule: Arc<Schedule>) {
     let mut conn = Conn::new(shared.target.addr);
-    let mut cx = RenderCx {
-        rng: Rng::new(u64::from(id) + 1),
-        vu: id,
-        seq: 0,
-    };
+    let mut cx = RenderCx::new(id, shared.captures);
     while let Some(due) = schedule.claim() {
         let now = Instant::now();
         if now >= schedule.end {
@@ -60,14 +56,21 @@ pub async fn worker(id: u32, shared: Arc<Shared>, slot: Slot, schedule: Arc<Sche
         if due > now {
             tokio::time::sleep_until(due.into()).await;
         }
-        let k = shared.pick(&mut cx.rng);
         cx.seq += 1;
-        let Some(req) = shared.templates[k].render(&shared.target.host, &mut cx) else {
+        // Nothing to send yet (every kind waits for a capture): the send is dropped.
+        let Some((k, req)) = shared.next_request(&mut cx) else {
+            continue;
+        };
+        let Ok(req) = req else {
             record(&slot, k, due, transport());
             continue;
         };
-        let o = conn.send(req, shared.timeout).await;
+        let t = &shared.templates[k];
+        let (o, answer) = conn.send(req, shared.timeout, t.captures()).await;
         record(&slot, k, due, o);
+        if let (Outcome::Ok(status), Some(a)) = (o, answer) {
+            t.capture(status, &a, &mut cx);
+        }
     }
 }
 

@@ -57,6 +57,11 @@ pub struct MixItem {
     /// The same request syntax as the `http` check (method, url, headers,
     /// query, json, body). The url starts with `${base_url}` or `/`.
     pub request: Request,
+    /// Values kept from this request's successful answers, per virtual
+    /// user, for later requests as `${capture.NAME}` (the `http` check's
+    /// syntax: `json.PATH`, `header.NAME`, `status`, `body`).
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
 }
 
 fn one() -> u32 {
@@ -236,8 +241,9 @@ pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
             "at least one request needs a weight above 0".into(),
         ));
     }
+    let names = super::client::Names::new(&pf.vars, &mix);
     for (i, m) in mix.iter().enumerate() {
-        super::client::RequestTemplate::compile(m, &pf.vars)
+        super::client::RequestTemplate::compile(m, &names)
             .map_err(|(f, msg)| (format!("mix[{i}].{f}"), msg))?;
     }
     Ok(Plan {
