@@ -449,3 +449,66 @@ fn emit_k6_writes_the_equivalent_script_without_sending() {
     assert!(js.contains("weight: 30, method: \"GET\""), "{js}");
     let _ = std::fs::remove_file(out);
 }
+
+#[test]
+fn captured_values_feed_later_requests_of_the_same_user() {
+    let rt = runtime();
+    let (sb, url) = sandbox(&rt, Knobs::default());
+    let plan = write_playbook(
+        r#"name: replies
+vars:
+  users: ["00000000-0000-0000-0000-000000000000"]
+  conversations: ["8822dd87-d0c2-42be-93d2-1c0cb492e351"]
+mix:
+  - name: send
+    weight: 1
+    request:
+      method: POST
+      url: "${base_url}/api/v1/chat/conversations/${pick.conversations}/messages"
+      json: {userId: "${pick.users}", content: "first ${random}"}
+    capture: {mid: json.message.id}
+  - name: reply
+    weight: 1
+    request:
+      method: POST
+      url: "${base_url}/api/v1/chat/conversations/${pick.conversations}/messages"
+      json: {userId: "${pick.users}", content: "reply to ${capture.mid}"}
+stages: [{name: s, vus: 2, duration: 2s, max_error_pct: 0}]
+"#,
+    );
+    let (code, v, out) = load(
+        &url,
+        Some(&sb.db_url),
+        &["--skip-preflight", "--plan", &plan.to_string_lossy()],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        stage(&v, "s")["by_kind"]["reply"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{v:#}"
+    );
+    // every reply names a message that exists: the id came from a real answer
+    let (replies, dangling) = rt.block_on(async {
+        let url = chatops::pg::DbUrl::parse(&sb.db_url).expect("url");
+        let c = chatops::pg::activity::connect(&url, "test", Duration::from_secs(5))
+            .await
+            .expect("connect");
+        let row = c
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (
+                   SELECT 1 FROM messages o WHERE o.id = substr(r.content, 10)))
+                 FROM messages r WHERE r.content LIKE 'reply to %'",
+                &[],
+            )
+            .await
+            .expect("query");
+        (row.get::<_, i64>(0), row.get::<_, i64>(1))
+    });
+    assert!(replies > 0, "no reply was stored");
+    assert_eq!(
+        dangling, 0,
+        "{dangling} of {replies} replies name no real message"
+    );
+}

@@ -208,6 +208,9 @@ pub async fn run(a: LoadArgs, style: &Style) -> i32 {
     }
     let result = super::run(&plan, &opts, rx).await;
     signal.abort();
+    if opts.progress {
+        eprintln!(); // end the last live line before the summary
+    }
     let r = match result {
         Ok(r) => r,
         Err(e) => return fail(&red, &e),
