@@ -512,3 +512,58 @@ stages: [{name: s, vus: 2, duration: 2s, max_error_pct: 0}]
         "{dangling} of {replies} replies name no real message"
     );
 }
+
+/// A loopback HTTP server that closes every connection after one answer.
+fn closing_server() -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(l.local_addr().expect("addr").port()).expect("port");
+            loop {
+                let Ok((s, _)) = l.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"bye")),
+                        ))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(false)
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    rx.recv().expect("server port")
+}
+
+#[test]
+fn connections_closed_by_the_server_are_reopened_without_errors() {
+    let plan = write_playbook(GET_PLAN);
+    let url = format!("http://127.0.0.1:{}", closing_server());
+    let (code, v, out) = load(
+        &url,
+        None,
+        &[
+            "--skip-preflight",
+            "--plan",
+            &plan.to_string_lossy(),
+            "--stages",
+            "c:2:1s:1000:0",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let s = stage(&v, "c");
+    assert!(s["requests"].as_u64().unwrap_or(0) > 20, "{s:#}");
+    assert_eq!(s["errors"]["transport"], 0, "{s:#}");
+}

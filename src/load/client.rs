@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -641,18 +642,35 @@ impl Target {
     }
 }
 
+/// The connection's I/O half: polled by the virtual user's own task while a
+/// request is in flight (no connection task, no cross-task wake-ups).
+type Driver = std::pin::Pin<
+    Box<hyper::client::conn::http1::Connection<hyper_util::rt::TokioIo<TcpStream>, Full<Bytes>>>,
+>;
+
 /// One virtual user's connection, reopened after errors.
 pub struct Conn {
     addr: SocketAddr,
     sender: Option<SendRequest<Full<Bytes>>>,
+    driver: Option<Driver>,
 }
 
 impl Conn {
     pub fn new(addr: SocketAddr) -> Conn {
-        Conn { addr, sender: None }
+        Conn {
+            addr,
+            sender: None,
+            driver: None,
+        }
+    }
+
+    fn close(&mut self) {
+        self.sender = None;
+        self.driver = None;
     }
 
     async fn open(&mut self) -> Result<(), ErrClass> {
+        self.close();
         let stream = TcpStream::connect(self.addr).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::ConnectionRefused {
                 ErrClass::Refused
@@ -665,11 +683,23 @@ impl Conn {
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
                 .map_err(|_| ErrClass::Transport)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
         self.sender = Some(sender);
+        self.driver = Some(Box::pin(conn));
         Ok(())
+    }
+
+    /// Lets an idle connection notice that the server closed it (keep-alive
+    /// timeout), so the next request opens a new one instead of failing.
+    fn still_open(&mut self) -> bool {
+        let Some(d) = self.driver.as_mut() else {
+            return false;
+        };
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match d.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(_) => false,
+            std::task::Poll::Pending => self.sender.as_ref().is_some_and(|s| !s.is_closed()),
+        }
     }
 
     async fn exchange(
@@ -677,41 +707,64 @@ impl Conn {
         req: hyper::Request<Full<Bytes>>,
         keep: bool,
     ) -> Result<(Outcome, Option<Answer>), ErrClass> {
-        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+        if !self.still_open() {
             self.open().await?;
         }
-        let sender = self.sender.as_mut().ok_or(ErrClass::Transport)?;
-        if sender.ready().await.is_err() {
-            self.sender = None;
-            return Err(ErrClass::Transport);
+        let (r, driver_done) = {
+            let (Some(sender), Some(driver)) = (self.sender.as_mut(), self.driver.as_mut()) else {
+                return Err(ErrClass::Transport);
+            };
+            let work = async move {
+                sender.ready().await.map_err(|_| ErrClass::Transport)?;
+                let resp = sender
+                    .send_request(req)
+                    .await
+                    .map_err(|_| ErrClass::Transport)?;
+                let status = resp.status().as_u16();
+                let (parts, body) = resp.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map_err(|_| ErrClass::Transport)?
+                    .to_bytes();
+                let outcome = classify(status, &body);
+                let answer = (keep && matches!(outcome, Outcome::Ok(_))).then(|| Answer {
+                    headers: parts.headers,
+                    body,
+                });
+                Ok((outcome, answer))
+            };
+            let mut work = std::pin::pin!(work);
+            let mut driver_done = false;
+            let r = std::future::poll_fn(|cx| {
+                if let std::task::Poll::Ready(r) = work.as_mut().poll(cx) {
+                    return std::task::Poll::Ready(r);
+                }
+                if !driver_done && driver.as_mut().poll(cx).is_ready() {
+                    // The connection ended (the server closed it, perhaps right
+                    // after this answer): take what was delivered, or fail.
+                    driver_done = true;
+                    return match work.as_mut().poll(cx) {
+                        std::task::Poll::Ready(r) => std::task::Poll::Ready(r),
+                        std::task::Poll::Pending => {
+                            std::task::Poll::Ready(Err(ErrClass::Transport))
+                        }
+                    };
+                }
+                std::task::Poll::Pending
+            })
+            .await;
+            (r, driver_done)
+        };
+        if driver_done || r.is_err() {
+            self.close();
         }
-        let resp = match sender.send_request(req).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.sender = None;
-                return Err(ErrClass::Transport);
-            }
-        };
-        let status = resp.status().as_u16();
-        let (parts, body) = resp.into_parts();
-        let body = match body.collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                self.sender = None;
-                return Err(ErrClass::Transport);
-            }
-        };
-        let outcome = classify(status, &body);
-        let answer = (keep && matches!(outcome, Outcome::Ok(_))).then(|| Answer {
-            headers: parts.headers,
-            body,
-        });
-        Ok((outcome, answer))
+        r
     }
 
     /// Sends one request within `timeout`; the connection is dropped after
-    /// any transport error or timeout.
-    /// With `keep`, a successful answer's headers and body come back too.
+    /// any transport error or timeout. With `keep`, a successful answer's
+    /// headers and body come back too.
     pub async fn send(
         &mut self,
         req: hyper::Request<Full<Bytes>>,
@@ -722,7 +775,7 @@ impl Conn {
             Ok(Ok(r)) => r,
             Ok(Err(c)) => (Outcome::err(c), None),
             Err(_) => {
-                self.sender = None;
+                self.close();
                 (Outcome::err(ErrClass::Timeout), None)
             }
         }
