@@ -653,6 +653,7 @@ pub struct Conn {
     addr: SocketAddr,
     sender: Option<SendRequest<Full<Bytes>>>,
     driver: Option<Driver>,
+    last_used: std::time::Instant,
 }
 
 impl Conn {
@@ -661,6 +662,7 @@ impl Conn {
             addr,
             sender: None,
             driver: None,
+            last_used: std::time::Instant::now(),
         }
     }
 
@@ -694,6 +696,12 @@ impl Conn {
         let Some(d) = self.driver.as_mut() else {
             return false;
         };
+        // Back to back, the last answer would have said so (Connection:
+        // close ends the driver); only an idle connection needs a look, which
+        // costs a read system call.
+        if self.last_used.elapsed() < Duration::from_millis(200) {
+            return self.sender.as_ref().is_some_and(|s| !s.is_closed());
+        }
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         match d.as_mut().poll(&mut cx) {
@@ -759,6 +767,7 @@ impl Conn {
         if driver_done || r.is_err() {
             self.close();
         }
+        self.last_used = std::time::Instant::now();
         r
     }
 

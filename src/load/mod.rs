@@ -180,6 +180,62 @@ fn cpu_pct(cpu0: Option<f64>, t0: Instant) -> f64 {
     }
 }
 
+/// The generator's threads: one single-threaded runtime per core, like wrk's
+/// thread-per-core design (no work stealing, no cross-thread wake-ups on the
+/// hot path). Virtual users are dealt round-robin; the threads end on drop.
+struct Generators {
+    handles: Vec<tokio::runtime::Handle>,
+    _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Generators {
+    fn start() -> Result<Generators, String> {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 8);
+        let mut handles = Vec::new();
+        let mut stop = Vec::new();
+        for i in 0..n {
+            let (htx, hrx) = std::sync::mpsc::channel();
+            let (stx, srx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name(format!("chatops-load-{i}"))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => {
+                            let _ = htx.send(Ok(rt.handle().clone()));
+                            rt.block_on(async {
+                                let _ = srx.await;
+                            });
+                        }
+                        Err(e) => {
+                            let _ = htx.send(Err(e.to_string()));
+                        }
+                    }
+                })
+                .map_err(|e| format!("cannot start a generator thread: {e}"))?;
+            let h = hrx
+                .recv()
+                .map_err(|e| format!("generator thread: {e}"))?
+                .map_err(|e| format!("cannot start a generator runtime: {e}"))?;
+            handles.push(h);
+            stop.push(stx);
+        }
+        Ok(Generators {
+            handles,
+            _stop: stop,
+        })
+    }
+
+    fn handle(&self, i: usize) -> &tokio::runtime::Handle {
+        &self.handles[i % self.handles.len()]
+    }
+}
+
 /// Resolves when `cancel` turns true.
 async fn cancelled(cancel: &mut tokio::sync::watch::Receiver<bool>) {
     if cancel.wait_for(|c| *c).await.is_err() {
@@ -222,6 +278,7 @@ pub async fn run(
         think: plan.think_time,
         timeout: plan.timeout,
     });
+    let generators = Generators::start()?;
     let t0 = Instant::now();
     let cpu0 = cpu_seconds();
     let deadline = t0 + opts.max_total;
@@ -264,6 +321,7 @@ pub async fn run(
         let r = run_stage(
             stage,
             plan.model,
+            &generators,
             &shared,
             &kinds,
             deadline,
@@ -301,6 +359,7 @@ pub async fn run(
 async fn run_stage(
     stage: &Stage,
     model: Model,
+    generators: &Generators,
     shared: &Arc<Shared>,
     kinds: &[String],
     deadline: Instant,
@@ -321,18 +380,19 @@ async fn run_stage(
         (Model::Open, Some(rate)) => {
             let s = Arc::new(open::Schedule::new(start, end - start, rate));
             for (i, slot) in slots.iter().enumerate() {
-                set.spawn(open::worker(
-                    i as u32,
-                    shared.clone(),
-                    slot.clone(),
-                    s.clone(),
-                ));
+                set.spawn_on(
+                    open::worker(i as u32, shared.clone(), slot.clone(), s.clone()),
+                    generators.handle(i),
+                );
             }
             schedule = Some(s);
         }
         _ => {
             for (i, slot) in slots.iter().enumerate() {
-                set.spawn(closed::vu(i as u32, shared.clone(), slot.clone(), end));
+                set.spawn_on(
+                    closed::vu(i as u32, shared.clone(), slot.clone(), end),
+                    generators.handle(i),
+                );
             }
         }
     }
