@@ -165,6 +165,10 @@ fi
 echo; echo "== 3. chatops at 120 virtual users against nginx (${SECS}s)"
 "$BIN" load --skip-preflight --base-url "http://127.0.0.1:$PORT" --plan "$WORK/trivial.yaml" \
     --stages "vus120:120:${SECS}s" --think-time 0s --format json >"$WORK/vus120.json"
-python3 -c '
-import json,sys; d=json.load(open(sys.argv[1])); s=d["stages"][0]
-print(f"requests/s {s[\"rps\"]}, peak RSS {(d[\"generator\"][\"peak_rss_bytes\"] or 0)/1048576:.1f} MB, generator CPU {s[\"generator_cpu_pct\"]}% of one core")' "$WORK/vus120.json"
+python3 - "$WORK/vus120.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["stages"][0]
+rss = (d["generator"]["peak_rss_bytes"] or 0) / 1048576
+print(f"requests/s {s['rps']}, p99 {s['p99_ms']} ms, peak RSS {rss:.1f} MB, generator CPU {s['generator_cpu_pct']}% of one core")
+PY

@@ -53,21 +53,29 @@ pub async fn worker(id: u32, shared: Arc<Shared>, slot: Slot, schedule: Arc<Sche
         if now >= schedule.end {
             break; // late sends past the end are dropped, not sent
         }
-        if due > now {
+        // Measured from the scheduled time when the connection was late
+        // because it was busy (the server held it: coordinated omission);
+        // from the actual send when it was free and only waited for the due
+        // time, so the timer's millisecond granularity is not billed to the
+        // server.
+        let from = if due > now {
             tokio::time::sleep_until(due.into()).await;
-        }
+            Instant::now()
+        } else {
+            due
+        };
         cx.seq += 1;
         // Nothing to send yet (every kind waits for a capture): the send is dropped.
         let Some((k, req)) = shared.next_request(&mut cx) else {
             continue;
         };
         let Ok(req) = req else {
-            record(&slot, k, due, transport());
+            record(&slot, k, from, transport());
             continue;
         };
         let t = &shared.templates[k];
         let (o, answer) = conn.send(req, shared.timeout, t.captures()).await;
-        record(&slot, k, due, o);
+        record(&slot, k, from, o);
         if let (Outcome::Ok(status), Some(a)) = (o, answer) {
             t.capture(status, &a, &mut cx);
         }
