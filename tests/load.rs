@@ -567,3 +567,49 @@ fn connections_closed_by_the_server_are_reopened_without_errors() {
     assert!(s["requests"].as_u64().unwrap_or(0) > 20, "{s:#}");
     assert_eq!(s["errors"]["transport"], 0, "{s:#}");
 }
+
+#[test]
+fn a_backend_that_dies_mid_stage_is_diagnosed_as_a_crash() {
+    let rt = runtime();
+    let (sb, url) = sandbox(&rt, Knobs::default());
+    let pid = sb.backend.as_ref().map(|b| b.pid).expect("backend pid");
+    let killer = std::thread::spawn(move || {
+        // baseline runs 0–1 s, the cooldown 0.2 s, then `doomed` from about 1.2 s
+        std::thread::sleep(Duration::from_millis(2200));
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    });
+    let (code, v, out) = load(
+        &url,
+        Some(&sb.db_url),
+        &[
+            "--skip-preflight",
+            "--stages",
+            "baseline:2:1s:1000:0,doomed:2:3s:1000:1",
+            "--think-time",
+            "20ms",
+            "--cooldown",
+            "200ms",
+        ],
+    );
+    let _ = killer.join();
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(stage(&v, "baseline")["status"], "pass", "{v:#}");
+    let doomed = stage(&v, "doomed");
+    assert!(
+        doomed["errors"]["refused"].as_u64().unwrap_or(0) > 0,
+        "{doomed:#}"
+    );
+    assert_eq!(doomed["watch"]["backend_alive_at_end"], false, "{doomed:#}");
+    assert_eq!(v["breaking_point"]["stage"], "doomed");
+    assert_eq!(v["breaking_point"]["cause"], "crash", "{v:#}");
+    assert!(
+        v["breaking_point"]["root_cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("process is gone"),
+        "{v:#}"
+    );
+}

@@ -116,6 +116,21 @@ pub fn local_backend(base_url: &str) -> Option<u32> {
     crate::procinfo::listeners(port).first().map(|p| p.pid)
 }
 
+/// Whether `pid` is a live process (a zombie, dead but not yet reaped by its
+/// parent, is not).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => match s
+            .rfind(')')
+            .and_then(|i| s[i + 1..].split_whitespace().next())
+        {
+            Some(state) => !matches!(state, "Z" | "X" | "x"),
+            None => true,
+        },
+        Err(_) => false,
+    }
+}
+
 fn rss_of(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -211,7 +226,7 @@ pub async fn start(
             }
             if let Some(pid) = pid {
                 s.rss_bytes = rss_of(pid);
-                s.backend_alive = Some(std::path::Path::new(&format!("/proc/{pid}")).exists());
+                s.backend_alive = Some(alive(pid));
             }
             if let Some(h) = &health
                 && let Ok(Ok(r)) =
@@ -249,6 +264,17 @@ mod tests {
             heap_used_bytes: None,
             backend_alive: Some(true),
         }
+    }
+
+    #[test]
+    fn liveness_from_proc() {
+        assert!(alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!alive(pid), "an unreaped zombie is not alive");
+        let _ = child.wait();
+        assert!(!alive(pid));
     }
 
     #[test]
