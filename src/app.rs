@@ -56,6 +56,7 @@ async fn dispatch(cli: Cli) -> i32 {
     };
     match cli.command {
         Command::Doctor(args) => doctor(&args, &style).await,
+        Command::Load(args) => crate::load::app::run(args, &style).await,
         Command::Validate(args) => {
             let mut target = args.target;
             if args.file.is_some() {

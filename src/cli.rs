@@ -35,6 +35,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Start the local sandbox (throwaway PostgreSQL + reference backend) and keep it up until Ctrl-C.
     Sandbox(SandboxArgs),
+    /// Progressive load test: run the stages, stop at the breaking point and say why.
+    Load(LoadArgs),
     /// Load a playbook and report its errors without running anything.
     Validate(ValidateArgs),
     /// List check kinds with their YAML fields.
@@ -281,4 +283,57 @@ pub struct WatchArgs {
     /// Rewrite this file with each sample instead of printing (e.g. for node_exporter's textfile collector).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LoadFormat {
+    Human,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Target and preflight: --base-url (default $CHATOPS_BASE_URL or http://127.0.0.1:3001),
+    /// --database-url (default $DATABASE_URL; for pg_stat_activity sampling), --playbook (the preflight's).
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Load plan file (default: the shipped seed plan, playbooks/progressive-load.yaml, embedded).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Stages instead of the plan's: NAME:VUS:DURATION[:P95_MS[:ERR_PCT]],… (open model: NAME:RATE/s[*CONNS]:DURATION…).
+    #[arg(long, value_name = "LIST")]
+    pub stages: Option<String>,
+    /// Scale every duration down (÷30, at least 1 s a stage) for a smoke run.
+    #[arg(long)]
+    pub quick: bool,
+    /// closed (fixed virtual users) or open (arrival rate, latency from the scheduled send).
+    #[arg(long, value_enum)]
+    pub model: Option<crate::load::plan::Model>,
+    /// Think time between a virtual user's requests (overrides the plan's).
+    #[arg(long, value_name = "DURATION")]
+    pub think_time: Option<String>,
+    /// Pause between stages (overrides the plan's).
+    #[arg(long, value_name = "DURATION")]
+    pub cooldown: Option<String>,
+    /// Per-request timeout (overrides the plan's).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Bound on the whole run, cooldowns included.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub max_duration: String,
+    /// Start the load even when the doctor preflight fails.
+    #[arg(long)]
+    pub skip_preflight: bool,
+    /// The backend's process id (default: the process listening on the base URL's port, when local).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Output format of the summary.
+    #[arg(short, long, value_enum, default_value_t = LoadFormat::Human)]
+    pub format: LoadFormat,
+    /// Write one JSON file per stage, summary.json and report.md here.
+    #[arg(long, value_name = "DIR")]
+    pub export_dir: Option<PathBuf>,
+    /// Write the equivalent k6 script to FILE and exit without sending anything.
+    #[arg(long, value_name = "FILE")]
+    pub emit_k6: Option<PathBuf>,
 }

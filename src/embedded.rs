@@ -20,6 +20,10 @@ pub static FILES: &[(&str, &str)] = &[
     ),
     ("checks/schema.yaml", include_str!("../checks/schema.yaml")),
     (
+        "playbooks/progressive-load.yaml",
+        include_str!("../playbooks/progressive-load.yaml"),
+    ),
+    (
         "checks/pg-ready.yaml",
         include_str!("../checks/pg-ready.yaml"),
     ),
@@ -65,6 +69,9 @@ pub static FILES: &[(&str, &str)] = &[
         include_str!("../checks/fetch-history.yaml"),
     ),
 ];
+
+/// The seed's progressive load plan (`chatops load`).
+pub const LOAD_PLAN: &str = "playbooks/progressive-load.yaml";
 
 pub const DEFAULT_PLAYBOOK: &str = "playbooks/pre-load-test.yaml";
 

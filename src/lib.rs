@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod engine;
 pub mod exit;
 pub mod jsonpath;
+pub mod load;
 pub mod pg;
 pub mod playbook;
 pub mod poolcalc;

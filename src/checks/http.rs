@@ -26,7 +26,7 @@ pub struct Params {
     pub capture: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// HTTP method (default GET).

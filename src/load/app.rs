@@ -1,0 +1,272 @@
+//! `chatops load`: flags to plan, safety checks, the doctor preflight, the
+//! run, and the outputs. Exit codes: 0 every stage passed, 1 a breaking
+//! point was found (or the time bound stopped the run first), 2 invalid
+//! plan, flags or target, or a failed preflight, 130 Ctrl-C.
+
+use super::plan::{self, Model, Plan};
+use super::report;
+use crate::cli::{LoadArgs, LoadFormat, TargetArgs};
+use crate::exit;
+use crate::redact::Redactor;
+use crate::report::Style;
+use std::io::Write;
+use std::time::Duration;
+
+fn fail(red: &Redactor, msg: &str) -> i32 {
+    eprintln!("chatops: {}", red.redact(msg));
+    exit::INVALID
+}
+
+/// The plan from `--plan` or the embedded one, with every override applied.
+pub fn build_plan(a: &LoadArgs) -> Result<Plan, String> {
+    let (text, name) = match &a.plan {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read plan {}: {e}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            crate::embedded::get(crate::embedded::LOAD_PLAN)
+                .ok_or("the embedded plan is missing")?
+                .to_string(),
+            crate::embedded::LOAD_PLAN.to_string(),
+        ),
+    };
+    let mut p = plan::parse(&text, &name).map_err(|e| format!("invalid plan: {e}"))?;
+    let dur = |flag: &str, v: &Option<String>| -> Result<Option<Duration>, String> {
+        v.as_deref()
+            .map(|s| crate::duration::parse(s).map_err(|e| format!("{flag}: {e}")))
+            .transpose()
+    };
+    if let Some(s) = &a.stages {
+        p.stages = plan::parse_stages(s).map_err(|e| format!("--stages: {e}"))?;
+        if a.model.is_none() && p.stages.iter().any(|s| s.rate.is_some()) {
+            p.model = Model::Open;
+        }
+    }
+    if let Some(m) = a.model {
+        p.model = m;
+    }
+    for s in &p.stages {
+        match (p.model, s.rate) {
+            (Model::Open, None) => {
+                return Err(format!(
+                    "stage `{}` has no rate: the open model needs RATE/s for every stage (e.g. --stages {}:200/s*{}:{}s)",
+                    s.name,
+                    s.name,
+                    s.vus,
+                    s.duration.as_secs()
+                ));
+            }
+            (Model::Closed, Some(_)) => {
+                return Err(format!(
+                    "stage `{}` has a rate, which needs the open model (--model open)",
+                    s.name
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(d) = dur("--think-time", &a.think_time)? {
+        p.think_time = d;
+    }
+    if let Some(d) = dur("--cooldown", &a.cooldown)? {
+        p.cooldown = d;
+    }
+    if let Some(d) = dur("--timeout", &a.timeout)? {
+        if d.is_zero() {
+            return Err("--timeout must be longer than 0s".into());
+        }
+        p.timeout = d;
+    }
+    if a.quick {
+        plan::scale(&mut p, plan::QUICK_FACTOR);
+    }
+    Ok(p)
+}
+
+fn loopback(host: &str) -> bool {
+    let h = host.trim_matches(['[', ']']);
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses load against anything but loopback unless `--allow-remote`.
+pub fn check_target(base_url: &str, allow_remote: bool) -> Result<(), String> {
+    let u = url::Url::parse(base_url)
+        .map_err(|e| format!("--base-url `{base_url}` is not a URL ({e})"))?;
+    let host = u.host_str().unwrap_or_default();
+    if !allow_remote && !loopback(host) {
+        return Err(format!(
+            "refusing to send load to `{host}`: it is not a loopback address. A load test can take a shared or production service down; \
+             pass --allow-remote if you own the target and mean it."
+        ));
+    }
+    Ok(())
+}
+
+pub async fn run(a: LoadArgs, style: &Style) -> i32 {
+    let mut target: TargetArgs = a.target.clone();
+    if target.base_url.is_none() {
+        target.base_url = Some(
+            std::env::var("CHATOPS_BASE_URL")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "http://127.0.0.1:3001".into()),
+        );
+    }
+    if target.database_url.is_none() {
+        target.database_url = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
+    }
+    let red = crate::app::redactor_for(None, &target);
+    let base_url = target.base_url.clone().unwrap_or_default();
+    let base_url = base_url.trim_end_matches('/').to_string();
+    let plan = match build_plan(&a) {
+        Ok(p) => p,
+        Err(e) => return fail(&red, &e),
+    };
+    let max_total = match crate::duration::parse(&a.max_duration) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => return fail(&red, "--max-duration must be longer than 0s"),
+        Err(e) => return fail(&red, &format!("--max-duration: {e}")),
+    };
+    if let Some(path) = &a.emit_k6 {
+        let js = red.redact(&super::k6::script(&plan, &base_url));
+        return match std::fs::write(path, js) {
+            Ok(()) => {
+                if !style.quiet {
+                    eprintln!(
+                        "k6 script written to {} ({} stages); run it with `k6 run {}`",
+                        path.display(),
+                        plan.stages.len(),
+                        path.display()
+                    );
+                }
+                exit::OK
+            }
+            Err(e) => fail(&red, &format!("cannot write {}: {e}", path.display())),
+        };
+    }
+    if let Err(e) = check_target(&base_url, target.allow_remote) {
+        return fail(&red, &e);
+    }
+    if !a.skip_preflight {
+        if !style.quiet {
+            eprintln!("preflight: running the doctor playbook first (--skip-preflight to skip)…");
+        }
+        match crate::app::run_playbook(&target, false).await {
+            Err(code) => return code,
+            Ok((rep, pre_red)) => {
+                if rep.interrupted {
+                    return exit::INTERRUPTED;
+                }
+                if rep.status == crate::checks::Status::Fail {
+                    let st = Style {
+                        color: false,
+                        verbose: false,
+                        quiet: true,
+                    };
+                    let text = pre_red.redact(&crate::report::render(
+                        &rep,
+                        crate::report::Format::Human,
+                        &st,
+                    ));
+                    eprintln!("{text}");
+                    eprintln!(
+                        "chatops: preflight failed: the backend is not ready for load (the seed sent 56,250 requests to a backend that was not running). \
+                         Fix the findings above, or pass --skip-preflight."
+                    );
+                    return exit::INVALID;
+                }
+            }
+        }
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        crate::demo::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    let opts = super::Options {
+        base_url: base_url.clone(),
+        database_url: target.database_url.clone(),
+        backend_pid: a.pid,
+        max_total,
+        progress: !style.quiet
+            && a.format == LoadFormat::Human
+            && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    if !style.quiet && a.format == LoadFormat::Human {
+        let total = plan::planned(&plan);
+        eprintln!(
+            "load: {} stage(s), {:?} model, up to {} against {}",
+            plan.stages.len(),
+            plan.model,
+            crate::duration::fmt(total.min(max_total)),
+            red.redact(&base_url)
+        );
+    }
+    let result = super::run(&plan, &opts, rx).await;
+    signal.abort();
+    if opts.progress {
+        eprintln!(); // end the last live line before the summary
+    }
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => return fail(&red, &e),
+    };
+    let text = match a.format {
+        LoadFormat::Json => report::summary_json(&r, &red) + "\n",
+        LoadFormat::Human => report::human(&r, style.color, &red),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    if let Some(dir) = &a.export_dir {
+        match report::export(dir, &r, &red) {
+            Ok(files) => {
+                if !style.quiet {
+                    eprintln!("exported {} file(s) to {}", files.len(), dir.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("chatops: {}", red.redact(&e));
+                return exit::INVALID;
+            }
+        }
+    }
+    if r.interrupted {
+        exit::INTERRUPTED
+    } else if r.breaking_point.is_some() || r.time_bound_hit {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_without_allow_remote() {
+        for ok in [
+            "http://127.0.0.1:3001",
+            "http://localhost:3001",
+            "http://[::1]:80",
+            "http://127.1.2.3",
+        ] {
+            assert!(check_target(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.5:3001",
+            "http://example.com",
+            "http://0.0.0.0:3001",
+        ] {
+            let e = check_target(bad, false).expect_err(bad);
+            assert!(e.contains("--allow-remote"), "{e}");
+            assert!(check_target(bad, true).is_ok());
+        }
+        assert!(check_target("not a url", true).is_err());
+    }
+}

@@ -1,0 +1,910 @@
+//! The hot path: one HTTP/1.1 keep-alive connection per virtual user on
+//! hyper 1 directly (no pool, no per-request allocation beyond the request),
+//! requests rendered from templates, and every outcome classified.
+
+use super::plan::MixItem;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Why a request did not succeed. A 429 or a 5xx is an error, as k6 counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrClass {
+    /// The connection was refused: nothing listens (a crashed backend).
+    Refused,
+    /// No answer within the request timeout.
+    Timeout,
+    /// 429 Too Many Requests.
+    RateLimited,
+    /// Another 4xx.
+    Client4xx,
+    /// 5xx.
+    Server5xx,
+    /// Reset, closed mid-response, protocol errors.
+    Transport,
+}
+
+impl ErrClass {
+    pub const ALL: [ErrClass; 6] = [
+        ErrClass::Refused,
+        ErrClass::Timeout,
+        ErrClass::RateLimited,
+        ErrClass::Client4xx,
+        ErrClass::Server5xx,
+        ErrClass::Transport,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrClass::Refused => "refused",
+            ErrClass::Timeout => "timeout",
+            ErrClass::RateLimited => "rate_limited",
+            ErrClass::Client4xx => "client_4xx",
+            ErrClass::Server5xx => "server_5xx",
+            ErrClass::Transport => "transport",
+        }
+    }
+}
+
+/// What one request came back with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 1xx–3xx answer.
+    Ok(u16),
+    /// An error; `pool_timeout` when the body carries Prisma's P2024 (timed
+    /// out fetching a connection from the pool).
+    Err {
+        class: ErrClass,
+        status: Option<u16>,
+        pool_timeout: bool,
+    },
+}
+
+impl Outcome {
+    fn err(class: ErrClass) -> Outcome {
+        Outcome::Err {
+            class,
+            status: None,
+            pool_timeout: false,
+        }
+    }
+    /// Whether the request got as far as an HTTP answer or a timeout (its
+    /// latency is meaningful).
+    pub fn has_latency(&self) -> bool {
+        !matches!(
+            self,
+            Outcome::Err {
+                class: ErrClass::Refused | ErrClass::Transport,
+                ..
+            }
+        )
+    }
+}
+
+/// Classifies an answer's status (and body, for P2024).
+pub fn classify(status: u16, body: &[u8]) -> Outcome {
+    if status < 400 {
+        return Outcome::Ok(status);
+    }
+    let class = match status {
+        429 => ErrClass::RateLimited,
+        400..=499 => ErrClass::Client4xx,
+        _ => ErrClass::Server5xx,
+    };
+    Outcome::Err {
+        class,
+        status: Some(status),
+        pool_timeout: is_pool_timeout(body),
+    }
+}
+
+fn is_pool_timeout(body: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 2] = [
+        b"P2024",
+        b"fetching a new connection from the connection pool",
+    ];
+    NEEDLES
+        .iter()
+        .any(|n| body.windows(n.len()).any(|w| w == *n))
+}
+
+/// What placeholders can name: the plan's lists and the mix's captures.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub lists: Vec<(String, Vec<String>)>,
+    /// Every capture name of the mix; `${capture.NAME}` indexes this.
+    pub captures: Vec<String>,
+}
+
+impl Names {
+    pub fn new(vars: &BTreeMap<String, Vec<String>>, mix: &[MixItem]) -> Names {
+        let mut captures: Vec<String> =
+            mix.iter().flat_map(|m| m.capture.keys().cloned()).collect();
+        captures.sort();
+        captures.dedup();
+        Names {
+            lists: vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            captures,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Lit(String),
+    Pick(usize),
+    /// A value this virtual user captured from an earlier answer.
+    Capture(usize),
+    Random,
+    Vu,
+    Seq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    None,
+    Json,
+    Url,
+}
+
+/// A string with `${pick.NAME}`, `${random}`, `${vu}` and `${seq}`.
+#[derive(Debug, Clone)]
+struct Tmpl {
+    pieces: Vec<(Piece, Escape)>,
+}
+
+impl Tmpl {
+    fn parse(
+        s: &str,
+        esc: Escape,
+        names: &Names,
+        out: &mut Vec<(Piece, Escape)>,
+    ) -> Result<(), String> {
+        let lists = &names.lists;
+        let mut rest = s;
+        while let Some(i) = rest.find("${") {
+            if i > 0 {
+                out.push((Piece::Lit(rest[..i].to_string()), Escape::None));
+            }
+            let after = &rest[i + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
+            let name = after[..end].trim();
+            let piece = match name {
+                "random" => Piece::Random,
+                "vu" => Piece::Vu,
+                "seq" => Piece::Seq,
+                _ if name.starts_with("capture.") => {
+                    let c = &name["capture.".len()..];
+                    match names.captures.iter().position(|n| n == c) {
+                        Some(i) => Piece::Capture(i),
+                        None => {
+                            return Err(format!(
+                                "`${{capture.{c}}}` names no capture of the mix (captures: {})",
+                                if names.captures.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    names.captures.join(", ")
+                                }
+                            ));
+                        }
+                    }
+                }
+                _ => match name.strip_prefix("pick.") {
+                    Some(list) => match lists.iter().position(|(n, _)| n == list) {
+                        Some(idx) if !lists[idx].1.is_empty() => Piece::Pick(idx),
+                        Some(_) => return Err(format!("vars.{list} is empty")),
+                        None => {
+                            let names: Vec<&str> = lists.iter().map(|(n, _)| n.as_str()).collect();
+                            return Err(format!(
+                                "`${{pick.{list}}}` names no list in vars (lists: {})",
+                                if names.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    names.join(", ")
+                                }
+                            ));
+                        }
+                    },
+                    None => {
+                        return Err(format!(
+                            "unknown placeholder `${{{name}}}`: use ${{pick.LIST}}, ${{capture.NAME}}, ${{random}}, ${{vu}} or ${{seq}} (${{base_url}} only at the start of the url)"
+                        ));
+                    }
+                },
+            };
+            out.push((piece, esc));
+            rest = &after[end + 1..];
+        }
+        if !rest.is_empty() {
+            out.push((Piece::Lit(rest.to_string()), Escape::None));
+        }
+        Ok(())
+    }
+
+    fn constant(&self) -> Option<String> {
+        let mut s = String::new();
+        for (p, _) in &self.pieces {
+            match p {
+                Piece::Lit(l) => s.push_str(l),
+                _ => return None,
+            }
+        }
+        Some(s)
+    }
+
+    fn render(&self, cx: &mut RenderCx, lists: &[(String, Vec<String>)], out: &mut String) {
+        let _ = self.render_checked(cx, lists, out);
+    }
+
+    /// Renders; false when a captured value is not there yet.
+    fn render_checked(
+        &self,
+        cx: &mut RenderCx,
+        lists: &[(String, Vec<String>)],
+        out: &mut String,
+    ) -> bool {
+        let mut complete = true;
+        for (p, esc) in &self.pieces {
+            let value: std::borrow::Cow<str> = match p {
+                Piece::Lit(l) => {
+                    out.push_str(l);
+                    continue;
+                }
+                Piece::Pick(i) => {
+                    let l = &lists[*i].1;
+                    let k = (cx.rng.next_u64() % l.len() as u64) as usize;
+                    l[k].as_str().into()
+                }
+                Piece::Capture(i) => match cx.captures.get(*i).and_then(|c| c.as_deref()) {
+                    Some(v) => v.to_string().into(),
+                    None => {
+                        complete = false;
+                        continue;
+                    }
+                },
+                Piece::Random => format!("{:016x}", cx.rng.next_u64()).into(),
+                Piece::Vu => cx.vu.to_string().into(),
+                Piece::Seq => cx.seq.to_string().into(),
+            };
+            match esc {
+                Escape::None => out.push_str(&value),
+                Escape::Json => {
+                    let q = serde_json::to_string(value.as_ref()).unwrap_or_default();
+                    out.push_str(q.trim_matches('"'));
+                }
+                Escape::Url => pct_encode(&value, out),
+            }
+        }
+        complete
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn pct_encode(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
+fn pct(s: &str) -> String {
+    let mut o = String::new();
+    pct_encode(s, &mut o);
+    o
+}
+
+/// xorshift64*: per-task, allocation-free randomness for the mix.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+pub struct RenderCx {
+    pub rng: Rng,
+    pub vu: u32,
+    pub seq: u64,
+    /// This virtual user's captured values, by [`Names::captures`] index.
+    pub captures: Vec<Option<String>>,
+}
+
+impl RenderCx {
+    pub fn new(vu: u32, captures: usize) -> RenderCx {
+        RenderCx {
+            rng: Rng::new(u64::from(vu) + 1),
+            vu,
+            seq: 0,
+            captures: vec![None; captures],
+        }
+    }
+}
+
+/// Where a capture takes its value from (the `http` check's syntax).
+#[derive(Debug, Clone)]
+enum CaptureFrom {
+    Status,
+    Body,
+    Header(hyper::header::HeaderName),
+    /// JSON path alternatives separated by `|`.
+    Json(Vec<String>),
+}
+
+/// A rendered request, ready for the connection.
+pub type HttpRequest = hyper::Request<Full<Bytes>>;
+
+/// Why a request could not be rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderError {
+    /// It uses a captured value this virtual user does not have yet.
+    NotCaptured,
+    /// The rendered request is not valid HTTP (a bad value in a list).
+    Invalid,
+}
+
+/// One request kind of the mix, ready to render against the target.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    pub name: String,
+    method: hyper::Method,
+    /// Path and query.
+    target: Tmpl,
+    headers: Vec<(hyper::header::HeaderName, Tmpl)>,
+    body: Option<Tmpl>,
+    content_type: Option<&'static str>,
+    lists: Vec<(String, Vec<String>)>,
+    captures: Vec<(usize, CaptureFrom)>,
+    /// Pre-rendered when nothing varies.
+    fixed: Option<(String, Bytes)>,
+}
+
+impl RequestTemplate {
+    /// Compiles a mix item; errors name the field (`request.url`, …).
+    pub fn compile(m: &MixItem, names: &Names) -> Result<RequestTemplate, (String, String)> {
+        let lists = names.lists.clone();
+        let mut captures = Vec::new();
+        for (name, from) in &m.capture {
+            let at = format!("capture.{name}");
+            let idx = names
+                .captures
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| (at.clone(), "unknown capture".to_string()))?;
+            let f = from.trim();
+            let src = if f == "status" {
+                CaptureFrom::Status
+            } else if f == "body" {
+                CaptureFrom::Body
+            } else if let Some(h) = f
+                .strip_prefix("header.")
+                .or_else(|| f.strip_prefix("headers."))
+            {
+                CaptureFrom::Header(
+                    hyper::header::HeaderName::from_bytes(h.as_bytes())
+                        .map_err(|_| (at.clone(), format!("`{h}` is not a header name")))?,
+                )
+            } else if let Some(p) = f.strip_prefix("json.") {
+                CaptureFrom::Json(p.split('|').map(|a| a.trim().to_string()).collect())
+            } else {
+                return Err((
+                    at,
+                    format!("`{f}`: capture from json.PATH, header.NAME, status or body"),
+                ));
+            };
+            captures.push((idx, src));
+        }
+        let r = &m.request;
+        let method = hyper::Method::from_bytes(r.method.trim().to_ascii_uppercase().as_bytes())
+            .map_err(|_| {
+                (
+                    "request.method".to_string(),
+                    format!("`{}` is not an HTTP method", r.method),
+                )
+            })?;
+        let url = r.url.trim();
+        let path = match url.strip_prefix("${base_url}") {
+            Some(p) => p,
+            None if url.starts_with('/') => url,
+            None => {
+                return Err((
+                    "request.url".into(),
+                    format!(
+                        "`{url}` must start with ${{base_url}} or `/`: a load test sends to one target, the base URL"
+                    ),
+                ));
+            }
+        };
+        let path = if path.is_empty() { "/" } else { path };
+        if !path.starts_with('/') {
+            return Err((
+                "request.url".into(),
+                format!("`{url}`: the path after ${{base_url}} must start with `/`"),
+            ));
+        }
+        let mut pieces = Vec::new();
+        Tmpl::parse(path, Escape::Url, names, &mut pieces)
+            .map_err(|e| ("request.url".to_string(), e))?;
+        let mut sep = if path.contains('?') { '&' } else { '?' };
+        for (k, v) in &r.query {
+            let key = pct(k);
+            pieces.push((Piece::Lit(format!("{sep}{key}=")), Escape::None));
+            sep = '&';
+            let mut vp = Vec::new();
+            Tmpl::parse(v, Escape::Url, names, &mut vp)
+                .map_err(|e| (format!("request.query.{k}"), e))?;
+            for (p, e) in vp {
+                match p {
+                    Piece::Lit(l) => pieces.push((Piece::Lit(pct(&l)), Escape::None)),
+                    other => pieces.push((other, e)),
+                }
+            }
+        }
+        let target = Tmpl { pieces };
+        let mut headers = Vec::new();
+        for (k, v) in &r.headers {
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                (
+                    format!("request.headers.{k}"),
+                    format!("`{k}` is not a header name"),
+                )
+            })?;
+            if v.contains(['\r', '\n']) {
+                return Err((
+                    format!("request.headers.{k}"),
+                    "a header value cannot hold a line break".into(),
+                ));
+            }
+            let mut hp = Vec::new();
+            Tmpl::parse(v, Escape::None, names, &mut hp)
+                .map_err(|e| (format!("request.headers.{k}"), e))?;
+            headers.push((name, Tmpl { pieces: hp }));
+        }
+        let (body, content_type) = match (&r.json, &r.body) {
+            (Some(_), Some(_)) => {
+                return Err(("request".into(), "give `json` or `body`, not both".into()));
+            }
+            (Some(j), None) => {
+                let text = serde_json::to_string(j)
+                    .map_err(|e| ("request.json".to_string(), e.to_string()))?;
+                let mut bp = Vec::new();
+                Tmpl::parse(&text, Escape::Json, names, &mut bp)
+                    .map_err(|e| ("request.json".to_string(), e))?;
+                (Some(Tmpl { pieces: bp }), Some("application/json"))
+            }
+            (None, Some(b)) => {
+                let mut bp = Vec::new();
+                Tmpl::parse(b, Escape::None, names, &mut bp)
+                    .map_err(|e| ("request.body".to_string(), e))?;
+                (Some(Tmpl { pieces: bp }), None)
+            }
+            (None, None) => (None, None),
+        };
+        let fixed = match (target.constant(), body.as_ref().map(Tmpl::constant)) {
+            (Some(t), None) => Some((t, Bytes::new())),
+            (Some(t), Some(Some(b))) => Some((t, Bytes::from(b))),
+            _ => None,
+        };
+        let fixed = if headers.iter().all(|(_, t)| t.constant().is_some()) {
+            fixed
+        } else {
+            None
+        };
+        Ok(RequestTemplate {
+            name: m.name.clone(),
+            method,
+            target,
+            headers,
+            body,
+            content_type,
+            lists,
+            captures,
+            fixed,
+        })
+    }
+
+    /// Renders one request for `host` (the Host header).
+    pub fn render(
+        &self,
+        host: &hyper::header::HeaderValue,
+        cx: &mut RenderCx,
+    ) -> Result<hyper::Request<Full<Bytes>>, RenderError> {
+        let (target, body) = match &self.fixed {
+            Some((t, b)) => (t.clone(), b.clone()),
+            None => {
+                let mut t = String::with_capacity(96);
+                let mut complete = self.target.render_checked(cx, &self.lists, &mut t);
+                let b = match &self.body {
+                    Some(bt) => {
+                        let mut s = String::with_capacity(128);
+                        complete &= bt.render_checked(cx, &self.lists, &mut s);
+                        Bytes::from(s)
+                    }
+                    None => Bytes::new(),
+                };
+                if !complete {
+                    return Err(RenderError::NotCaptured);
+                }
+                (t, b)
+            }
+        };
+        let mut req = hyper::Request::builder()
+            .method(self.method.clone())
+            .uri(target)
+            .header(hyper::header::HOST, host.clone());
+        if let Some(ct) = self.content_type {
+            req = req.header(hyper::header::CONTENT_TYPE, ct);
+        }
+        for (k, t) in &self.headers {
+            let mut v = String::new();
+            t.render(cx, &self.lists, &mut v);
+            req = req.header(k, v);
+        }
+        req.body(Full::new(body)).map_err(|_| RenderError::Invalid)
+    }
+
+    /// Whether answers to this kind feed captures (their headers and body are kept).
+    pub fn captures(&self) -> bool {
+        !self.captures.is_empty()
+    }
+
+    /// Stores this kind's captures from a successful answer.
+    pub fn capture(&self, status: u16, answer: &Answer, cx: &mut RenderCx) {
+        let mut json: Option<Option<serde_json::Value>> = None;
+        for (idx, from) in &self.captures {
+            let v = match from {
+                CaptureFrom::Status => Some(status.to_string()),
+                CaptureFrom::Body => Some(String::from_utf8_lossy(&answer.body).into_owned()),
+                CaptureFrom::Header(h) => answer
+                    .headers
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                CaptureFrom::Json(alts) => {
+                    let j = json.get_or_insert_with(|| serde_json::from_slice(&answer.body).ok());
+                    j.as_ref().and_then(|j| {
+                        alts.iter()
+                            .find_map(|a| crate::jsonpath::lookup(j, a))
+                            .map(crate::jsonpath::scalar_text)
+                    })
+                }
+            };
+            if let (Some(v), Some(slot)) = (v, cx.captures.get_mut(*idx)) {
+                *slot = Some(v);
+            }
+        }
+    }
+}
+
+/// An answer's headers and body, kept for captures.
+pub struct Answer {
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl RequestTemplate {}
+
+/// Where the load goes: the resolved address and the Host header.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host: hyper::header::HeaderValue,
+}
+
+impl Target {
+    /// Resolves an `http://host:port` base URL. HTTPS is not supported by the
+    /// generator (load tests run next to the backend, over loopback).
+    pub async fn resolve(base_url: &str) -> Result<Target, String> {
+        let u =
+            url::Url::parse(base_url).map_err(|e| format!("`{base_url}` is not a URL ({e})"))?;
+        if u.scheme() != "http" {
+            return Err(format!(
+                "the load generator speaks plain http:// only (got {}://); run it next to the backend",
+                u.scheme()
+            ));
+        }
+        let host = u
+            .host_str()
+            .ok_or_else(|| format!("`{base_url}` has no host"))?;
+        let port = u.port_or_known_default().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to no address"))?;
+        let hv = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let host = hyper::header::HeaderValue::from_str(&hv).map_err(|e| e.to_string())?;
+        Ok(Target { addr, host })
+    }
+}
+
+/// The connection's I/O half: polled by the virtual user's own task while a
+/// request is in flight (no connection task, no cross-task wake-ups).
+type Driver = std::pin::Pin<
+    Box<hyper::client::conn::http1::Connection<hyper_util::rt::TokioIo<TcpStream>, Full<Bytes>>>,
+>;
+
+/// One virtual user's connection, reopened after errors.
+pub struct Conn {
+    addr: SocketAddr,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    driver: Option<Driver>,
+    last_used: std::time::Instant,
+}
+
+impl Conn {
+    pub fn new(addr: SocketAddr) -> Conn {
+        Conn {
+            addr,
+            sender: None,
+            driver: None,
+            last_used: std::time::Instant::now(),
+        }
+    }
+
+    fn close(&mut self) {
+        self.sender = None;
+        self.driver = None;
+    }
+
+    async fn open(&mut self) -> Result<(), ErrClass> {
+        self.close();
+        let stream = TcpStream::connect(self.addr).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                ErrClass::Refused
+            } else {
+                ErrClass::Transport
+            }
+        })?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|_| ErrClass::Transport)?;
+        self.sender = Some(sender);
+        self.driver = Some(Box::pin(conn));
+        Ok(())
+    }
+
+    /// Lets an idle connection notice that the server closed it (keep-alive
+    /// timeout), so the next request opens a new one instead of failing.
+    fn still_open(&mut self) -> bool {
+        let Some(d) = self.driver.as_mut() else {
+            return false;
+        };
+        // Back to back, the last answer would have said so (Connection:
+        // close ends the driver); only an idle connection needs a look, which
+        // costs a read system call.
+        if self.last_used.elapsed() < Duration::from_millis(200) {
+            return self.sender.as_ref().is_some_and(|s| !s.is_closed());
+        }
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match d.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(_) => false,
+            std::task::Poll::Pending => self.sender.as_ref().is_some_and(|s| !s.is_closed()),
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        req: hyper::Request<Full<Bytes>>,
+        keep: bool,
+    ) -> Result<(Outcome, Option<Answer>), ErrClass> {
+        if !self.still_open() {
+            self.open().await?;
+        }
+        let (r, driver_done) = {
+            let (Some(sender), Some(driver)) = (self.sender.as_mut(), self.driver.as_mut()) else {
+                return Err(ErrClass::Transport);
+            };
+            let work = async move {
+                sender.ready().await.map_err(|_| ErrClass::Transport)?;
+                let resp = sender
+                    .send_request(req)
+                    .await
+                    .map_err(|_| ErrClass::Transport)?;
+                let status = resp.status().as_u16();
+                let (parts, body) = resp.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map_err(|_| ErrClass::Transport)?
+                    .to_bytes();
+                let outcome = classify(status, &body);
+                let answer = (keep && matches!(outcome, Outcome::Ok(_))).then(|| Answer {
+                    headers: parts.headers,
+                    body,
+                });
+                Ok((outcome, answer))
+            };
+            let mut work = std::pin::pin!(work);
+            let mut driver_done = false;
+            let r = std::future::poll_fn(|cx| {
+                if let std::task::Poll::Ready(r) = work.as_mut().poll(cx) {
+                    return std::task::Poll::Ready(r);
+                }
+                if !driver_done && driver.as_mut().poll(cx).is_ready() {
+                    // The connection ended (the server closed it, perhaps right
+                    // after this answer): take what was delivered, or fail.
+                    driver_done = true;
+                    return match work.as_mut().poll(cx) {
+                        std::task::Poll::Ready(r) => std::task::Poll::Ready(r),
+                        std::task::Poll::Pending => {
+                            std::task::Poll::Ready(Err(ErrClass::Transport))
+                        }
+                    };
+                }
+                std::task::Poll::Pending
+            })
+            .await;
+            (r, driver_done)
+        };
+        if driver_done || r.is_err() {
+            self.close();
+        }
+        self.last_used = std::time::Instant::now();
+        r
+    }
+
+    /// Sends one request within `timeout`; the connection is dropped after
+    /// any transport error or timeout. With `keep`, a successful answer's
+    /// headers and body come back too.
+    pub async fn send(
+        &mut self,
+        req: hyper::Request<Full<Bytes>>,
+        timeout: Duration,
+        keep: bool,
+    ) -> (Outcome, Option<Answer>) {
+        match tokio::time::timeout(timeout, self.exchange(req, keep)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(c)) => (Outcome::err(c), None),
+            Err(_) => {
+                self.close();
+                (Outcome::err(ErrClass::Timeout), None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(yaml: &str) -> MixItem {
+        serde_saphyr::from_str(yaml).expect("mix item")
+    }
+
+    fn vars() -> BTreeMap<String, Vec<String>> {
+        let mut v = BTreeMap::new();
+        v.insert("users".into(), vec!["u\"1".into()]);
+        v.insert("rooms".into(), vec!["a b".into()]);
+        v
+    }
+
+    #[test]
+    fn renders_templates_with_escaping() {
+        let m = item(
+            "name: send\nrequest:\n  method: post\n  url: \"${base_url}/c/${pick.rooms}/m\"\n  query: {user: \"${pick.users}\", n: \"a&b\"}\n  json: {userId: \"${pick.users}\", seq: \"${seq}\"}\n",
+        );
+        let t = RequestTemplate::compile(&m, &Names::new(&vars(), &[])).expect("compiles");
+        let host = hyper::header::HeaderValue::from_static("127.0.0.1:1");
+        let mut cx = RenderCx::new(3, 0);
+        cx.seq = 7;
+        let r = t.render(&host, &mut cx).expect("request");
+        assert_eq!(r.method(), hyper::Method::POST);
+        assert_eq!(r.uri().to_string(), "/c/a%20b/m?n=a%26b&user=u%221");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let body = r.into_body();
+        let bytes = futures_body(body);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON body");
+        assert_eq!(v["userId"], "u\"1");
+        assert_eq!(v["seq"], "7");
+    }
+
+    fn futures_body(b: Full<Bytes>) -> Bytes {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        rt.block_on(async { b.collect().await.map(|c| c.to_bytes()).unwrap_or_default() })
+    }
+
+    #[test]
+    fn captures_feed_later_requests_of_the_same_user() {
+        let send = item(
+            "name: send\nrequest: {method: POST, url: \"/m\"}\ncapture: {mid: \"json.message.id|json.id\", etag: header.etag}\n",
+        );
+        let read = item("name: read\nrequest: {url: \"/m/${capture.mid}?e=${capture.etag}\"}\n");
+        let names = Names::new(&vars(), &[send.clone(), read.clone()]);
+        assert_eq!(names.captures, vec!["etag".to_string(), "mid".to_string()]);
+        let send = RequestTemplate::compile(&send, &names).expect("send");
+        let read = RequestTemplate::compile(&read, &names).expect("read");
+        assert!(send.captures() && !read.captures());
+        let host = hyper::header::HeaderValue::from_static("h");
+        let mut cx = RenderCx::new(0, names.captures.len());
+        assert_eq!(
+            read.render(&host, &mut cx).err(),
+            Some(RenderError::NotCaptured)
+        );
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("etag", hyper::header::HeaderValue::from_static("v 1"));
+        let answer = Answer {
+            headers,
+            body: Bytes::from_static(b"{\"message\":{\"id\":\"abc\"}}"),
+        };
+        send.capture(201, &answer, &mut cx);
+        let r = read.render(&host, &mut cx).expect("rendered");
+        assert_eq!(r.uri().to_string(), "/m/abc?e=v%201");
+        let bad = item("name: x\nrequest: {url: \"/\"}\ncapture: {a: \"cookie\"}\n");
+        let names = Names::new(&vars(), std::slice::from_ref(&bad));
+        assert!(RequestTemplate::compile(&bad, &names).is_err());
+        let dangling = item("name: x\nrequest: {url: \"/${capture.nope}\"}\n");
+        assert!(RequestTemplate::compile(&dangling, &names).is_err());
+    }
+
+    #[test]
+    fn classifies_like_k6() {
+        assert_eq!(classify(201, b""), Outcome::Ok(201));
+        assert_eq!(classify(302, b""), Outcome::Ok(302));
+        let is = |o: Outcome, c: ErrClass, p: bool| {
+            assert!(
+                matches!(o, Outcome::Err { class, pool_timeout, .. } if class == c && pool_timeout == p),
+                "{o:?}"
+            )
+        };
+        is(classify(429, b"{}"), ErrClass::RateLimited, false);
+        is(classify(404, b""), ErrClass::Client4xx, false);
+        is(classify(503, b""), ErrClass::Server5xx, false);
+        is(
+            classify(400, b"{\"message\":\"Failed to send message: Timed out fetching a new connection from the connection pool.\"}"),
+            ErrClass::Client4xx,
+            true,
+        );
+    }
+
+    #[test]
+    fn rejects_other_targets_and_unknown_placeholders() {
+        for (y, field) in [
+            ("name: x\nrequest: {url: \"http://other/x\"}", "request.url"),
+            (
+                "name: x\nrequest: {url: \"${base_url}/${who}\"}",
+                "request.url",
+            ),
+            (
+                "name: x\nrequest: {url: \"/x\", json: {a: \"${pick.none}\"}}",
+                "request.json",
+            ),
+            (
+                "name: x\nrequest: {url: \"/x\", method: \"BAD METHOD\"}",
+                "request.method",
+            ),
+        ] {
+            let e = RequestTemplate::compile(&item(y), &Names::new(&vars(), &[])).expect_err(y);
+            assert_eq!(e.0, field, "{y}: {}", e.1);
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The closed model: a fixed number of virtual users, each sending its next
+//! request only after the previous answer (and the think time), like k6's
+//! ramping-vus. A stalling server slows the senders down, so latencies seen
+//! here understate what users would see: coordinated omission.
+
+use super::client::{Conn, ErrClass, Outcome, RenderCx};
+use super::{Shared, Slot};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One virtual user until `end`.
+pub async fn vu(id: u32, shared: Arc<Shared>, slot: Slot, end: Instant) {
+    let mut conn = Conn::new(shared.target.addr);
+    let mut cx = RenderCx::new(id, shared.captures);
+    loop {
+        if Instant::now() >= end {
+            break;
+        }
+        cx.seq += 1;
+        let Some((k, req)) = shared.next_request(&mut cx) else {
+            // Every kind waits for a capture that has not come yet.
+            tokio::time::sleep(Duration::from_millis(10).min(end - Instant::now().min(end))).await;
+            continue;
+        };
+        let Ok(req) = req else {
+            record(&slot, k, Instant::now(), transport());
+            continue;
+        };
+        let t = &shared.templates[k];
+        let t0 = Instant::now();
+        let (o, answer) = conn.send(req, shared.timeout, t.captures()).await;
+        record(&slot, k, t0, o);
+        if let (Outcome::Ok(status), Some(a)) = (o, answer) {
+            t.capture(status, &a, &mut cx);
+        }
+        if !shared.think.is_zero() {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            tokio::time::sleep(shared.think.min(end - now)).await;
+        }
+    }
+}
+
+pub(super) fn transport() -> Outcome {
+    Outcome::Err {
+        class: ErrClass::Transport,
+        status: None,
+        pool_timeout: false,
+    }
+}
+
+/// Records one outcome measured from `from` (the send time here; the
+/// scheduled time in the open model).
+pub(super) fn record(slot: &Slot, kind: usize, from: Instant, o: Outcome) {
+    let latency = from.elapsed();
+    if let Ok(mut s) = slot.lock()
+        && let Some(k) = s.kinds.get_mut(kind)
+    {
+        k.record(latency, o);
+    }
+}

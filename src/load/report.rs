@@ -1,0 +1,391 @@
+//! Printing a load run: the summary table (the seed's "Actual Metrics"
+//! table, filled in), the JSON summary, one JSON file per stage and a
+//! markdown report. Every text goes through the redactor before it leaves.
+
+use super::{RunResult, StageResult, StageStatus};
+use crate::redact::Redactor;
+use owo_colors::OwoColorize;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::fmt::Write;
+use std::path::Path;
+use tabled::settings::Style as TStyle;
+use tabled::{Table, Tabled};
+
+/// Version of the JSON documents below (bumped on incompatible changes).
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// One stage as JSON (the `stages` entries, and the per-stage files with
+/// `samples` added).
+pub fn stage_json(r: &StageResult, with_samples: bool) -> Value {
+    let t = r.stats.total();
+    let l = t.latency();
+    let secs = r.elapsed.as_secs_f64().max(1e-3);
+    let by_kind: serde_json::Map<String, Value> = r
+        .kinds
+        .iter()
+        .zip(&r.stats.kinds)
+        .map(|(name, k)| {
+            (
+                name.clone(),
+                json!({
+                    "requests": k.requests(),
+                    "error_rate": round2(k.error_pct()) / 100.0,
+                    "latency": k.latency(),
+                    "errors": k.errors,
+                }),
+            )
+        })
+        .collect();
+    let mut v = json!({
+        "name": r.stage.name,
+        "model": r.model,
+        "vus": r.stage.vus,
+        "rate": r.stage.rate,
+        "duration_s": round2(r.stage.duration.as_secs_f64()),
+        "elapsed_s": round2(r.elapsed.as_secs_f64()),
+        "requests": t.requests(),
+        "ok": t.ok,
+        "error_rate": (t.error_pct() / 100.0 * 1e6).round() / 1e6,
+        "error_pct": round2(t.error_pct()),
+        "rps": round2(t.requests() as f64 / secs),
+        "p50_ms": l.p50_ms,
+        "p90_ms": l.p90_ms,
+        "p95_ms": l.p95_ms,
+        "p99_ms": l.p99_ms,
+        "max_ms": l.max_ms,
+        "mean_ms": l.mean_ms,
+        "status": r.status.as_str(),
+        "failures": r.failures,
+        "criteria": {"p95_ms": r.stage.p95_ms, "max_error_pct": r.stage.max_error_pct},
+        "errors": t.errors,
+        "pool_timeouts": t.pool_timeouts,
+        "planned": r.planned,
+        "dropped": r.planned.map(|_| r.stats.dropped),
+        "by_kind": by_kind,
+        "watch": r.watch,
+        "generator_cpu_pct": r.cpu_pct,
+    });
+    if with_samples {
+        v["samples"] = serde_json::to_value(&r.samples).unwrap_or(Value::Null);
+    }
+    v
+}
+
+/// The overall result word.
+pub fn result_word(r: &RunResult) -> &'static str {
+    if r.interrupted {
+        "interrupted"
+    } else if r.breaking_point.is_some() {
+        "breaking_point"
+    } else if r.time_bound_hit {
+        "time_bound"
+    } else {
+        "pass"
+    }
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    schema_version: u32,
+    plan: &'a str,
+    model: super::plan::Model,
+    target: String,
+    result: &'static str,
+    breaking_point: &'a Option<super::BreakingPoint>,
+    stages: Vec<Value>,
+    backend: &'a super::watch::Backend,
+    generator: &'a super::Generator,
+    elapsed_s: f64,
+}
+
+pub fn summary_json(r: &RunResult, red: &Redactor) -> String {
+    let s = Summary {
+        schema_version: SCHEMA_VERSION,
+        plan: &r.plan,
+        model: r.model,
+        target: r.base_url.clone(),
+        result: result_word(r),
+        breaking_point: &r.breaking_point,
+        stages: r.stages.iter().map(|s| stage_json(s, false)).collect(),
+        backend: &r.backend,
+        generator: &r.generator,
+        elapsed_s: round2(r.elapsed.as_secs_f64()),
+    };
+    let text =
+        serde_json::to_string_pretty(&s).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    red.redact(&text)
+}
+
+#[derive(Tabled)]
+struct Row {
+    #[tabled(rename = "Phase")]
+    phase: String,
+    #[tabled(rename = "VUs")]
+    vus: String,
+    #[tabled(rename = "Requests")]
+    requests: String,
+    #[tabled(rename = "Req/s")]
+    rps: String,
+    #[tabled(rename = "Success rate")]
+    success: String,
+    #[tabled(rename = "P95")]
+    p95: String,
+    #[tabled(rename = "P99")]
+    p99: String,
+    #[tabled(rename = "Active DB (max)")]
+    db: String,
+    #[tabled(rename = "Status")]
+    status: String,
+}
+
+fn label(s: StageStatus) -> &'static str {
+    match s {
+        StageStatus::Pass => "PASS",
+        StageStatus::Fail => "FAIL",
+        StageStatus::Interrupted => "CUT",
+    }
+}
+
+fn rows(r: &RunResult) -> Vec<Row> {
+    r.stages
+        .iter()
+        .map(|s| {
+            let t = s.stats.total();
+            let l = t.latency();
+            Row {
+                phase: s.stage.name.clone(),
+                vus: match s.stage.rate {
+                    Some(rate) => format!("{rate}/s ({} conns)", s.stage.vus),
+                    None => s.stage.vus.to_string(),
+                },
+                requests: t.requests().to_string(),
+                rps: format!(
+                    "{:.0}",
+                    t.requests() as f64 / s.elapsed.as_secs_f64().max(1e-3)
+                ),
+                success: format!("{:.2}%", 100.0 - t.error_pct()),
+                p95: format!("{:.1} ms", l.p95_ms),
+                p99: format!("{:.1} ms", l.p99_ms),
+                db: match (s.watch.max_active, r.backend.connection_limit) {
+                    (Some(a), Some(lim)) => format!("{a} / {lim}"),
+                    (Some(a), None) => a.to_string(),
+                    _ => "-".into(),
+                },
+                status: label(s.status).to_string(),
+            }
+        })
+        .collect()
+}
+
+pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
+    let mut o = String::new();
+    let bold = |s: &str| {
+        if color {
+            s.bold().to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let _ = writeln!(
+        o,
+        "{}\n",
+        bold(&format!(
+            "chatops load · {} · {:?} model · {}",
+            r.plan, r.model, r.base_url
+        ))
+    );
+    let mut table = Table::new(rows(r));
+    table.with(TStyle::rounded());
+    let mut text = table.to_string();
+    if color {
+        text = text
+            .replace(" PASS ", &format!(" {} ", "PASS".green()))
+            .replace(" FAIL ", &format!(" {} ", "FAIL".red().bold()))
+            .replace(" CUT ", &format!(" {} ", "CUT".yellow()));
+    }
+    o.push_str(&text);
+    o.push('\n');
+    for s in &r.stages {
+        let t = s.stats.total();
+        let e = &t.errors;
+        if e.total() > 0 || s.planned.is_some() {
+            let _ = write!(
+                o,
+                "  {}: errors {} (refused {}, timeout {}, 429 {}, other 4xx {}, 5xx {}, transport {}; P2024 {})",
+                s.stage.name,
+                e.total(),
+                e.refused,
+                e.timeout,
+                e.rate_limited,
+                e.client_4xx,
+                e.server_5xx,
+                e.transport,
+                t.pool_timeouts
+            );
+            if let Some(p) = s.planned {
+                let _ = write!(o, "; {} of {p} scheduled sends dropped", s.stats.dropped);
+            }
+            o.push('\n');
+        }
+    }
+    match &r.breaking_point {
+        Some(bp) => {
+            let head = format!(
+                "Breaking point: {} ({})",
+                bp.stage,
+                bp.cause.replace('_', " ")
+            );
+            let _ = writeln!(
+                o,
+                "\n{}",
+                if color {
+                    head.red().bold().to_string()
+                } else {
+                    head
+                }
+            );
+            let _ = writeln!(o, "  Root cause: {}", bp.root_cause);
+            let _ = writeln!(o, "  Remedy:     {}", bp.remedy);
+            let _ = writeln!(o, "  Evidence:");
+            for e in &bp.evidence {
+                let _ = writeln!(o, "    - {e}");
+            }
+        }
+        None if r.interrupted => {
+            let _ = writeln!(o, "\nInterrupted: the stages above ran before Ctrl-C.");
+        }
+        None if r.time_bound_hit => {
+            let _ = writeln!(
+                o,
+                "\nStopped at the total time bound (--max-duration) before every stage ran."
+            );
+        }
+        None => {
+            let head = "No breaking point: every stage passed its criteria.";
+            let _ = writeln!(
+                o,
+                "\n{}",
+                if color {
+                    head.green().to_string()
+                } else {
+                    head.to_string()
+                }
+            );
+        }
+    }
+    if let Some(n) = &r.backend.database_note {
+        let _ = writeln!(o, "\nnote: {n}");
+    }
+    let _ = writeln!(
+        o,
+        "\ngenerator: {:.0}% CPU (of one core) over {:.1} s, peak RSS {} MB; a generator above ~80% of the machine inflates latencies",
+        r.generator.cpu_pct,
+        r.elapsed.as_secs_f64(),
+        r.generator
+            .peak_rss_bytes
+            .map(|b| b / 1_048_576)
+            .unwrap_or(0)
+    );
+    red.redact(&o)
+}
+
+pub fn markdown(r: &RunResult, red: &Redactor) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# Load test: {}\n", r.plan);
+    let _ = writeln!(
+        o,
+        "Target `{}`, {:?} model, result **{}**, {:.1} s.\n",
+        r.base_url,
+        r.model,
+        result_word(r),
+        r.elapsed.as_secs_f64()
+    );
+    let _ = writeln!(
+        o,
+        "| Phase | VUs | Requests | Success Rate | P95 Latency | P99 Latency | Status |"
+    );
+    let _ = writeln!(
+        o,
+        "|-------|-----|----------|--------------|-------------|-------------|--------|"
+    );
+    for s in &r.stages {
+        let t = s.stats.total();
+        let l = t.latency();
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {:.2}% | {:.1} ms | {:.1} ms | {} |",
+            s.stage.name,
+            s.stage.vus,
+            t.requests(),
+            100.0 - t.error_pct(),
+            l.p95_ms,
+            l.p99_ms,
+            label(s.status)
+        );
+    }
+    match &r.breaking_point {
+        Some(bp) => {
+            let _ = writeln!(o, "\n## Breaking point: {} ({})\n", bp.stage, bp.cause);
+            let _ = writeln!(
+                o,
+                "**Root cause.** {}\n\n**Remedy.** {}\n",
+                bp.root_cause, bp.remedy
+            );
+            for e in &bp.evidence {
+                let _ = writeln!(o, "- {e}");
+            }
+        }
+        None => {
+            let _ = writeln!(o, "\nNo breaking point.");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\nGenerator CPU {:.0}% of one core, peak RSS {} MB.",
+        r.generator.cpu_pct,
+        r.generator
+            .peak_rss_bytes
+            .map(|b| b / 1_048_576)
+            .unwrap_or(0)
+    );
+    red.redact(&o)
+}
+
+/// Writes `summary.json`, `stage-N-NAME.json` (with the samples) and `report.md`.
+pub fn export(dir: &Path, r: &RunResult, red: &Redactor) -> Result<Vec<String>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    let mut put = |name: String, text: String| -> Result<(), String> {
+        let p = dir.join(&name);
+        std::fs::write(&p, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        written.push(p.display().to_string());
+        Ok(())
+    };
+    for (i, s) in r.stages.iter().enumerate() {
+        let safe: String = s
+            .stage
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut v = stage_json(s, true);
+        v["schema_version"] = json!(SCHEMA_VERSION);
+        let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+        put(format!("stage-{}-{safe}.json", i + 1), red.redact(&text))?;
+    }
+    put("summary.json".into(), summary_json(r, red))?;
+    put("report.md".into(), markdown(r, red))?;
+    Ok(written)
+}
