@@ -21,10 +21,10 @@ pub async fn is_loopback_host(host: &str) -> bool {
 
 /// Refuses traffic of `what` to a non-loopback `url` unless `allow_remote`.
 pub async fn ensure_loopback(url: &str, allow_remote: bool, what: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
     if allow_remote {
         return Ok(());
     }
-    let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
     let host = parsed.host_str().unwrap_or_default();
     if is_loopback_host(host).await {
         return Ok(());
@@ -45,7 +45,13 @@ mod tests {
         for h in ["127.0.0.1", "127.3.4.5", "localhost", "::1", "[::1]"] {
             assert!(is_loopback_host(h).await, "{h}");
         }
-        for h in ["10.0.0.1", "192.168.1.10", "8.8.8.8", "example.invalid"] {
+        for h in [
+            "10.0.0.1",
+            "192.168.1.10",
+            "8.8.8.8",
+            "0.0.0.0",
+            "example.invalid",
+        ] {
             assert!(!is_loopback_host(h).await, "{h}");
         }
         assert!(
@@ -58,5 +64,6 @@ mod tests {
                 .await
                 .is_ok()
         );
+        assert!(ensure_loopback("not a url", true, "load").await.is_err());
     }
 }

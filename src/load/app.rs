@@ -85,27 +85,6 @@ pub fn build_plan(a: &LoadArgs) -> Result<Plan, String> {
     Ok(p)
 }
 
-fn loopback(host: &str) -> bool {
-    let h = host.trim_matches(['[', ']']);
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Refuses load against anything but loopback unless `--allow-remote`.
-pub fn check_target(base_url: &str, allow_remote: bool) -> Result<(), String> {
-    let u = url::Url::parse(base_url)
-        .map_err(|e| format!("--base-url `{base_url}` is not a URL ({e})"))?;
-    let host = u.host_str().unwrap_or_default();
-    if !allow_remote && !loopback(host) {
-        return Err(format!(
-            "refusing to send load to `{host}`: it is not a loopback address. A load test can take a shared or production service down; \
-             pass --allow-remote if you own the target and mean it."
-        ));
-    }
-    Ok(())
-}
-
 pub async fn run(a: LoadArgs, style: &Style) -> i32 {
     let mut target: TargetArgs = a.target.clone();
     if target.base_url.is_none() {
@@ -148,7 +127,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> i32 {
             Err(e) => fail(&red, &format!("cannot write {}: {e}", path.display())),
         };
     }
-    if let Err(e) = check_target(&base_url, target.allow_remote) {
+    if let Err(e) = crate::safety::ensure_loopback(&base_url, target.allow_remote, "load").await {
         return fail(&red, &e);
     }
     if !a.skip_preflight {
@@ -241,32 +220,5 @@ pub async fn run(a: LoadArgs, style: &Style) -> i32 {
         exit::FAILED
     } else {
         exit::OK
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_without_allow_remote() {
-        for ok in [
-            "http://127.0.0.1:3001",
-            "http://localhost:3001",
-            "http://[::1]:80",
-            "http://127.1.2.3",
-        ] {
-            assert!(check_target(ok, false).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://10.0.0.5:3001",
-            "http://example.com",
-            "http://0.0.0.0:3001",
-        ] {
-            let e = check_target(bad, false).expect_err(bad);
-            assert!(e.contains("--allow-remote"), "{e}");
-            assert!(check_target(bad, true).is_ok());
-        }
-        assert!(check_target("not a url", true).is_err());
     }
 }
