@@ -11,8 +11,11 @@ RUNS=${1:-20}
 export DEBIAN_FRONTEND=noninteractive
 command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-export PATH="$HOME/.cargo/bin:$PATH"
-command -v oha >/dev/null || cargo install --quiet --locked oha
+# The same tool directory as bench/load.sh (oha takes a long time to build).
+TOOLS=${CHATOPS_BENCH_TOOLS:-/tmp/chatops-bench-tools}
+mkdir -p "$TOOLS"
+export PATH="$TOOLS/bin:$HOME/.cargo/bin:$PATH"
+command -v oha >/dev/null || cargo install --quiet --locked --root "$TOOLS" oha
 cargo build --release --quiet
 BIN=$PWD/target/release/chatops
 ENVF=$(mktemp)
