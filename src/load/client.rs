@@ -1,16 +1,11 @@
-//! The hot path: one HTTP/1.1 keep-alive connection per virtual user on
-//! hyper 1 directly (no pool, no per-request allocation beyond the request),
-//! requests rendered from templates, and every outcome classified.
+//! What the generator sends and how it counts: requests compiled from the
+//! mix into templates and rendered straight to wire bytes (see `wire` for
+//! the connection), captures, and every outcome classified.
 
 use super::plan::MixItem;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::net::TcpStream;
 
 /// Why a request did not succeed. A 429 or a 5xx is an error, as k6 counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +60,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn err(class: ErrClass) -> Outcome {
+    pub(super) fn err(class: ErrClass) -> Outcome {
         Outcome::Err {
             class,
             status: None,
@@ -352,8 +347,8 @@ enum CaptureFrom {
     Json(Vec<String>),
 }
 
-/// A rendered request, ready for the connection.
-pub type HttpRequest = hyper::Request<Full<Bytes>>;
+/// A rendered request: its bytes on the wire.
+pub type HttpRequest = Bytes;
 
 /// Why a request could not be rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,8 +371,10 @@ pub struct RequestTemplate {
     content_type: Option<&'static str>,
     lists: Vec<(String, Vec<String>)>,
     captures: Vec<(usize, CaptureFrom)>,
-    /// Pre-rendered when nothing varies.
+    /// The target and body when nothing varies ...
     fixed: Option<(String, Bytes)>,
+    /// ... and then the whole request, serialized on first use.
+    wire: std::sync::OnceLock<Bytes>,
 }
 
 impl RequestTemplate {
@@ -521,47 +518,114 @@ impl RequestTemplate {
             lists,
             captures,
             fixed,
+            wire: std::sync::OnceLock::new(),
         })
     }
 
-    /// Renders one request for `host` (the Host header).
+    /// Renders one request as the bytes sent on the wire (request line,
+    /// headers, body) for `host` (the Host header). A request that does not
+    /// vary is serialized once and shared.
     pub fn render(
         &self,
         host: &hyper::header::HeaderValue,
         cx: &mut RenderCx,
-    ) -> Result<hyper::Request<Full<Bytes>>, RenderError> {
-        let (target, body) = match &self.fixed {
-            Some((t, b)) => (t.clone(), b.clone()),
-            None => {
-                let mut t = String::with_capacity(96);
-                let mut complete = self.target.render_checked(cx, &self.lists, &mut t);
-                let b = match &self.body {
-                    Some(bt) => {
-                        let mut s = String::with_capacity(128);
-                        complete &= bt.render_checked(cx, &self.lists, &mut s);
-                        Bytes::from(s)
-                    }
-                    None => Bytes::new(),
-                };
-                if !complete {
-                    return Err(RenderError::NotCaptured);
-                }
-                (t, b)
+    ) -> Result<Bytes, RenderError> {
+        if let Some((t, b)) = &self.fixed {
+            if let Some(w) = self.wire.get() {
+                return Ok(w.clone());
             }
+            let mut headers = Vec::with_capacity(self.headers.len());
+            for (k, tm) in &self.headers {
+                let mut v = String::new();
+                tm.render(cx, &self.lists, &mut v);
+                headers.push((k, v));
+            }
+            let w = self.serialize(host, t, &headers, b)?;
+            return Ok(self.wire.get_or_init(|| w).clone());
+        }
+        let mut t = String::with_capacity(96);
+        let mut complete = self.target.render_checked(cx, &self.lists, &mut t);
+        let b = match &self.body {
+            Some(bt) => {
+                let mut s = String::with_capacity(128);
+                complete &= bt.render_checked(cx, &self.lists, &mut s);
+                s
+            }
+            None => String::new(),
         };
-        let mut req = hyper::Request::builder()
-            .method(self.method.clone())
-            .uri(target)
-            .header(hyper::header::HOST, host.clone());
-        if let Some(ct) = self.content_type {
-            req = req.header(hyper::header::CONTENT_TYPE, ct);
+        if !complete {
+            return Err(RenderError::NotCaptured);
         }
-        for (k, t) in &self.headers {
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (k, tm) in &self.headers {
             let mut v = String::new();
-            t.render(cx, &self.lists, &mut v);
-            req = req.header(k, v);
+            tm.render(cx, &self.lists, &mut v);
+            headers.push((k, v));
         }
-        req.body(Full::new(body)).map_err(|_| RenderError::Invalid)
+        self.serialize(host, &t, &headers, b.as_bytes())
+    }
+
+    /// Whether the answer has no body whatever its headers say (HEAD).
+    pub fn is_head(&self) -> bool {
+        self.method == hyper::Method::HEAD
+    }
+
+    /// HTTP/1.1 framing of one request; a target or header value that
+    /// cannot travel on the wire (a space or a line break from a list value)
+    /// is `Invalid`.
+    fn serialize(
+        &self,
+        host: &hyper::header::HeaderValue,
+        target: &str,
+        headers: &[(&hyper::header::HeaderName, String)],
+        body: &[u8],
+    ) -> Result<Bytes, RenderError> {
+        if target.is_empty() || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(RenderError::Invalid);
+        }
+        let mut w = Vec::with_capacity(160 + target.len() + body.len());
+        w.extend_from_slice(self.method.as_str().as_bytes());
+        w.push(b' ');
+        w.extend_from_slice(target.as_bytes());
+        w.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        w.extend_from_slice(host.as_bytes());
+        w.extend_from_slice(b"\r\n");
+        let mut agent = false;
+        for (k, v) in headers {
+            if v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+                return Err(RenderError::Invalid);
+            }
+            agent |= **k == hyper::header::USER_AGENT;
+            w.extend_from_slice(k.as_str().as_bytes());
+            w.extend_from_slice(b": ");
+            w.extend_from_slice(v.as_bytes());
+            w.extend_from_slice(b"\r\n");
+        }
+        if !agent {
+            w.extend_from_slice(
+                concat!("user-agent: chatops/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes(),
+            );
+        }
+        if let Some(ct) = self.content_type
+            && !headers
+                .iter()
+                .any(|(k, _)| **k == hyper::header::CONTENT_TYPE)
+        {
+            w.extend_from_slice(b"content-type: ");
+            w.extend_from_slice(ct.as_bytes());
+            w.extend_from_slice(b"\r\n");
+        }
+        let sends_body = !body.is_empty()
+            || matches!(
+                self.method,
+                hyper::Method::POST | hyper::Method::PUT | hyper::Method::PATCH
+            );
+        if sends_body {
+            w.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+        }
+        w.extend_from_slice(b"\r\n");
+        w.extend_from_slice(body);
+        Ok(Bytes::from(w))
     }
 
     /// Whether answers to this kind feed captures (their headers and body are kept).
@@ -603,8 +667,6 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-impl RequestTemplate {}
-
 /// Where the load goes: the resolved address and the Host header.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -642,155 +704,6 @@ impl Target {
     }
 }
 
-/// The connection's I/O half: polled by the virtual user's own task while a
-/// request is in flight (no connection task, no cross-task wake-ups).
-type Driver = std::pin::Pin<
-    Box<hyper::client::conn::http1::Connection<hyper_util::rt::TokioIo<TcpStream>, Full<Bytes>>>,
->;
-
-/// One virtual user's connection, reopened after errors.
-pub struct Conn {
-    addr: SocketAddr,
-    sender: Option<SendRequest<Full<Bytes>>>,
-    driver: Option<Driver>,
-    last_used: std::time::Instant,
-}
-
-impl Conn {
-    pub fn new(addr: SocketAddr) -> Conn {
-        Conn {
-            addr,
-            sender: None,
-            driver: None,
-            last_used: std::time::Instant::now(),
-        }
-    }
-
-    fn close(&mut self) {
-        self.sender = None;
-        self.driver = None;
-    }
-
-    async fn open(&mut self) -> Result<(), ErrClass> {
-        self.close();
-        let stream = TcpStream::connect(self.addr).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                ErrClass::Refused
-            } else {
-                ErrClass::Transport
-            }
-        })?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|_| ErrClass::Transport)?;
-        self.sender = Some(sender);
-        self.driver = Some(Box::pin(conn));
-        Ok(())
-    }
-
-    /// Lets an idle connection notice that the server closed it (keep-alive
-    /// timeout), so the next request opens a new one instead of failing.
-    fn still_open(&mut self) -> bool {
-        let Some(d) = self.driver.as_mut() else {
-            return false;
-        };
-        // Back to back, the last answer would have said so (Connection:
-        // close ends the driver); only an idle connection needs a look, which
-        // costs a read system call.
-        if self.last_used.elapsed() < Duration::from_millis(200) {
-            return self.sender.as_ref().is_some_and(|s| !s.is_closed());
-        }
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        match d.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(_) => false,
-            std::task::Poll::Pending => self.sender.as_ref().is_some_and(|s| !s.is_closed()),
-        }
-    }
-
-    async fn exchange(
-        &mut self,
-        req: hyper::Request<Full<Bytes>>,
-        keep: bool,
-    ) -> Result<(Outcome, Option<Answer>), ErrClass> {
-        if !self.still_open() {
-            self.open().await?;
-        }
-        let (r, driver_done) = {
-            let (Some(sender), Some(driver)) = (self.sender.as_mut(), self.driver.as_mut()) else {
-                return Err(ErrClass::Transport);
-            };
-            let work = async move {
-                sender.ready().await.map_err(|_| ErrClass::Transport)?;
-                let resp = sender
-                    .send_request(req)
-                    .await
-                    .map_err(|_| ErrClass::Transport)?;
-                let status = resp.status().as_u16();
-                let (parts, body) = resp.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map_err(|_| ErrClass::Transport)?
-                    .to_bytes();
-                let outcome = classify(status, &body);
-                let answer = (keep && matches!(outcome, Outcome::Ok(_))).then(|| Answer {
-                    headers: parts.headers,
-                    body,
-                });
-                Ok((outcome, answer))
-            };
-            let mut work = std::pin::pin!(work);
-            let mut driver_done = false;
-            let r = std::future::poll_fn(|cx| {
-                if let std::task::Poll::Ready(r) = work.as_mut().poll(cx) {
-                    return std::task::Poll::Ready(r);
-                }
-                if !driver_done && driver.as_mut().poll(cx).is_ready() {
-                    // The connection ended (the server closed it, perhaps right
-                    // after this answer): take what was delivered, or fail.
-                    driver_done = true;
-                    return match work.as_mut().poll(cx) {
-                        std::task::Poll::Ready(r) => std::task::Poll::Ready(r),
-                        std::task::Poll::Pending => {
-                            std::task::Poll::Ready(Err(ErrClass::Transport))
-                        }
-                    };
-                }
-                std::task::Poll::Pending
-            })
-            .await;
-            (r, driver_done)
-        };
-        if driver_done || r.is_err() {
-            self.close();
-        }
-        self.last_used = std::time::Instant::now();
-        r
-    }
-
-    /// Sends one request within `timeout`; the connection is dropped after
-    /// any transport error or timeout. With `keep`, a successful answer's
-    /// headers and body come back too.
-    pub async fn send(
-        &mut self,
-        req: hyper::Request<Full<Bytes>>,
-        timeout: Duration,
-        keep: bool,
-    ) -> (Outcome, Option<Answer>) {
-        match tokio::time::timeout(timeout, self.exchange(req, keep)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(c)) => (Outcome::err(c), None),
-            Err(_) => {
-                self.close();
-                (Outcome::err(ErrClass::Timeout), None)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -815,22 +728,72 @@ mod tests {
         let host = hyper::header::HeaderValue::from_static("127.0.0.1:1");
         let mut cx = RenderCx::new(3, 0);
         cx.seq = 7;
-        let r = t.render(&host, &mut cx).expect("request");
-        assert_eq!(r.method(), hyper::Method::POST);
-        assert_eq!(r.uri().to_string(), "/c/a%20b/m?n=a%26b&user=u%221");
-        assert_eq!(r.headers()["content-type"], "application/json");
-        let body = r.into_body();
-        let bytes = futures_body(body);
-        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON body");
+        let wire = t.render(&host, &mut cx).expect("request");
+        let (method, target, headers, body) = parse_request(&wire);
+        assert_eq!(method, "POST");
+        assert_eq!(target, "/c/a%20b/m?n=a%26b&user=u%221");
+        assert!(headers.contains(&("content-type".into(), "application/json".into())));
+        assert!(headers.contains(&("host".into(), "127.0.0.1:1".into())));
+        let len = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .expect("length");
+        assert_eq!(len.1, body.len().to_string());
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
         assert_eq!(v["userId"], "u\"1");
         assert_eq!(v["seq"], "7");
     }
 
-    fn futures_body(b: Full<Bytes>) -> Bytes {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("rt");
-        rt.block_on(async { b.collect().await.map(|c| c.to_bytes()).unwrap_or_default() })
+    /// Method, target, headers (lower-cased names) and body of a rendered request.
+    fn parse_request(wire: &[u8]) -> (String, String, Vec<(String, String)>, Vec<u8>) {
+        let mut hs = [httparse::EMPTY_HEADER; 32];
+        let mut r = httparse::Request::new(&mut hs);
+        let n = match r.parse(wire).expect("valid HTTP/1.1") {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial => panic!("incomplete request"),
+        };
+        let headers = r
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect();
+        (
+            r.method.unwrap_or_default().to_string(),
+            r.path.unwrap_or_default().to_string(),
+            headers,
+            wire[n..].to_vec(),
+        )
+    }
+
+    #[test]
+    fn fixed_requests_are_serialized_once_and_bad_values_refused() {
+        let m =
+            item("name: g\nrequest: {url: \"${base_url}/api/v1/health\", headers: {x-run: r1}}\n");
+        let t = RequestTemplate::compile(&m, &Names::new(&vars(), &[])).expect("compiles");
+        let host = hyper::header::HeaderValue::from_static("h:1");
+        let mut cx = RenderCx::new(0, 0);
+        let a = t.render(&host, &mut cx).expect("first");
+        let b = t.render(&host, &mut cx).expect("second");
+        assert_eq!(a.as_ptr(), b.as_ptr(), "shared, not rebuilt");
+        let (method, target, headers, body) = parse_request(&a);
+        assert_eq!(
+            (method.as_str(), target.as_str()),
+            ("GET", "/api/v1/health")
+        );
+        assert!(headers.contains(&("x-run".into(), "r1".into())));
+        assert!(!headers.iter().any(|(k, _)| k == "content-length"));
+        assert!(body.is_empty());
+        // A list value with a line break cannot go into a header.
+        let mut v = vars();
+        v.insert("evil".into(), vec!["a\r\nx: y".into()]);
+        let m = item("name: g\nrequest: {url: \"/\", headers: {x-user: \"${pick.evil}\"}}\n");
+        let t = RequestTemplate::compile(&m, &Names::new(&v, &[])).expect("compiles");
+        assert_eq!(t.render(&host, &mut cx).err(), Some(RenderError::Invalid));
     }
 
     #[test]
@@ -858,7 +821,7 @@ mod tests {
         };
         send.capture(201, &answer, &mut cx);
         let r = read.render(&host, &mut cx).expect("rendered");
-        assert_eq!(r.uri().to_string(), "/m/abc?e=v%201");
+        assert_eq!(parse_request(&r).1, "/m/abc?e=v%201");
         let bad = item("name: x\nrequest: {url: \"/\"}\ncapture: {a: \"cookie\"}\n");
         let names = Names::new(&vars(), std::slice::from_ref(&bad));
         assert!(RequestTemplate::compile(&bad, &names).is_err());

@@ -3,7 +3,8 @@
 //! ramping-vus. A stalling server slows the senders down, so latencies seen
 //! here understate what users would see: coordinated omission.
 
-use super::client::{Conn, ErrClass, Outcome, RenderCx};
+use super::client::{ErrClass, Outcome, RenderCx};
+use super::wire::Conn;
 use super::{Shared, Slot};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,9 @@ pub async fn vu(id: u32, shared: Arc<Shared>, slot: Slot, end: Instant) {
         };
         let t = &shared.templates[k];
         let t0 = Instant::now();
-        let (o, answer) = conn.send(req, shared.timeout, t.captures()).await;
+        let (o, answer) = conn
+            .send(&req, t.is_head(), shared.timeout, t.captures())
+            .await;
         record(&slot, k, t0, o);
         if let (Outcome::Ok(status), Some(a)) = (o, answer) {
             t.capture(status, &a, &mut cx);

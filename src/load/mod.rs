@@ -17,6 +17,7 @@ pub mod plan;
 pub mod report;
 pub mod stats;
 pub mod watch;
+pub mod wire;
 
 use client::{RequestTemplate, Target};
 use plan::{Model, Plan, Stage};

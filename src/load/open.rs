@@ -5,8 +5,9 @@
 //! correction, k6's arrival-rate executors). Scheduled sends that never got
 //! out by the end of the stage are counted as dropped.
 
-use super::client::{Conn, Outcome, RenderCx};
+use super::client::{Outcome, RenderCx};
 use super::closed::{record, transport};
+use super::wire::Conn;
 use super::{Shared, Slot};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,7 +75,9 @@ pub async fn worker(id: u32, shared: Arc<Shared>, slot: Slot, schedule: Arc<Sche
             continue;
         };
         let t = &shared.templates[k];
-        let (o, answer) = conn.send(req, shared.timeout, t.captures()).await;
+        let (o, answer) = conn
+            .send(&req, t.is_head(), shared.timeout, t.captures())
+            .await;
         record(&slot, k, from, o);
         if let (Outcome::Ok(status), Some(a)) = (o, answer) {
             t.capture(status, &a, &mut cx);

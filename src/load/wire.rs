@@ -1,0 +1,470 @@
+//! The hot path's connection: HTTP/1.1 keep-alive straight on a TCP socket.
+//! A request is bytes rendered beforehand (shared when it never varies), so
+//! sending is one write; the answer is read into a buffer that lives as long
+//! as the connection and parsed in place (httparse, the parser hyper itself
+//! uses), with Content-Length, chunked and read-to-close bodies. No
+//! per-request task, channel or header map: this is what lets one core keep
+//! up with wrk.
+
+use super::client::{Answer, ErrClass, Outcome, classify};
+use bytes::{Buf, Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Larger response heads are refused (a misbehaving server, not an answer).
+const MAX_HEAD: usize = 64 * 1024;
+/// Larger bodies are refused rather than held in memory.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Headers parsed per answer; more is a transport error.
+const MAX_HEADERS: usize = 96;
+
+/// How the body of an answer is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+    /// Until the server closes the connection (HTTP/1.0 style).
+    Close,
+}
+
+/// What the head of an answer says, copied out of the buffer.
+#[derive(Debug)]
+struct Head {
+    status: u16,
+    len: usize,
+    framing: Framing,
+    close: bool,
+    headers: Option<hyper::HeaderMap>,
+}
+
+/// Parses an answer's head from `buf`: None while incomplete.
+fn parse_head(buf: &[u8], head_request: bool, keep: bool) -> Result<Option<Head>, ErrClass> {
+    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut r = httparse::Response::new(&mut hs);
+    let len = match r.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(ErrClass::Transport),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(ErrClass::Transport),
+    };
+    let status = r.code.unwrap_or(0);
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = r.version == Some(0);
+    for h in r.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value).map_err(|_| ErrClass::Transport)?;
+            let n: usize = v.trim().parse().map_err(|_| ErrClass::Transport)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(ErrClass::Transport);
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h
+                .value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|b| *b == b',') {
+                let t = token.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    close = false;
+                }
+            }
+        }
+    }
+    let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
+    {
+        Framing::None
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        if n > MAX_BODY {
+            return Err(ErrClass::Transport);
+        }
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+    let headers = keep.then(|| {
+        let mut m = hyper::HeaderMap::with_capacity(r.headers.len());
+        for h in r.headers.iter() {
+            if let (Ok(k), Ok(v)) = (
+                hyper::header::HeaderName::from_bytes(h.name.as_bytes()),
+                hyper::header::HeaderValue::from_bytes(h.value),
+            ) {
+                m.append(k, v);
+            }
+        }
+        m
+    });
+    Ok(Some(Head {
+        status,
+        len,
+        framing,
+        close: close || framing == Framing::Close,
+        headers,
+    }))
+}
+
+/// Decodes a complete chunked body at the start of `buf`: the body and the
+/// bytes it took (trailers included), or None while incomplete.
+fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, ErrClass> {
+    // First pass: find the end without copying (called again after each
+    // read until the body is complete).
+    let mut at = 0;
+    let mut spans = Vec::new();
+    loop {
+        let (size_len, size) = match httparse::parse_chunk_size(&buf[at..]) {
+            Ok(httparse::Status::Complete(x)) => x,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(ErrClass::Transport),
+        };
+        let size = usize::try_from(size).map_err(|_| ErrClass::Transport)?;
+        at += size_len;
+        if size == 0 {
+            break;
+        }
+        if spans.iter().map(|(_, n)| n).sum::<usize>() + size > MAX_BODY {
+            return Err(ErrClass::Transport);
+        }
+        if buf.len() < at + size + 2 {
+            return Ok(None);
+        }
+        if &buf[at + size..at + size + 2] != b"\r\n" {
+            return Err(ErrClass::Transport);
+        }
+        spans.push((at, size));
+        at += size + 2;
+    }
+    // Trailers: header lines up to an empty line.
+    loop {
+        let rest = &buf[at..];
+        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+            if rest.len() > MAX_HEAD {
+                return Err(ErrClass::Transport);
+            }
+            return Ok(None);
+        };
+        at += eol + 2;
+        if eol == 0 {
+            break;
+        }
+    }
+    let mut body = Vec::with_capacity(spans.iter().map(|(_, n)| n).sum());
+    for (s, n) in spans {
+        body.extend_from_slice(&buf[s..s + n]);
+    }
+    Ok(Some((body, at)))
+}
+
+/// One virtual user's connection, reopened after errors and closes.
+pub struct Conn {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    buf: BytesMut,
+    last_used: Instant,
+}
+
+impl Conn {
+    pub fn new(addr: SocketAddr) -> Conn {
+        Conn {
+            addr,
+            stream: None,
+            buf: BytesMut::new(),
+            last_used: Instant::now(),
+        }
+    }
+
+    fn close(&mut self) {
+        self.stream = None;
+        self.buf.clear();
+    }
+
+    /// Whether an idle kept-alive connection is still usable: a server
+    /// that closed it (a keep-alive timeout) has sent FIN, which a
+    /// non-blocking read sees. Back to back, the last answer would have said
+    /// `Connection: close`, so the look is only taken after a pause.
+    fn still_open(&mut self) -> bool {
+        let Some(s) = self.stream.as_ref() else {
+            return false;
+        };
+        if self.last_used.elapsed() < Duration::from_millis(200) {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        match s.try_read(&mut probe) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            // Closed, reset, or bytes nobody asked for: start afresh.
+            _ => false,
+        }
+    }
+
+    async fn open(&mut self) -> Result<(), ErrClass> {
+        self.close();
+        let stream = TcpStream::connect(self.addr).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                ErrClass::Refused
+            } else {
+                ErrClass::Transport
+            }
+        })?;
+        let _ = stream.set_nodelay(true);
+        self.stream = Some(stream);
+        Ok(())
+    }
+
+    /// Reads more of the answer; Ok(false) when the server closed.
+    async fn fill(&mut self) -> Result<bool, ErrClass> {
+        let s = self.stream.as_mut().ok_or(ErrClass::Transport)?;
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        match s.read_buf(&mut self.buf).await {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(_) => Err(ErrClass::Transport),
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        req: &[u8],
+        head_request: bool,
+        keep: bool,
+    ) -> Result<(Outcome, Option<Answer>), ErrClass> {
+        if !self.still_open() {
+            self.open().await?;
+        }
+        self.buf.clear();
+        let s = self.stream.as_mut().ok_or(ErrClass::Transport)?;
+        s.write_all(req).await.map_err(|_| ErrClass::Transport)?;
+        let head = loop {
+            match parse_head(&self.buf, head_request, keep)? {
+                // An interim answer (100 Continue, 103 Early Hints): the real one follows.
+                Some(h) if (100..200).contains(&h.status) && h.status != 101 => {
+                    self.buf.advance(h.len);
+                }
+                Some(h) => break h,
+                None => {
+                    if !self.fill().await? {
+                        return Err(ErrClass::Transport);
+                    }
+                }
+            }
+        };
+        self.buf.advance(head.len);
+        let body = match head.framing {
+            Framing::None => Bytes::new(),
+            Framing::Length(n) => {
+                while self.buf.len() < n {
+                    if !self.fill().await? {
+                        return Err(ErrClass::Transport);
+                    }
+                }
+                self.buf.split_to(n).freeze()
+            }
+            Framing::Chunked => loop {
+                if let Some((body, used)) = decode_chunked(&self.buf)? {
+                    self.buf.advance(used);
+                    break Bytes::from(body);
+                }
+                if !self.fill().await? {
+                    return Err(ErrClass::Transport);
+                }
+            },
+            Framing::Close => {
+                while self.fill().await? {
+                    if self.buf.len() > MAX_BODY {
+                        return Err(ErrClass::Transport);
+                    }
+                }
+                self.buf.split().freeze()
+            }
+        };
+        // Bytes beyond the answer were never asked for (no pipelining):
+        // the connection is out of step, so it is not reused.
+        if head.close || !self.buf.is_empty() || head.status == 101 {
+            self.close();
+        }
+        let outcome = classify(head.status, &body);
+        let answer = match (head.headers, outcome) {
+            (Some(headers), Outcome::Ok(_)) => Some(Answer { headers, body }),
+            _ => None,
+        };
+        Ok((outcome, answer))
+    }
+
+    /// Sends one rendered request within `timeout`; the connection is
+    /// dropped after any transport error or timeout. With `keep`, a
+    /// successful answer's headers and body come back too. `head_request`:
+    /// the request was a HEAD (its answer has no body).
+    pub async fn send(
+        &mut self,
+        req: &[u8],
+        head_request: bool,
+        timeout: Duration,
+        keep: bool,
+    ) -> (Outcome, Option<Answer>) {
+        let r = tokio::time::timeout(timeout, self.exchange(req, head_request, keep)).await;
+        self.last_used = Instant::now();
+        match r {
+            Ok(Ok(r)) => r,
+            Ok(Err(c)) => {
+                self.close();
+                (Outcome::err(c), None)
+            }
+            Err(_) => {
+                self.close();
+                (Outcome::err(ErrClass::Timeout), None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_and_framing() {
+        let h = parse_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n",
+            false,
+            false,
+        )
+        .expect("parses")
+        .expect("complete");
+        assert_eq!(
+            (h.status, h.len, h.framing, h.close),
+            (200, 38, Framing::Length(3), false)
+        );
+        assert!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", false, false)
+                .expect("partial is fine")
+                .is_none()
+        );
+        let h = parse_head(
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\nETag: x\r\n\r\n",
+            false,
+            true,
+        )
+        .expect("parses")
+        .expect("complete");
+        assert_eq!((h.framing, h.close), (Framing::Chunked, true));
+        assert_eq!(h.headers.expect("kept")["etag"], "x");
+        let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n", false, false)
+            .expect("parses")
+            .expect("complete");
+        assert_eq!((h.framing, h.close), (Framing::Close, true));
+        let h = parse_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+            true,
+            false,
+        )
+        .expect("parses")
+        .expect("complete");
+        assert_eq!(h.framing, Framing::None, "HEAD answers carry no body");
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"garbage\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse_head(bad, false, false).err(),
+                Some(ErrClass::Transport),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_with_trailers() {
+        let wire = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        let (body, used) = decode_chunked(wire).expect("valid").expect("complete");
+        assert_eq!(body, b"Wikipedia");
+        assert_eq!(&wire[used..], b"NEXT");
+        for cut in 1..wire.len() - 4 {
+            assert!(
+                decode_chunked(&wire[..cut])
+                    .expect("valid prefix")
+                    .is_none(),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(
+            decode_chunked(b"4\r\nWikiXX").err(),
+            Some(ErrClass::Transport)
+        );
+    }
+
+    /// A real socket server answering with each framing in turn on one
+    /// connection, then closing: the client reads every body and reuses the
+    /// connection until the server says otherwise.
+    #[tokio::test]
+    async fn reads_every_framing_from_a_real_socket() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let answers: [&[u8]; 3] = [
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n",
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\nP2024",
+                b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+            ];
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut accepted = 1;
+            for a in answers {
+                let mut req = [0u8; 1024];
+                let _ = s.read(&mut req).await;
+                // Split writes: the client must wait for the rest.
+                let (x, y) = a.split_at(a.len() / 2);
+                let _ = s.write_all(x).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = s.write_all(y).await;
+            }
+            drop(s);
+            // The client has to come back on a new connection.
+            let (mut s, _) = l.accept().await.expect("accept again");
+            accepted += 1;
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await;
+            let _ = s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+            accepted
+        });
+        let mut c = Conn::new(addr);
+        let t = Duration::from_secs(5);
+        let req = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+        let (o, a) = c.send(req, false, t, true).await;
+        assert_eq!(o, Outcome::Ok(200));
+        assert_eq!(&a.expect("kept").body[..], b"{\"a\":1}");
+        let (o, _) = c.send(req, false, t, false).await;
+        assert!(
+            matches!(
+                o,
+                Outcome::Err {
+                    class: ErrClass::Server5xx,
+                    status: Some(503),
+                    pool_timeout: true
+                }
+            ),
+            "{o:?}"
+        );
+        let (o, a) = c.send(req, false, t, true).await;
+        assert_eq!(o, Outcome::Ok(200));
+        assert_eq!(&a.expect("kept").body[..], b"until close");
+        assert!(c.stream.is_none(), "closed after a read-to-close body");
+        let (o, _) = c.send(req, false, t, false).await;
+        assert_eq!(o, Outcome::Ok(204));
+        assert_eq!(server.await.expect("server"), 2, "one reconnect, no more");
+    }
+}
