@@ -185,7 +185,7 @@ fn log_lines_appended_during_a_run_are_seen() {
         }
     });
     let pb = format!(
-        "phases:\n  - name: logs\n    checks:\n      - id: wait\n        kind: stability\n        process: {{ pid: {} }}\n        duration: 1s\n        every: 250ms\n      - id: logs\n        kind: log_scan\n        needs: [wait]\n        path: '{}'\n        since: run\n",
+        "phases:\n  - name: logs\n    checks:\n      - id: wait\n        kind: stability\n        process: {{ pid: {} }}\n        duration: 1s\n        every: 250ms\n        # this test process grows as other tests run beside it\n        max_growth_percent: 100000\n      - id: logs\n        kind: log_scan\n        needs: [wait]\n        path: '{}'\n        since: run\n",
         std::process::id(),
         p.to_string_lossy()
     );
