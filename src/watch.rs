@@ -363,9 +363,10 @@ fn pool_for(u: &DbUrl, timeout: Duration) -> Result<deadpool_postgres::Pool, Str
     // The URL's own application_name must not hide us.
     cfg.application_name(APP_NAME);
     cfg.connect_timeout(timeout);
+    let tls = crate::pg::tls::connector(u)?;
     let mgr = deadpool_postgres::Manager::from_config(
         cfg,
-        tokio_postgres::NoTls,
+        tls,
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },

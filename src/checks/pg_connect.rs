@@ -48,6 +48,18 @@ pub fn classify(e: &tokio_postgres::Error, u: &DbUrl) -> Fault {
         };
     }
     let text = e.to_string();
+    // tokio-postgres says "error performing TLS handshake" (its source is
+    // rustls's error, or "server does not support TLS").
+    if text.contains("TLS handshake") {
+        return Fault::PgTlsFailed {
+            host: u.host.clone(),
+            port: u.port,
+            sslmode: u.param("sslmode").unwrap_or("prefer").to_string(),
+            message: error_chain(e)
+                .trim_start_matches("error performing TLS handshake: ")
+                .to_string(),
+        };
+    }
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
@@ -106,18 +118,46 @@ impl Check for PgConnect {
             Ok(u) => u,
             Err(o) => return *o,
         };
+        // The TLS parameters change what psql would do, so they are kept.
+        let tls_q: Vec<String> = ["sslmode", "sslrootcert"]
+            .iter()
+            .filter_map(|k| u.param(k).map(|v| format!("{k}={v}")))
+            .collect();
         let cmd = format!(
-            "psql \"postgresql://{}@{}:{}/{}\" -c 'SELECT version()'",
-            u.user, u.host, u.port, u.database
+            "psql \"postgresql://{}@{}:{}/{}{}\" -c 'SELECT version()'",
+            u.user,
+            u.host,
+            u.port,
+            u.database,
+            if tls_q.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", tls_q.join("&"))
+            }
         );
         let mut cfg = u.config("chatops");
         cfg.connect_timeout(ctx.timeout);
+        let tls = match crate::pg::tls::connector(&u) {
+            Ok(t) => t,
+            Err(message) => {
+                return Observation::fail(
+                    "cannot set up TLS as the URL asks",
+                    Fault::PgTlsFailed {
+                        host: u.host.clone(),
+                        port: u.port,
+                        sslmode: u.param("sslmode").unwrap_or("prefer").to_string(),
+                        message,
+                    },
+                )
+                .command(cmd);
+            }
+        };
         let attempt = async {
-            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+            let (client, conn) = cfg.connect(tls).await?;
             let handle = tokio::spawn(conn);
             let row = client
                 .query_one(
-                    "SELECT current_setting('server_version'), current_database()::text, current_user::text, current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int",
+                    "SELECT current_setting('server_version'), current_database()::text, current_user::text, current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int, (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl)",
                     &[],
                 )
                 .await;
@@ -150,6 +190,7 @@ impl Check for PgConnect {
                         "too many clients already (no free connection slot)".to_string()
                     }
                     Fault::PgTlsRequired { .. } => "the server requires TLS".to_string(),
+                    Fault::PgTlsFailed { message, .. } => format!("TLS failed: {message}"),
                     Fault::PgNoResponse { error, .. } => {
                         format!("{}:{} - no response ({})", u.host, u.port, error.describe())
                     }
@@ -166,16 +207,33 @@ impl Check for PgConnect {
         let user: String = row.get(2);
         let max: i32 = row.get(3);
         let clients: i32 = row.get(4);
+        let tls: Option<String> = row.try_get(5).ok().flatten();
+        let policy = crate::pg::tls::Policy::of(&u);
+        let channel = match &tls {
+            Some(v) => format!(
+                "encrypted ({v}; certificate {})",
+                match policy.verify {
+                    crate::pg::tls::Verify::None => "not verified".to_string(),
+                    crate::pg::tls::Verify::Ca =>
+                        format!("chain verified against {}", policy.roots_source()),
+                    crate::pg::tls::Verify::Full =>
+                        format!("and host name verified against {}", policy.roots_source()),
+                }
+            ),
+            None => "not encrypted".to_string(),
+        };
         Observation::pass(format!(
             "logged in to `{db}` as `{user}` (PostgreSQL {version})"
         ))
         .evidence(format!(
             "server_version {version}, max_connections {max}, client sessions now {clients}"
         ))
+        .evidence(format!("connection {channel}"))
         .command(cmd)
         .capture("server_version", version)
         .capture("database", db)
         .capture("max_connections", max)
         .capture("client_sessions", clients)
+        .capture("tls", tls.unwrap_or_else(|| "none".into()))
     }
 }

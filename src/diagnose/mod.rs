@@ -91,6 +91,13 @@ pub enum Fault {
     PgTlsRequired {
         message: String,
     },
+    /// The TLS handshake the URL's sslmode asks for did not succeed.
+    PgTlsFailed {
+        host: String,
+        port: u16,
+        sslmode: String,
+        message: String,
+    },
     PgNoHbaEntry {
         message: String,
     },
@@ -404,6 +411,26 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
             format!("The server requires an encrypted connection ({message})."),
             "Add `sslmode=require` to DATABASE_URL (Prisma: `?sslmode=require`), or allow non-TLS connections for this host in pg_hba.conf.".into(),
         ),
+        Fault::PgTlsFailed { host, port, sslmode, message } => {
+            let lower = message.to_ascii_lowercase();
+            let remedy = if lower.contains("does not support tls") {
+                format!("The server at {host}:{port} has TLS off. Turn it on (`ssl = on` with `ssl_cert_file` and `ssl_key_file` in postgresql.conf, then `SELECT pg_reload_conf()`), or connect with `sslmode=prefer` where encryption is optional.")
+            } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+                format!("The certificate does not name `{host}`: connect by a name the certificate holds, or use `sslmode=verify-ca` (chain only).")
+            } else if lower.contains("unknownissuer") || lower.contains("unknown issuer") || lower.contains("badsignature") {
+                "The certificate is not signed by a CA chatops trusts: give the CA with `sslrootcert=/path/ca.pem` in the URL (Amazon RDS: the region's bundle; Prisma: `sslcert` with `sslaccept=strict`), or use `sslmode=require` to encrypt without verifying.".to_string()
+            } else if lower.contains("expired") || lower.contains("notvalidyet") {
+                "The server's certificate is outside its validity period: renew it (or check this machine's clock).".to_string()
+            } else if lower.contains("sslrootcert") || lower.contains("root certificate") || lower.contains("pem") || lower.contains("certificate store") {
+                "Point `sslrootcert` at a readable PEM file holding the server's CA (or `sslrootcert=system` for the system's store).".to_string()
+            } else {
+                format!("Check the server's TLS settings (ssl, ssl_min_protocol_version) against sslmode={sslmode}.")
+            };
+            d(
+                format!("TLS with PostgreSQL at {host}:{port} failed (sslmode={sslmode}): {message}."),
+                remedy,
+            )
+        }
         Fault::PgNoHbaEntry { message } => d(
             format!("pg_hba.conf has no rule admitting this client ({message})."),
             "Add a `host` line for this client address, user and database to pg_hba.conf and reload (`SELECT pg_reload_conf()`).".into(),

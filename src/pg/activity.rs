@@ -176,7 +176,8 @@ pub async fn connect(
 ) -> Result<Client, ConnectError> {
     let mut cfg = url.config(application_name);
     cfg.connect_timeout(timeout);
-    match tokio::time::timeout(timeout, cfg.connect(tokio_postgres::NoTls)).await {
+    let tls = super::tls::connector(url).map_err(ConnectError::Tls)?;
+    match tokio::time::timeout(timeout, cfg.connect(tls)).await {
         Err(_) => Err(ConnectError::Timeout),
         Ok(Err(e)) => Err(ConnectError::Pg(e)),
         Ok(Ok((client, conn))) => {
@@ -192,6 +193,8 @@ pub async fn connect(
 pub enum ConnectError {
     Timeout,
     Pg(tokio_postgres::Error),
+    /// The TLS setup the URL asks for cannot be built (an unreadable sslrootcert).
+    Tls(String),
 }
 
 impl ConnectError {
@@ -204,6 +207,12 @@ impl ConnectError {
                 error: crate::diagnose::NetError::Timeout,
             },
             ConnectError::Pg(e) => crate::checks::pg_connect::classify(e, url),
+            ConnectError::Tls(message) => crate::diagnose::Fault::PgTlsFailed {
+                host: url.host.clone(),
+                port: url.port,
+                sslmode: url.param("sslmode").unwrap_or("prefer").to_string(),
+                message: message.clone(),
+            },
         }
     }
 }
@@ -213,6 +222,7 @@ impl std::fmt::Display for ConnectError {
         match self {
             ConnectError::Timeout => write!(f, "timed out"),
             ConnectError::Pg(e) => write!(f, "{}", crate::checks::pg_connect::error_chain(e)),
+            ConnectError::Tls(m) => write!(f, "{m}"),
         }
     }
 }

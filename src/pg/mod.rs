@@ -1,6 +1,7 @@
 //! PostgreSQL connection URLs (with Prisma's pool parameters) and sessions.
 
 pub mod activity;
+pub mod tls;
 
 use std::collections::BTreeMap;
 
@@ -75,6 +76,25 @@ impl DbUrl {
         } else {
             decode(database)
         };
+        if let Some(m) = param("sslmode") {
+            const MODES: [&str; 6] = [
+                "disable",
+                "allow",
+                "prefer",
+                "require",
+                "verify-ca",
+                "verify-full",
+            ];
+            if !MODES.contains(&m.as_str()) {
+                let hint = crate::playbook::error::nearest(&m, MODES)
+                    .map(|h| format!(" (did you mean `{h}`?)"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "sslmode `{m}` is not one of {}{hint}",
+                    MODES.join(", ")
+                ));
+            }
+        }
         Ok(DbUrl {
             host,
             port,
@@ -174,6 +194,13 @@ pub fn with_params(url: &str, set: &[(&str, String)]) -> Result<String, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_sslmode_is_refused_with_a_suggestion() {
+        let e = DbUrl::parse("postgresql://u@h/db?sslmode=requre").expect_err("refused");
+        assert!(e.contains("did you mean `require`"), "{e}");
+        assert!(DbUrl::parse("postgresql://u@h/db?sslmode=verify-full").is_ok());
+    }
 
     #[test]
     fn parses_prisma_url() {
