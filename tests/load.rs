@@ -613,3 +613,38 @@ fn a_backend_that_dies_mid_stage_is_diagnosed_as_a_crash() {
         "{v:#}"
     );
 }
+
+#[test]
+fn human_report_breaks_latency_down_by_request_kind() {
+    let rt = runtime();
+    let (_sb, url) = sandbox(&rt, Knobs::default());
+    let r = chatops(
+        &[
+            "load",
+            "--skip-preflight",
+            "--color",
+            "never",
+            "--base-url",
+            &url,
+            "--stages",
+            "only:4:1s",
+            "--think-time",
+            "20ms",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("By request kind"), "{}", r.stdout);
+    for kind in ["send_message", "fetch_history"] {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains(kind))
+            .unwrap_or_else(|| panic!("no {kind} row in\n{}", r.stdout));
+        // Phase, kind, a request count above zero, no errors.
+        let cells: Vec<&str> = line.split('│').map(str::trim).collect();
+        assert_eq!(cells[1], "only", "{line}");
+        assert!(cells[3].parse::<u64>().unwrap_or(0) > 0, "{line}");
+        assert!(cells[4].starts_with("0 "), "{line}");
+    }
+}

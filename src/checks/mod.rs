@@ -279,6 +279,14 @@ fn type_name(p: &serde_json::Value, root: &serde_json::Value) -> String {
                     return names.join("|");
                 }
             }
+            if name == "Duration" {
+                return "duration".to_string();
+            }
+            // A named type: what it is made of (a mapping, a list, a string
+            // or number…); a reference is not followed twice.
+            if def.get("$ref").is_none() {
+                return type_name(def, root);
+            }
         }
         return "mapping".to_string();
     }

@@ -182,6 +182,54 @@ fn rows(r: &RunResult) -> Vec<Row> {
         .collect()
 }
 
+#[derive(Tabled)]
+struct KindRow {
+    #[tabled(rename = "Phase")]
+    phase: String,
+    #[tabled(rename = "Kind")]
+    kind: String,
+    #[tabled(rename = "Requests")]
+    requests: u64,
+    #[tabled(rename = "Errors")]
+    errors: String,
+    #[tabled(rename = "p50")]
+    p50: String,
+    #[tabled(rename = "p90")]
+    p90: String,
+    #[tabled(rename = "p95")]
+    p95: String,
+    #[tabled(rename = "p99")]
+    p99: String,
+    #[tabled(rename = "max")]
+    max: String,
+}
+
+/// Per request kind, when the mix has more than one (the seed's send and
+/// history requests behave differently under load).
+fn kind_rows(r: &RunResult) -> Vec<KindRow> {
+    let mut out = Vec::new();
+    for s in &r.stages {
+        if s.kinds.len() < 2 {
+            continue;
+        }
+        for (name, k) in s.kinds.iter().zip(&s.stats.kinds) {
+            let l = k.latency();
+            out.push(KindRow {
+                phase: s.stage.name.clone(),
+                kind: name.clone(),
+                requests: k.requests(),
+                errors: format!("{} ({:.2}%)", k.errors.total(), k.error_pct()),
+                p50: format!("{:.1}", l.p50_ms),
+                p90: format!("{:.1}", l.p90_ms),
+                p95: format!("{:.1}", l.p95_ms),
+                p99: format!("{:.1}", l.p99_ms),
+                max: format!("{:.1}", l.max_ms),
+            });
+        }
+    }
+    out
+}
+
 pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
     let mut o = String::new();
     let bold = |s: &str| {
@@ -210,6 +258,12 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
     }
     o.push_str(&text);
     o.push('\n');
+    let kinds = kind_rows(r);
+    if !kinds.is_empty() {
+        let mut t = Table::new(kinds);
+        t.with(TStyle::rounded());
+        let _ = writeln!(o, "\nBy request kind (latency in ms)\n{t}");
+    }
     for s in &r.stages {
         let t = s.stats.total();
         let e = &t.errors;
