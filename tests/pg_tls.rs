@@ -198,6 +198,19 @@ fn sslmodes_against_a_server_without_and_with_tls() {
             .contains("sslrootcert"),
         "{c:#}"
     );
+    // libpq's refusals: the public roots vouch for anyone unless the host
+    // name is checked too.
+    for q in [
+        "sslmode=require&sslrootcert=system",
+        "sslmode=verify-ca&sslrootcert=system",
+    ] {
+        let (code, c) = login(&with(q));
+        assert_eq!(code, 1, "{q}");
+        assert!(
+            c["root_cause"].to_string().contains("any site"),
+            "{q}: {c:#}"
+        );
+    }
     // An unreadable CA file is named.
     let (code, c) = login(&with("sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"));
     assert_eq!(code, 1);

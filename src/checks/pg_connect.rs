@@ -208,9 +208,9 @@ impl Check for PgConnect {
         let max: i32 = row.get(3);
         let clients: i32 = row.get(4);
         let tls: Option<String> = row.try_get(5).ok().flatten();
-        let policy = crate::pg::tls::Policy::of(&u);
-        let channel = match &tls {
-            Some(v) => format!(
+        let policy = crate::pg::tls::Policy::of(&u).ok();
+        let channel = match (&tls, policy) {
+            (Some(v), Some(policy)) => format!(
                 "encrypted ({v}; certificate {})",
                 match policy.verify {
                     crate::pg::tls::Verify::None => "not verified".to_string(),
@@ -220,7 +220,8 @@ impl Check for PgConnect {
                         format!("and host name verified against {}", policy.roots_source()),
                 }
             ),
-            None => "not encrypted".to_string(),
+            (Some(v), None) => format!("encrypted ({v})"),
+            (None, _) => "not encrypted".to_string(),
         };
         Observation::pass(format!(
             "logged in to `{db}` as `{user}` (PostgreSQL {version})"

@@ -416,7 +416,9 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
             let remedy = if lower.contains("does not support tls") {
                 format!("The server at {host}:{port} has TLS off. Turn it on (`ssl = on` with `ssl_cert_file` and `ssl_key_file` in postgresql.conf, then `SELECT pg_reload_conf()`), or connect with `sslmode=prefer` where encryption is optional.")
             } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
-                format!("The certificate does not name `{host}`: connect by a name the certificate holds, or use `sslmode=verify-ca` (chain only).")
+                format!("The certificate does not name `{host}`: connect by a name the certificate holds, or use `sslmode=verify-ca` (chain only). A certificate that names its host only in CN (the PostgreSQL docs' `openssl req -subj /CN=…` recipe) needs `subjectAltName=DNS:{host}` to be verified here.")
+            } else if lower.contains("causedasendentity") {
+                "The server presents a CA certificate (CA:TRUE, often a self-signed one that is also its own sslrootcert) as its own: libpq lets this pass, chatops does not. Issue a server certificate signed by that CA, or use `sslmode=require` to encrypt without verifying.".to_string()
             } else if lower.contains("unknownissuer") || lower.contains("unknown issuer") || lower.contains("badsignature") {
                 "The certificate is not signed by a CA chatops trusts: give the CA with `sslrootcert=/path/ca.pem` in the URL (Amazon RDS: the region's bundle; Prisma: `sslcert` with `sslaccept=strict`), or use `sslmode=require` to encrypt without verifying.".to_string()
             } else if lower.contains("expired") || lower.contains("notvalidyet") {

@@ -51,18 +51,26 @@ fn parse_head(buf: &[u8], head_request: bool, keep: bool) -> Result<Option<Head>
         Err(_) => return Err(ErrClass::Transport),
     };
     let status = r.code.unwrap_or(0);
-    let mut length = None;
+    let mut length: Option<usize> = None;
+    let mut bad_length = false;
+    let mut encoded = false;
     let mut chunked = false;
-    let mut close = r.version == Some(0);
+    let (mut saw_close, mut saw_keep_alive) = (false, false);
     for h in r.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value).map_err(|_| ErrClass::Transport)?;
-            let n: usize = v.trim().parse().map_err(|_| ErrClass::Transport)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(ErrClass::Transport);
+            // Digits only (RFC 9112 §6.2); copies must agree.
+            let v = h.value.trim_ascii();
+            let n = (!v.is_empty() && v.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(v).ok()?.parse::<usize>().ok())
+                .flatten();
+            match (n, length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(l)) if n == l => {}
+                _ => bad_length = true,
             }
-            length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // The last coding of the last header decides (§6.3).
+            encoded = true;
             chunked = h
                 .value
                 .rsplit(|b| *b == b',')
@@ -71,19 +79,28 @@ fn parse_head(buf: &[u8], head_request: bool, keep: bool) -> Result<Option<Head>
         } else if h.name.eq_ignore_ascii_case("connection") {
             for token in h.value.split(|b| *b == b',') {
                 let t = token.trim_ascii();
-                if t.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                    close = false;
-                }
+                saw_close |= t.eq_ignore_ascii_case(b"close");
+                saw_keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
             }
         }
     }
+    let http10 = r.version == Some(0);
+    // Once said, close is not taken back by a keep-alive beside it.
+    let mut close = saw_close || (http10 && !saw_keep_alive);
     let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
     {
         Framing::None
-    } else if chunked {
-        Framing::Chunked
+    } else if encoded {
+        // Transfer-Encoding wins over Content-Length (§6.3); an answer with
+        // both, or with an encoding on HTTP/1.0, ends the connection (§6.1).
+        close |= length.is_some() || bad_length || http10;
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        }
+    } else if bad_length {
+        return Err(ErrClass::Transport);
     } else if let Some(n) = length {
         if n > MAX_BODY {
             return Err(ErrClass::Transport);
@@ -113,55 +130,64 @@ fn parse_head(buf: &[u8], head_request: bool, keep: bool) -> Result<Option<Head>
     }))
 }
 
-/// Decodes a complete chunked body at the start of `buf`: the body and the
-/// bytes it took (trailers included), or None while incomplete.
-fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, ErrClass> {
-    // First pass: find the end without copying (called again after each
-    // read until the body is complete).
-    let mut at = 0;
-    let mut spans = Vec::new();
-    loop {
-        let (size_len, size) = match httparse::parse_chunk_size(&buf[at..]) {
-            Ok(httparse::Status::Complete(x)) => x,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(ErrClass::Transport),
-        };
-        let size = usize::try_from(size).map_err(|_| ErrClass::Transport)?;
-        at += size_len;
-        if size == 0 {
-            break;
-        }
-        if spans.iter().map(|(_, n)| n).sum::<usize>() + size > MAX_BODY {
-            return Err(ErrClass::Transport);
-        }
-        if buf.len() < at + size + 2 {
-            return Ok(None);
-        }
-        if &buf[at + size..at + size + 2] != b"\r\n" {
-            return Err(ErrClass::Transport);
-        }
-        spans.push((at, size));
-        at += size + 2;
-    }
-    // Trailers: header lines up to an empty line.
-    loop {
-        let rest = &buf[at..];
-        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-            if rest.len() > MAX_HEAD {
+/// A chunked body decoded as it arrives: every call takes what the buffer
+/// holds and consumes it, so a body in many small chunks costs linear time
+/// and the buffer stays small.
+#[derive(Debug, Default)]
+struct Chunked {
+    body: Vec<u8>,
+    /// The last (zero-size) chunk was seen; trailers follow.
+    last: bool,
+}
+
+impl Chunked {
+    /// Consumes complete chunks (and trailers) from `buf`; true when the
+    /// body is complete.
+    fn feed(&mut self, buf: &mut BytesMut) -> Result<bool, ErrClass> {
+        while !self.last {
+            let (line, size) = match httparse::parse_chunk_size(buf) {
+                Ok(httparse::Status::Complete(x)) => x,
+                // A size line (with extensions) longer than a head is not an answer.
+                Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+                    return Err(ErrClass::Transport);
+                }
+                Ok(httparse::Status::Partial) => return Ok(false),
+                Err(_) => return Err(ErrClass::Transport),
+            };
+            let size = usize::try_from(size).map_err(|_| ErrClass::Transport)?;
+            if size > MAX_BODY - self.body.len() {
                 return Err(ErrClass::Transport);
             }
-            return Ok(None);
-        };
-        at += eol + 2;
-        if eol == 0 {
-            break;
+            if size == 0 {
+                buf.advance(line);
+                self.last = true;
+                break;
+            }
+            // size <= MAX_BODY: no overflow.
+            let need = line + size + 2;
+            if buf.len() < need {
+                return Ok(false);
+            }
+            if &buf[line + size..need] != b"\r\n" {
+                return Err(ErrClass::Transport);
+            }
+            self.body.extend_from_slice(&buf[line..line + size]);
+            buf.advance(need);
+        }
+        // Trailer lines up to an empty one.
+        loop {
+            let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+                if buf.len() > MAX_HEAD {
+                    return Err(ErrClass::Transport);
+                }
+                return Ok(false);
+            };
+            buf.advance(eol + 2);
+            if eol == 0 {
+                return Ok(true);
+            }
         }
     }
-    let mut body = Vec::with_capacity(spans.iter().map(|(_, n)| n).sum());
-    for (s, n) in spans {
-        body.extend_from_slice(&buf[s..s + n]);
-    }
-    Ok(Some((body, at)))
 }
 
 /// One virtual user's connection, reopened after errors and closes.
@@ -270,15 +296,15 @@ impl Conn {
                 }
                 self.buf.split_to(n).freeze()
             }
-            Framing::Chunked => loop {
-                if let Some((body, used)) = decode_chunked(&self.buf)? {
-                    self.buf.advance(used);
-                    break Bytes::from(body);
+            Framing::Chunked => {
+                let mut dec = Chunked::default();
+                while !dec.feed(&mut self.buf)? {
+                    if !self.fill().await? {
+                        return Err(ErrClass::Transport);
+                    }
                 }
-                if !self.fill().await? {
-                    return Err(ErrClass::Transport);
-                }
-            },
+                Bytes::from(dec.body)
+            }
             Framing::Close => {
                 while self.fill().await? {
                     if self.buf.len() > MAX_BODY {
@@ -371,7 +397,40 @@ mod tests {
         .expect("parses")
         .expect("complete");
         assert_eq!(h.framing, Framing::None, "HEAD answers carry no body");
+        let framing_close = |head: &[u8]| {
+            let h = parse_head(head, false, false)
+                .expect("parses")
+                .expect("complete");
+            (h.framing, h.close)
+        };
+        // Transfer-Encoding wins over Content-Length; both: close after.
+        assert_eq!(
+            framing_close(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 10\r\n\r\n"
+            ),
+            (Framing::Close, true)
+        );
+        assert_eq!(
+            framing_close(
+                b"HTTP/1.1 200 OK\r\nContent-Length: zz\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+            (Framing::Chunked, true)
+        );
+        // close is not taken back by a keep-alive beside it.
+        assert_eq!(
+            framing_close(
+                b"HTTP/1.1 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 0\r\n\r\n"
+            ),
+            (Framing::Length(0), true)
+        );
+        assert_eq!(
+            framing_close(
+                b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
+            ),
+            (Framing::Length(0), false)
+        );
         for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n"[..],
             &b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             b"garbage\r\n\r\n",
@@ -385,24 +444,46 @@ mod tests {
         }
     }
 
+    /// Feeds `wire` in pieces of `step` bytes, as reads would deliver it.
+    fn decode_in_steps(wire: &[u8], step: usize) -> Result<(Vec<u8>, Vec<u8>), ErrClass> {
+        let mut dec = Chunked::default();
+        let mut buf = BytesMut::new();
+        for piece in wire.chunks(step) {
+            buf.extend_from_slice(piece);
+            if dec.feed(&mut buf)? {
+                let rest: Vec<u8> = buf.to_vec();
+                return Ok((dec.body, rest));
+            }
+        }
+        Err(ErrClass::Timeout) // incomplete
+    }
+
     #[test]
     fn chunked_bodies_with_trailers() {
         let wire = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
-        let (body, used) = decode_chunked(wire).expect("valid").expect("complete");
-        assert_eq!(body, b"Wikipedia");
-        assert_eq!(&wire[used..], b"NEXT");
-        for cut in 1..wire.len() - 4 {
-            assert!(
-                decode_chunked(&wire[..cut])
-                    .expect("valid prefix")
-                    .is_none(),
-                "cut at {cut}"
-            );
+        for step in 1..=wire.len() {
+            let (body, rest) = decode_in_steps(wire, step).expect("decodes");
+            assert_eq!(body, b"Wikipedia", "step {step}");
+            // Bytes after the body stay in the buffer (the caller closes).
+            assert!(b"NEXT".starts_with(&rest), "step {step}: {rest:?}");
         }
         assert_eq!(
-            decode_chunked(b"4\r\nWikiXX").err(),
+            decode_in_steps(b"4\r\nWikiXX", 64).err(),
             Some(ErrClass::Transport)
         );
+        // A size near usize::MAX is refused, not added up (no overflow, no panic).
+        assert_eq!(
+            decode_in_steps(b"2\r\nab\r\nfffffffffffffffe\r\n0\r\n\r\n", 64).err(),
+            Some(ErrClass::Transport)
+        );
+        // A megabyte in 16-byte chunks, read 4 KB at a time.
+        let mut big = Vec::new();
+        for _ in 0..65_536 {
+            big.extend_from_slice(b"10\r\n0123456789abcdef\r\n");
+        }
+        big.extend_from_slice(b"0\r\n\r\n");
+        let (body, _) = decode_in_steps(&big, 4096).expect("decodes");
+        assert_eq!(body.len(), 1 << 20);
     }
 
     /// A real socket server answering with each framing in turn on one

@@ -32,39 +32,59 @@ pub enum Verify {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub verify: Verify,
-    /// A PEM file of trusted roots; None: `~/.postgresql/root.crt` or the system store.
+    /// A PEM file of trusted roots (`sslrootcert`, Prisma's `sslcert`, or
+    /// `~/.postgresql/root.crt`); None: the system's store.
     pub root_file: Option<String>,
 }
 
 impl Policy {
-    pub fn of(u: &DbUrl) -> Policy {
-        let mode = u.param("sslmode").unwrap_or("prefer");
-        let prisma_strict = u.param("sslaccept") == Some("strict");
-        let root_file = u
+    /// libpq's rules, and its refusals: the system's public roots only with
+    /// verify-full (with any other mode they would accept a certificate
+    /// for any site), and verify-ca only with a CA file.
+    pub fn of(u: &DbUrl) -> Result<Policy, String> {
+        Policy::resolve(u, home_root())
+    }
+
+    /// `of`, with the `~/.postgresql/root.crt` found (or not) given.
+    fn resolve(u: &DbUrl, home_root: Option<String>) -> Result<Policy, String> {
+        let mode = u.param("sslmode");
+        let prisma = u.param("sslaccept");
+        let root_param = u
             .param("sslrootcert")
-            .or_else(|| u.param("sslaccept").and(u.param("sslcert")))
-            .map(str::to_string);
-        let verify = match mode {
-            "verify-full" => Verify::Full,
-            "verify-ca" => Verify::Ca,
-            _ if prisma_strict => Verify::Full,
-            // libpq: with a root certificate, require behaves as verify-ca.
-            "require" if root_file.is_some() => Verify::Ca,
+            .or_else(|| prisma.and(u.param("sslcert")));
+        let system = root_param == Some("system");
+        let root_file = match root_param {
+            Some("system") => None,
+            Some(f) => Some(f.to_string()),
+            None => home_root,
+        };
+        let verify = match (mode, prisma) {
+            (Some("verify-full"), _) | (_, Some("strict")) => Verify::Full,
+            (Some("verify-ca"), _) => Verify::Ca,
+            (_, Some(_)) => Verify::None,
+            (None, None) if system => Verify::Full,
+            // libpq: with a root certificate file, require is verify-ca.
+            (Some("require"), None) if root_file.is_some() => Verify::Ca,
             _ => Verify::None,
         };
-        Policy { verify, root_file }
+        if system && verify != Verify::Full {
+            return Err(format!(
+                "sslrootcert=system needs sslmode=verify-full (as libpq says): with sslmode={} the public roots would vouch for any site's certificate",
+                mode.unwrap_or("prefer")
+            ));
+        }
+        if verify == Verify::Ca && root_file.is_none() {
+            return Err("sslmode=verify-ca needs the server's CA: give sslrootcert=/path/ca.pem (or put it in ~/.postgresql/root.crt); against the system's public roots, verify-ca would accept any site's certificate".into());
+        }
+        Ok(Policy { verify, root_file })
     }
 
     /// Where the trusted roots come from, for messages.
     pub fn roots_source(&self) -> String {
-        match self.root_file.as_deref() {
-            Some("system") | None if self.verify == Verify::None => "none (not verified)".into(),
-            Some("system") => "the system's certificate store".into(),
-            Some(f) => f.to_string(),
-            None => match home_root() {
-                Some(p) => p,
-                None => "the system's certificate store".into(),
-            },
+        match (&self.root_file, self.verify) {
+            (_, Verify::None) => "nothing (not verified)".into(),
+            (Some(f), _) => f.clone(),
+            (None, _) => "the system's certificate store".into(),
         }
     }
 }
@@ -81,14 +101,9 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let file = match p.root_file.as_deref() {
-        Some("system") => None,
-        Some(f) => Some(f.to_string()),
-        None => home_root(),
-    };
-    match file {
+    match p.root_file.as_deref() {
         Some(f) => {
-            let certs = CertificateDer::pem_file_iter(&f)
+            let certs = CertificateDer::pem_file_iter(f)
                 .map_err(|e| format!("cannot read the root certificate file {f}: {e}"))?;
             for c in certs {
                 let c = c.map_err(|e| format!("{f} is not a PEM certificate file: {e}"))?;
@@ -101,8 +116,7 @@ fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, String> {
             }
         }
         None => {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
+            for c in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(c);
             }
             if roots.is_empty() {
@@ -118,7 +132,7 @@ fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, String> {
 /// The TLS connector for this URL's policy (roots are only loaded when the
 /// certificate is verified, so a plain local connection costs nothing).
 pub fn connector(u: &DbUrl) -> Result<MakeRustlsConnect, String> {
-    let policy = Policy::of(u);
+    let policy = Policy::of(u)?;
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match policy.verify {
         Verify::None => Arc::new(Unchecked(provider.clone())),
@@ -244,35 +258,64 @@ impl ServerCertVerifier for Checked {
 mod tests {
     use super::*;
 
-    fn policy(q: &str) -> Policy {
-        Policy::of(&DbUrl::parse(&format!("postgresql://u@h/db{q}")).expect("url"))
+    fn policy(q: &str) -> Result<Policy, String> {
+        Policy::resolve(
+            &DbUrl::parse(&format!("postgresql://u@h/db{q}")).expect("url"),
+            None,
+        )
+    }
+    fn verify(q: &str) -> Verify {
+        policy(q).expect("allowed").verify
     }
 
     #[test]
     fn sslmode_means_what_libpq_says() {
-        assert_eq!(policy("").verify, Verify::None);
-        assert_eq!(policy("?sslmode=require").verify, Verify::None);
+        assert_eq!(verify(""), Verify::None);
+        assert_eq!(verify("?sslmode=require"), Verify::None);
         assert_eq!(
             policy("?sslmode=require&sslrootcert=/ca.pem"),
-            Policy {
+            Ok(Policy {
                 verify: Verify::Ca,
                 root_file: Some("/ca.pem".into())
-            }
+            })
         );
-        assert_eq!(policy("?sslmode=verify-ca").verify, Verify::Ca);
-        assert_eq!(policy("?sslmode=verify-full").verify, Verify::Full);
-        // Prisma: sslaccept=strict verifies, and its sslcert is the CA.
+        assert_eq!(verify("?sslmode=verify-ca&sslrootcert=/ca.pem"), Verify::Ca);
+        assert_eq!(verify("?sslmode=verify-full"), Verify::Full);
+        // libpq 16: sslrootcert=system alone means verify-full ...
+        assert_eq!(verify("?sslrootcert=system"), Verify::Full);
+        // ... and weaker modes with the public roots are refused, as is
+        // verify-ca without a CA file.
+        for q in [
+            "?sslmode=require&sslrootcert=system",
+            "?sslmode=verify-ca&sslrootcert=system",
+            "?sslmode=verify-ca",
+        ] {
+            let e = policy(q).expect_err(q);
+            assert!(e.contains("any site"), "{q}: {e}");
+        }
+        // Prisma: sslaccept=strict verifies, and its sslcert is the CA;
+        // accept_invalid_certs does not check, whatever else is given.
         assert_eq!(
             policy("?sslmode=require&sslaccept=strict&sslcert=ca.pem"),
-            Policy {
+            Ok(Policy {
                 verify: Verify::Full,
                 root_file: Some("ca.pem".into())
-            }
+            })
+        );
+        assert_eq!(
+            verify("?sslmode=require&sslaccept=accept_invalid_certs&sslcert=ca.pem"),
+            Verify::None
+        );
+        // libpq: a ~/.postgresql/root.crt makes require verify the chain.
+        let u = DbUrl::parse("postgresql://u@h/db?sslmode=require").expect("url");
+        assert_eq!(
+            Policy::resolve(&u, Some("/home/x/.postgresql/root.crt".into())).map(|p| p.verify),
+            Ok(Verify::Ca)
         );
         // Without sslaccept, sslcert is libpq's client certificate, not a root.
         assert_eq!(
-            policy("?sslmode=require&sslcert=client.pem").root_file,
-            None
+            policy("?sslmode=require&sslcert=client.pem").map(|p| p.root_file),
+            Ok(None)
         );
     }
 
