@@ -14,7 +14,8 @@ pub async fn vu(id: u32, shared: Arc<Shared>, slot: Slot, end: Instant) {
     let mut conn = Conn::new(shared.target.addr);
     let mut cx = RenderCx::new(id, shared.captures);
     loop {
-        if Instant::now() >= end {
+        let t0 = Instant::now();
+        if t0 >= end {
             break;
         }
         cx.seq += 1;
@@ -24,15 +25,14 @@ pub async fn vu(id: u32, shared: Arc<Shared>, slot: Slot, end: Instant) {
             continue;
         };
         let Ok(req) = req else {
-            record(&slot, k, Instant::now(), transport());
+            record(&slot, k, t0, t0, transport());
             continue;
         };
         let t = &shared.templates[k];
-        let t0 = Instant::now();
         let (o, answer) = conn
-            .send(&req, t.is_head(), shared.timeout, t.captures())
+            .send(&req, t.is_head(), t0, shared.timeout, t.captures())
             .await;
-        record(&slot, k, t0, o);
+        record(&slot, k, t0, conn.finished(), o);
         if let (Outcome::Ok(status), Some(a)) = (o, answer) {
             t.capture(status, &a, &mut cx);
         }
@@ -55,9 +55,9 @@ pub(super) fn transport() -> Outcome {
 }
 
 /// Records one outcome measured from `from` (the send time here; the
-/// scheduled time in the open model).
-pub(super) fn record(slot: &Slot, kind: usize, from: Instant, o: Outcome) {
-    let latency = from.elapsed();
+/// scheduled time in the open model) to `to`.
+pub(super) fn record(slot: &Slot, kind: usize, from: Instant, to: Instant, o: Outcome) {
+    let latency = to.saturating_duration_since(from);
     if let Ok(mut s) = slot.lock()
         && let Some(k) = s.kinds.get_mut(kind)
     {

@@ -59,11 +59,12 @@ pub async fn worker(id: u32, shared: Arc<Shared>, slot: Slot, schedule: Arc<Sche
         // from the actual send when it was free and only waited for the due
         // time, so the timer's millisecond granularity is not billed to the
         // server.
-        let from = if due > now {
+        let (from, start) = if due > now {
             tokio::time::sleep_until(due.into()).await;
-            Instant::now()
+            let t = Instant::now();
+            (t, t)
         } else {
-            due
+            (due, now)
         };
         cx.seq += 1;
         // Nothing to send yet (every kind waits for a capture): the send is dropped.
@@ -71,14 +72,14 @@ pub async fn worker(id: u32, shared: Arc<Shared>, slot: Slot, schedule: Arc<Sche
             continue;
         };
         let Ok(req) = req else {
-            record(&slot, k, from, transport());
+            record(&slot, k, from, start, transport());
             continue;
         };
         let t = &shared.templates[k];
         let (o, answer) = conn
-            .send(&req, t.is_head(), shared.timeout, t.captures())
+            .send(&req, t.is_head(), start, shared.timeout, t.captures())
             .await;
-        record(&slot, k, from, o);
+        record(&slot, k, from, conn.finished(), o);
         if let (Outcome::Ok(status), Some(a)) = (o, answer) {
             t.capture(status, &a, &mut cx);
         }

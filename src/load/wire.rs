@@ -42,9 +42,12 @@ struct Head {
 
 /// Parses an answer's head from `buf`: None while incomplete.
 fn parse_head(buf: &[u8], head_request: bool, keep: bool) -> Result<Option<Head>, ErrClass> {
-    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut r = httparse::Response::new(&mut hs);
-    let len = match r.parse(buf) {
+    // Uninitialised slots: nothing to zero per answer on the hot path.
+    let mut hs = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut r = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut r, buf, &mut hs)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(ErrClass::Transport),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -217,11 +220,11 @@ impl Conn {
     /// that closed it (a keep-alive timeout) has sent FIN, which a
     /// non-blocking read sees. Back to back, the last answer would have said
     /// `Connection: close`, so the look is only taken after a pause.
-    fn still_open(&mut self) -> bool {
+    fn still_open(&mut self, now: Instant) -> bool {
         let Some(s) = self.stream.as_ref() else {
             return false;
         };
-        if self.last_used.elapsed() < Duration::from_millis(200) {
+        if now.saturating_duration_since(self.last_used) < Duration::from_millis(200) {
             return true;
         }
         let mut probe = [0u8; 1];
@@ -230,6 +233,11 @@ impl Conn {
             // Closed, reset, or bytes nobody asked for: start afresh.
             _ => false,
         }
+    }
+
+    /// When the last request ended.
+    pub fn finished(&self) -> Instant {
+        self.last_used
     }
 
     async fn open(&mut self) -> Result<(), ErrClass> {
@@ -264,8 +272,9 @@ impl Conn {
         req: &[u8],
         head_request: bool,
         keep: bool,
+        now: Instant,
     ) -> Result<(Outcome, Option<Answer>), ErrClass> {
-        if !self.still_open() {
+        if !self.still_open(now) {
             self.open().await?;
         }
         self.buf.clear();
@@ -327,18 +336,25 @@ impl Conn {
         Ok((outcome, answer))
     }
 
-    /// Sends one rendered request within `timeout`; the connection is
-    /// dropped after any transport error or timeout. With `keep`, a
-    /// successful answer's headers and body come back too. `head_request`:
-    /// the request was a HEAD (its answer has no body).
+    /// Sends one rendered request, started at `start` (the caller's clock
+    /// reading, so the hot path reads the clock twice per request), within
+    /// `timeout`; the connection is dropped after any transport error or
+    /// timeout. With `keep`, a successful answer's headers and body come
+    /// back too. `head_request`: the request was a HEAD (its answer has no
+    /// body). When it ended is [`Conn::finished`].
     pub async fn send(
         &mut self,
         req: &[u8],
         head_request: bool,
+        start: Instant,
         timeout: Duration,
         keep: bool,
     ) -> (Outcome, Option<Answer>) {
-        let r = tokio::time::timeout(timeout, self.exchange(req, head_request, keep)).await;
+        let r = tokio::time::timeout_at(
+            (start + timeout).into(),
+            self.exchange(req, head_request, keep, start),
+        )
+        .await;
         self.last_used = Instant::now();
         match r {
             Ok(Ok(r)) => r,
@@ -525,10 +541,10 @@ mod tests {
         let mut c = Conn::new(addr);
         let t = Duration::from_secs(5);
         let req = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
-        let (o, a) = c.send(req, false, t, true).await;
+        let (o, a) = c.send(req, false, Instant::now(), t, true).await;
         assert_eq!(o, Outcome::Ok(200));
         assert_eq!(&a.expect("kept").body[..], b"{\"a\":1}");
-        let (o, _) = c.send(req, false, t, false).await;
+        let (o, _) = c.send(req, false, Instant::now(), t, false).await;
         assert!(
             matches!(
                 o,
@@ -540,11 +556,11 @@ mod tests {
             ),
             "{o:?}"
         );
-        let (o, a) = c.send(req, false, t, true).await;
+        let (o, a) = c.send(req, false, Instant::now(), t, true).await;
         assert_eq!(o, Outcome::Ok(200));
         assert_eq!(&a.expect("kept").body[..], b"until close");
         assert!(c.stream.is_none(), "closed after a read-to-close body");
-        let (o, _) = c.send(req, false, t, false).await;
+        let (o, _) = c.send(req, false, Instant::now(), t, false).await;
         assert_eq!(o, Outcome::Ok(204));
         assert_eq!(server.await.expect("server"), 2, "one reconnect, no more");
     }
