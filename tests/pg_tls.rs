@@ -18,6 +18,14 @@ fn login(url: &str) -> (i32, serde_json::Value) {
     (code, check(&r, "login").clone())
 }
 
+/// Whether pg_connect reports a TLS session (`tls` capture: TLSv1.x).
+fn encrypted(c: &serde_json::Value) -> bool {
+    c["captures"]["tls"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("TLSv1")
+}
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
@@ -148,23 +156,11 @@ fn sslmodes_against_a_server_without_and_with_tls() {
     // connection path) works too.
     let (code, c) = login(&with("sslmode=require"));
     assert_eq!(code, 0, "{c:#}");
-    assert!(
-        c["captures"]["tls"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("TLSv1"),
-        "{c:#}"
-    );
+    assert!(encrypted(&c), "{c:#}");
     assert!(c["evidence"].to_string().contains("not verified"), "{c:#}");
     // Default (prefer) now encrypts as well.
     let (_, c) = login(&base);
-    assert!(
-        c["captures"]["tls"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("TLSv1"),
-        "{c:#}"
-    );
+    assert!(encrypted(&c), "{c:#}");
 
     let ca = certs.join("ca.crt").to_string_lossy().into_owned();
     let by_name = base.replace("@127.0.0.1:", "@localhost:");
