@@ -324,6 +324,10 @@ pub struct LoadArgs {
     /// Start the load even when the doctor preflight fails.
     #[arg(long)]
     pub skip_preflight: bool,
+    /// https:// targets: accept any certificate (a self-signed staging
+    /// server). Without it, the system's roots are used (SSL_CERT_FILE adds a CA).
+    #[arg(long)]
+    pub insecure: bool,
     /// The backend's process id (default: the process listening on the base URL's port, when local).
     #[arg(long)]
     pub pid: Option<u32>,

@@ -26,4 +26,5 @@ pub mod redact;
 pub mod report;
 pub mod safety;
 pub mod sandbox;
+pub mod tls;
 pub mod watch;

@@ -8,7 +8,7 @@
 mod common;
 
 use chatops::sandbox::{Knobs, Sandbox};
-use common::{bin, chatops, cluster, unique, write_playbook};
+use common::{bin, chatops, cluster, make_certs, unique, write_playbook};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -647,4 +647,121 @@ fn human_report_breaks_latency_down_by_request_kind() {
         assert!(cells[3].parse::<u64>().unwrap_or(0) > 0, "{line}");
         assert!(cells[4].starts_with("0 "), "{line}");
     }
+}
+
+/// A trivial HTTPS/1.1 server on 127.0.0.1 with the certificate for
+/// `localhost` from `make_certs`: every request head gets `200 ok`.
+fn https_server(rt: &tokio::runtime::Runtime, certs: &std::path::Path) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(certs.join("server.crt"))
+            .expect("server.crt")
+            .collect::<Result<_, _>>()
+            .expect("certificates");
+    let key = PrivateKeyDer::from_pem_file(certs.join("server.key")).expect("server.key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocols")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..i + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if s.write_all(answer).await.is_err() || s.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn https_targets_are_verified_or_explicitly_insecure() {
+    let rt = runtime();
+    let certs = make_certs();
+    let port = https_server(&rt, &certs);
+    let plan = write_playbook(
+        "name: tls\nmix:\n  - name: get\n    request: {url: \"${base_url}/\"}\nstages: [{name: only, vus: 3, duration: 1s}]\n",
+    );
+    let url = format!("https://localhost:{port}");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "load".to_string(),
+            "--skip-preflight".into(),
+            "--format".into(),
+            "json".into(),
+            "--base-url".into(),
+            url.clone(),
+            "--plan".into(),
+            plan.to_string_lossy().into_owned(),
+            "--think-time".into(),
+            "10ms".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |extra: &[&'static str], env: &[(&str, &str)]| {
+        let a = args(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let r = chatops(&a, env);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+        (r.code, v, format!("{}\n{}", r.stdout, r.stderr))
+    };
+    let ca = certs.join("ca.crt").to_string_lossy().into_owned();
+    // Verified against the test CA.
+    let (code, v, out) = run(&[], &[("SSL_CERT_FILE", &ca)]);
+    assert_eq!(code, 0, "{out}");
+    let s = stage(&v, "only");
+    assert!(s["requests"].as_u64().unwrap_or(0) > 10, "{s:#}");
+    assert_eq!(s["error_rate"], 0.0, "{s:#}");
+    // An unknown CA: every request fails at the handshake (transport).
+    let empty = certs.join("none.pem");
+    std::fs::write(&empty, "").expect("empty bundle");
+    let (code, v, out) = run(&[], &[("SSL_CERT_FILE", &empty.to_string_lossy())]);
+    assert_eq!(code, 1, "{out}");
+    let s = stage(&v, "only");
+    assert_eq!(s["ok"], 0, "{s:#}");
+    assert!(s["errors"]["transport"].as_u64().unwrap_or(0) > 0, "{s:#}");
+    let bp = &v["breaking_point"];
+    assert_eq!(bp["cause"], "transport", "{bp:#}");
+    assert!(
+        bp["root_cause"].to_string().contains("TLS handshake"),
+        "{bp:#}"
+    );
+    assert!(bp["remedy"].to_string().contains("SSL_CERT_FILE"), "{bp:#}");
+    // --insecure accepts it.
+    let (code, v, out) = run(
+        &["--insecure"],
+        &[("SSL_CERT_FILE", &empty.to_string_lossy())],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(stage(&v, "only")["error_rate"], 0.0);
+    let _ = std::fs::remove_dir_all(&certs);
 }

@@ -309,6 +309,13 @@ pub enum Fault {
         requests: u64,
         backend_alive: Option<bool>,
     },
+    /// Load test: most requests failed below HTTP.
+    LoadTransport {
+        stage: String,
+        transport: u64,
+        requests: u64,
+        tls: bool,
+    },
     /// Load test: the stage failed with 429 answers.
     LoadRateLimited {
         stage: String,
@@ -690,6 +697,17 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
             ),
             "Read the end of the backend's log (and `dmesg` for the OOM killer), restart it under a supervisor (systemd, pm2, a Kubernetes Deployment) so a crash is restarted, and rerun from this stage.".into(),
         ),
+        Fault::LoadTransport { stage, transport, requests, tls } => d(
+            format!(
+                "In `{stage}`, {transport} of {requests} requests failed below HTTP: the connection was reset, closed mid-answer{}.",
+                if *tls { ", or the TLS handshake failed" } else { " or spoke something other than HTTP/1.1" }
+            ),
+            if *tls {
+                "The target is https://, and a handshake failure is the usual cause: give the server's CA with SSL_CERT_FILE=/path/ca.pem, or pass --insecure for a self-signed staging server (the preflight's health check names the TLS error).".into()
+            } else {
+                "Read the backend's log and any proxy's in front of it for resets (a crash loop behind a proxy, an idle timeout shorter than the keep-alive), check that the URL's port serves HTTP/1.1, and rerun.".into()
+            },
+        ),
         Fault::LoadRateLimited { stage, rate_limited, requests } => d(
             format!("A rate limiter answered 429 to {rate_limited} of {requests} requests in `{stage}`: the load test measured the limiter, not the backend."),
             "Restart the backend with DISABLE_RATE_LIMIT=true in its environment (read once at start-up; express-rate-limit and @nestjs/throttler count per client IP, and one load generator is one IP), then rerun.".into(),
@@ -847,6 +865,10 @@ pub struct StageEvidence {
     pub error_pct: f64,
     pub error_limit_pct: Option<f64>,
     pub refused: u64,
+    /// Failures below HTTP: resets, answers cut short, TLS handshakes.
+    pub transport: u64,
+    /// The target is https://.
+    pub tls: bool,
     pub timeouts: u64,
     pub rate_limited: u64,
     pub pool_timeouts: u64,
@@ -861,7 +883,7 @@ pub struct StageEvidence {
     pub memory: Option<(u64, u64)>,
 }
 
-/// Why a load stage failed: the cause's short name (`crash`,
+/// Why a load stage failed: the cause's short name (`crash`, `transport`,
 /// `rate_limiting`, `pool_saturation`, `memory_growth`, `over_budget`) and
 /// the fault, checked in that order (a crash explains everything after it;
 /// 429s are answered before the pool is touched).
@@ -875,6 +897,17 @@ pub fn breaking_point(e: &StageEvidence) -> (&'static str, Fault) {
                 refused: e.refused,
                 requests: e.requests,
                 backend_alive: e.backend_alive,
+            },
+        );
+    }
+    if e.requests > 0 && e.transport * 2 >= e.requests {
+        return (
+            "transport",
+            Fault::LoadTransport {
+                stage: e.stage.clone(),
+                transport: e.transport,
+                requests: e.requests,
+                tls: e.tls,
             },
         );
     }
@@ -951,6 +984,13 @@ mod load_tests {
     fn breaking_point_causes_in_order() {
         let mut e = ev();
         assert_eq!(breaking_point(&e).0, "over_budget");
+        // Most requests failing below HTTP (a TLS handshake, resets).
+        let t = StageEvidence {
+            transport: 600,
+            tls: true,
+            ..ev()
+        };
+        assert_eq!(breaking_point(&t).0, "transport");
         e.max_active = Some(10);
         e.connection_limit = Some(10);
         assert_eq!(breaking_point(&e).0, "pool_saturation");

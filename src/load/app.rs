@@ -174,6 +174,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> i32 {
         progress: !style.quiet
             && a.format == LoadFormat::Human
             && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        insecure: a.insecure,
     };
     if !style.quiet && a.format == LoadFormat::Human {
         let total = plan::planned(&plan);

@@ -667,22 +667,34 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Where the load goes: the resolved address and the Host header.
-#[derive(Debug, Clone)]
+/// Where the load goes: the resolved address, the Host header, and TLS
+/// for https://.
+#[derive(Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     pub host: hyper::header::HeaderValue,
+    pub tls: Option<super::wire::Tls>,
+}
+
+/// The URL's host as a TLS server name (IP addresses without brackets).
+fn host_name(u: &url::Url) -> String {
+    match u.host() {
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        Some(h) => h.to_string(),
+        None => String::new(),
+    }
 }
 
 impl Target {
-    /// Resolves an `http://host:port` base URL. HTTPS is not supported by the
-    /// generator (load tests run next to the backend, over loopback).
-    pub async fn resolve(base_url: &str) -> Result<Target, String> {
+    /// Resolves an `http://` or `https://` base URL. For https, the
+    /// certificate is checked against the system's roots (`SSL_CERT_FILE`
+    /// adds a CA) unless `insecure`.
+    pub async fn resolve(base_url: &str, insecure: bool) -> Result<Target, String> {
         let u =
             url::Url::parse(base_url).map_err(|e| format!("`{base_url}` is not a URL ({e})"))?;
-        if u.scheme() != "http" {
+        if !matches!(u.scheme(), "http" | "https") {
             return Err(format!(
-                "the load generator speaks plain http:// only (got {}://); run it next to the backend",
+                "the load generator speaks http:// and https:// (got {}://)",
                 u.scheme()
             ));
         }
@@ -700,7 +712,18 @@ impl Target {
             None => host.to_string(),
         };
         let host = hyper::header::HeaderValue::from_str(&hv).map_err(|e| e.to_string())?;
-        Ok(Target { addr, host })
+        let tls = if u.scheme() == "https" {
+            let config = crate::tls::http1_client(insecure)?;
+            let name = rustls::pki_types::ServerName::try_from(host_name(&u))
+                .map_err(|e| format!("`{base_url}`: no TLS server name ({e})"))?;
+            Some(super::wire::Tls {
+                connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+                name,
+            })
+        } else {
+            None
+        };
+        Ok(Target { addr, host, tls })
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// One virtual user until `end`.
 pub async fn vu(id: u32, shared: Arc<Shared>, slot: Slot, end: Instant) {
-    let mut conn = Conn::new(shared.target.addr);
+    let mut conn = Conn::new(shared.target.addr, shared.target.tls.clone());
     let mut cx = RenderCx::new(id, shared.captures);
     loop {
         let t0 = Instant::now();

@@ -78,6 +78,8 @@ pub struct Options {
     pub max_total: Duration,
     /// Draw live progress lines on standard error.
     pub progress: bool,
+    /// https://: accept any certificate.
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -252,7 +254,8 @@ pub async fn run(
     opts: &Options,
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<RunResult, String> {
-    let target = Target::resolve(&opts.base_url).await?;
+    let target = Target::resolve(&opts.base_url, opts.insecure).await?;
+    let https = target.tls.is_some();
     let names = client::Names::new(&plan.vars, &plan.mix);
     let mut templates = Vec::new();
     for m in &plan.mix {
@@ -340,7 +343,7 @@ pub async fn run(
             }
         }
         if failed && out.breaking_point.is_none() {
-            out.breaking_point = Some(diagnose_stage(&r, &watcher.backend));
+            out.breaking_point = Some(diagnose_stage(&r, &watcher.backend, https));
         }
         out.stages.push(r);
         if out.interrupted || out.time_bound_hit || (failed && plan.stop_on_failure) {
@@ -500,10 +503,15 @@ pub fn criteria_failures(r: &StageResult) -> Vec<String> {
         f.push(format!("p95 {p95:.1} ms ≥ {l} ms"));
     }
     let e = t.error_pct();
-    if let Some(l) = r.stage.max_error_pct
-        && e > l
-    {
-        f.push(format!("error rate {e:.2}% > {l}%"));
+    match r.stage.max_error_pct {
+        Some(l) if e > l => f.push(format!("error rate {e:.2}% > {l}%")),
+        // Without an error bound a stage may have errors, but not only errors.
+        None if t.ok == 0 => f.push(format!(
+            "no request succeeded ({} of {} failed)",
+            t.requests(),
+            t.requests()
+        )),
+        _ => {}
     }
     if let Some(p) = r.planned
         && p > 0
@@ -518,7 +526,8 @@ pub fn criteria_failures(r: &StageResult) -> Vec<String> {
 }
 
 /// The breaking point's diagnosis from a failed stage's measurements and samples.
-pub fn diagnose_stage(r: &StageResult, backend: &watch::Backend) -> BreakingPoint {
+/// `tls`: the target is https:// (a handshake failure is then a likely cause).
+pub fn diagnose_stage(r: &StageResult, backend: &watch::Backend, tls: bool) -> BreakingPoint {
     use crate::diagnose::{StageEvidence, breaking_point, diagnose};
     let t = r.stats.total();
     let w = &r.watch;
@@ -537,6 +546,8 @@ pub fn diagnose_stage(r: &StageResult, backend: &watch::Backend) -> BreakingPoin
         error_pct: t.error_pct(),
         error_limit_pct: r.stage.max_error_pct,
         refused: t.errors.refused,
+        transport: t.errors.transport,
+        tls,
         timeouts: t.errors.timeout,
         rate_limited: t.errors.rate_limited,
         pool_timeouts: t.pool_timeouts,

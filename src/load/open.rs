@@ -47,7 +47,7 @@ impl Schedule {
 
 /// One connection taking sends off the schedule until the stage ends.
 pub async fn worker(id: u32, shared: Arc<Shared>, slot: Slot, schedule: Arc<Schedule>) {
-    let mut conn = Conn::new(shared.target.addr);
+    let mut conn = Conn::new(shared.target.addr, shared.target.tls.clone());
     let mut cx = RenderCx::new(id, shared.captures);
     while let Some(due) = schedule.claim() {
         let now = Instant::now();

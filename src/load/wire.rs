@@ -193,18 +193,34 @@ impl Chunked {
     }
 }
 
+/// How to speak TLS to an https:// target: the shared client settings
+/// and the name the certificate must hold.
+#[derive(Clone)]
+pub struct Tls {
+    pub connector: tokio_rustls::TlsConnector,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
 /// One virtual user's connection, reopened after errors and closes.
 pub struct Conn {
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    tls: Option<Tls>,
+    stream: Option<Stream>,
     buf: BytesMut,
     last_used: Instant,
 }
 
 impl Conn {
-    pub fn new(addr: SocketAddr) -> Conn {
+    pub fn new(addr: SocketAddr, tls: Option<Tls>) -> Conn {
         Conn {
             addr,
+            tls,
             stream: None,
             buf: BytesMut::new(),
             last_used: Instant::now(),
@@ -221,17 +237,30 @@ impl Conn {
     /// non-blocking read sees. Back to back, the last answer would have said
     /// `Connection: close`, so the look is only taken after a pause.
     fn still_open(&mut self, now: Instant) -> bool {
-        let Some(s) = self.stream.as_ref() else {
+        let Some(s) = self.stream.as_mut() else {
             return false;
         };
         if now.saturating_duration_since(self.last_used) < Duration::from_millis(200) {
             return true;
         }
         let mut probe = [0u8; 1];
-        match s.try_read(&mut probe) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
-            // Closed, reset, or bytes nobody asked for: start afresh.
-            _ => false,
+        match s {
+            Stream::Plain(s) => match s.try_read(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                // Closed, reset, or bytes nobody asked for: start afresh.
+                _ => false,
+            },
+            // TLS bytes cannot be peeked at underneath rustls: one poll
+            // without a waker tells an idle session (pending) from a
+            // closed one (end of stream, close_notify, an error).
+            Stream::Tls(t) => {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let mut rb = tokio::io::ReadBuf::new(&mut probe);
+                matches!(
+                    tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut **t), &mut cx, &mut rb),
+                    std::task::Poll::Pending
+                )
+            }
         }
     }
 
@@ -250,7 +279,15 @@ impl Conn {
             }
         })?;
         let _ = stream.set_nodelay(true);
-        self.stream = Some(stream);
+        self.stream = Some(match &self.tls {
+            None => Stream::Plain(stream),
+            Some(t) => Stream::Tls(Box::new(
+                t.connector
+                    .connect(t.name.clone(), stream)
+                    .await
+                    .map_err(|_| ErrClass::Transport)?,
+            )),
+        });
         Ok(())
     }
 
@@ -260,7 +297,11 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(16 * 1024);
         }
-        match s.read_buf(&mut self.buf).await {
+        let r = match s {
+            Stream::Plain(s) => s.read_buf(&mut self.buf).await,
+            Stream::Tls(t) => t.read_buf(&mut self.buf).await,
+        };
+        match r {
             Ok(0) => Ok(false),
             Ok(_) => Ok(true),
             Err(_) => Err(ErrClass::Transport),
@@ -278,8 +319,15 @@ impl Conn {
             self.open().await?;
         }
         self.buf.clear();
-        let s = self.stream.as_mut().ok_or(ErrClass::Transport)?;
-        s.write_all(req).await.map_err(|_| ErrClass::Transport)?;
+        match self.stream.as_mut().ok_or(ErrClass::Transport)? {
+            Stream::Plain(s) => s.write_all(req).await,
+            // rustls holds written bytes until flushed.
+            Stream::Tls(t) => match t.write_all(req).await {
+                Ok(()) => t.flush().await,
+                e => e,
+            },
+        }
+        .map_err(|_| ErrClass::Transport)?;
         let head = loop {
             match parse_head(&self.buf, head_request, keep)? {
                 // An interim answer (100 Continue, 103 Early Hints): the real one follows.
@@ -538,7 +586,7 @@ mod tests {
             let _ = s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
             accepted
         });
-        let mut c = Conn::new(addr);
+        let mut c = Conn::new(addr, None);
         let t = Duration::from_secs(5);
         let req = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
         let (o, a) = c.send(req, false, Instant::now(), t, true).await;

@@ -10,7 +10,6 @@
 
 use super::DbUrl;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
@@ -95,10 +94,6 @@ fn home_root() -> Option<String> {
     p.is_file().then(|| p.to_string_lossy().into_owned())
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     match p.root_file.as_deref() {
@@ -115,16 +110,7 @@ fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, String> {
                 return Err(format!("{f} holds no certificate"));
             }
         }
-        None => {
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-            if roots.is_empty() {
-                return Err(
-                    "the system's certificate store is empty: give the server's CA with sslrootcert=/path/ca.pem".into(),
-                );
-            }
-        }
+        None => roots = crate::tls::native_roots()?,
     }
     Ok(roots)
 }
@@ -133,9 +119,9 @@ fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, String> {
 /// certificate is verified, so a plain local connection costs nothing).
 pub fn connector(u: &DbUrl) -> Result<MakeRustlsConnect, String> {
     let policy = Policy::of(u)?;
-    let provider = provider();
+    let provider = crate::tls::provider();
     let verifier: Arc<dyn ServerCertVerifier> = match policy.verify {
-        Verify::None => Arc::new(Unchecked(provider.clone())),
+        Verify::None => Arc::new(crate::tls::Unchecked(provider.clone())),
         v => {
             let roots = load_roots(&policy)?;
             let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -157,53 +143,6 @@ pub fn connector(u: &DbUrl) -> Result<MakeRustlsConnect, String> {
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
-}
-
-/// prefer and require: the handshake's signatures are checked (the session
-/// is really encrypted with the holder of the key), the certificate is not.
-#[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// verify-ca and verify-full: webpki's verification, with a wrong host name
