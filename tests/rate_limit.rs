@@ -91,8 +91,11 @@ fn limiters_on_names_the_limiter_and_the_process_environment() {
     assert_eq!(c["status"], "fail");
     let limited = c["captures"]["rate_limited"].as_u64().unwrap_or(0);
     assert!((19..=21).contains(&limited), "about 20 limited: {c:#}");
+    // About the 100th request; with 10 in flight the server may see a
+    // later-numbered request first, so the first 429 can carry a number up
+    // to 9 below.
     let first = c["captures"]["first_429"].as_u64().unwrap_or(0);
-    assert!((99..=101).contains(&first), "{c:#}");
+    assert!((90..=101).contains(&first), "{c:#}");
     let cause = c["root_cause"].as_str().unwrap_or_default();
     assert!(cause.contains("apiLimiter"), "{cause}");
     assert!(
