@@ -51,14 +51,12 @@ pub fn classify(e: &tokio_postgres::Error, u: &DbUrl) -> Fault {
     // tokio-postgres says "error performing TLS handshake" (its source is
     // rustls's error, or "server does not support TLS").
     if text.contains("TLS handshake") {
-        return Fault::PgTlsFailed {
-            host: u.host.clone(),
-            port: u.port,
-            sslmode: u.param("sslmode").unwrap_or("prefer").to_string(),
-            message: error_chain(e)
+        return crate::pg::tls::failed(
+            u,
+            error_chain(e)
                 .trim_start_matches("error performing TLS handshake: ")
                 .to_string(),
-        };
+        );
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
@@ -137,21 +135,17 @@ impl Check for PgConnect {
         );
         let mut cfg = u.config("chatops");
         cfg.connect_timeout(ctx.timeout);
-        let tls = match crate::pg::tls::connector(&u) {
-            Ok(t) => t,
-            Err(message) => {
-                return Observation::fail(
-                    "cannot set up TLS as the URL asks",
-                    Fault::PgTlsFailed {
-                        host: u.host.clone(),
-                        port: u.port,
-                        sslmode: u.param("sslmode").unwrap_or("prefer").to_string(),
-                        message,
-                    },
-                )
-                .command(cmd);
-            }
-        };
+        let (tls, policy) =
+            match crate::pg::tls::Policy::of(&u).and_then(|p| p.connector().map(|c| (c, p))) {
+                Ok(x) => x,
+                Err(message) => {
+                    return Observation::fail(
+                        "cannot set up TLS as the URL asks",
+                        crate::pg::tls::failed(&u, message),
+                    )
+                    .command(cmd);
+                }
+            };
         let attempt = async {
             let (client, conn) = cfg.connect(tls).await?;
             let handle = tokio::spawn(conn);
@@ -208,9 +202,8 @@ impl Check for PgConnect {
         let max: i32 = row.get(3);
         let clients: i32 = row.get(4);
         let tls: Option<String> = row.try_get(5).ok().flatten();
-        let policy = crate::pg::tls::Policy::of(&u).ok();
-        let channel = match (&tls, policy) {
-            (Some(v), Some(policy)) => format!(
+        let channel = match &tls {
+            Some(v) => format!(
                 "encrypted ({v}; certificate {})",
                 match policy.verify {
                     crate::pg::tls::Verify::None => "not verified".to_string(),
@@ -220,8 +213,7 @@ impl Check for PgConnect {
                         format!("and host name verified against {}", policy.roots_source()),
                 }
             ),
-            (Some(v), None) => format!("encrypted ({v})"),
-            (None, _) => "not encrypted".to_string(),
+            None => "not encrypted".to_string(),
         };
         Observation::pass(format!(
             "logged in to `{db}` as `{user}` (PostgreSQL {version})"

@@ -534,13 +534,7 @@ impl RequestTemplate {
             if let Some(w) = self.wire.get() {
                 return Ok(w.clone());
             }
-            let mut headers = Vec::with_capacity(self.headers.len());
-            for (k, tm) in &self.headers {
-                let mut v = String::new();
-                tm.render(cx, &self.lists, &mut v);
-                headers.push((k, v));
-            }
-            let w = self.serialize(host, t, &headers, b)?;
+            let w = self.serialize(host, t, &self.render_headers(cx), b)?;
             return Ok(self.wire.get_or_init(|| w).clone());
         }
         let mut t = String::with_capacity(96);
@@ -556,13 +550,18 @@ impl RequestTemplate {
         if !complete {
             return Err(RenderError::NotCaptured);
         }
-        let mut headers = Vec::with_capacity(self.headers.len());
-        for (k, tm) in &self.headers {
-            let mut v = String::new();
-            tm.render(cx, &self.lists, &mut v);
-            headers.push((k, v));
-        }
-        self.serialize(host, &t, &headers, b.as_bytes())
+        self.serialize(host, &t, &self.render_headers(cx), b.as_bytes())
+    }
+
+    fn render_headers(&self, cx: &mut RenderCx) -> Vec<(&hyper::header::HeaderName, String)> {
+        self.headers
+            .iter()
+            .map(|(k, tm)| {
+                let mut v = String::new();
+                tm.render(cx, &self.lists, &mut v);
+                (k, v)
+            })
+            .collect()
     }
 
     /// Whether the answer has no body whatever its headers say (HEAD).

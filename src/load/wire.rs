@@ -308,6 +308,16 @@ impl Conn {
         }
     }
 
+    /// Reads more of an answer that is not complete yet: the server closing
+    /// now is a transport error.
+    async fn fill_more(&mut self) -> Result<(), ErrClass> {
+        if self.fill().await? {
+            Ok(())
+        } else {
+            Err(ErrClass::Transport)
+        }
+    }
+
     async fn exchange(
         &mut self,
         req: &[u8],
@@ -336,9 +346,7 @@ impl Conn {
                 }
                 Some(h) => break h,
                 None => {
-                    if !self.fill().await? {
-                        return Err(ErrClass::Transport);
-                    }
+                    self.fill_more().await?;
                 }
             }
         };
@@ -347,18 +355,14 @@ impl Conn {
             Framing::None => Bytes::new(),
             Framing::Length(n) => {
                 while self.buf.len() < n {
-                    if !self.fill().await? {
-                        return Err(ErrClass::Transport);
-                    }
+                    self.fill_more().await?;
                 }
                 self.buf.split_to(n).freeze()
             }
             Framing::Chunked => {
                 let mut dec = Chunked::default();
                 while !dec.feed(&mut self.buf)? {
-                    if !self.fill().await? {
-                        return Err(ErrClass::Transport);
-                    }
+                    self.fill_more().await?;
                 }
                 Bytes::from(dec.body)
             }

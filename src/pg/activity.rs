@@ -207,12 +207,7 @@ impl ConnectError {
                 error: crate::diagnose::NetError::Timeout,
             },
             ConnectError::Pg(e) => crate::checks::pg_connect::classify(e, url),
-            ConnectError::Tls(message) => crate::diagnose::Fault::PgTlsFailed {
-                host: url.host.clone(),
-                port: url.port,
-                sslmode: url.param("sslmode").unwrap_or("prefer").to_string(),
-                message: message.clone(),
-            },
+            ConnectError::Tls(message) => super::tls::failed(url, message.clone()),
         }
     }
 }

@@ -115,34 +115,50 @@ fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, String> {
     Ok(roots)
 }
 
-/// The TLS connector for this URL's policy (roots are only loaded when the
-/// certificate is verified, so a plain local connection costs nothing).
+/// The TLS connector for this URL's policy.
 pub fn connector(u: &DbUrl) -> Result<MakeRustlsConnect, String> {
-    let policy = Policy::of(u)?;
-    let provider = crate::tls::provider();
-    let verifier: Arc<dyn ServerCertVerifier> = match policy.verify {
-        Verify::None => Arc::new(crate::tls::Unchecked(provider.clone())),
-        v => {
-            let roots = load_roots(&policy)?;
-            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider.clone(),
-            )
-            .build()
-            .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
-            Arc::new(Checked {
-                inner,
-                names: v == Verify::Full,
-            })
-        }
-    };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
+    Policy::of(u)?.connector()
+}
+
+/// The fault for a TLS setup or handshake that failed on this URL.
+pub fn failed(u: &DbUrl, message: String) -> crate::diagnose::Fault {
+    crate::diagnose::Fault::PgTlsFailed {
+        host: u.host.clone(),
+        port: u.port,
+        sslmode: u.param("sslmode").unwrap_or("prefer").to_string(),
+        message,
+    }
+}
+
+impl Policy {
+    /// The connector (roots are only loaded when the certificate is
+    /// verified, so a plain local connection costs nothing).
+    pub fn connector(&self) -> Result<MakeRustlsConnect, String> {
+        let provider = crate::tls::provider();
+        let verifier: Arc<dyn ServerCertVerifier> = match self.verify {
+            Verify::None => Arc::new(crate::tls::Unchecked(provider.clone())),
+            v => {
+                let roots = load_roots(self)?;
+                let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
+                Arc::new(Checked {
+                    inner,
+                    names: v == Verify::Full,
+                })
+            }
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Ok(MakeRustlsConnect::new(config))
+    }
 }
 
 /// verify-ca and verify-full: webpki's verification, with a wrong host name
