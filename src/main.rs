@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(chatops::app::main());
+    std::process::exit(chatops::commands::main());
 }

@@ -7,7 +7,7 @@ use super::http::Assertion;
 use super::{Check, Ctx, Observation};
 use crate::diagnose::Fault;
 use crate::pg::DbUrl;
-use crate::procinfo;
+use crate::probe::process;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -81,7 +81,7 @@ pub fn read_env(sel: Option<&ProcessSel>) -> Result<ProcEnv, Box<Observation>> {
             pid: None,
         });
     };
-    if let Some(host) = sel.host.as_deref().filter(|h| !procinfo::is_local_host(h)) {
+    if let Some(host) = sel.host.as_deref().filter(|h| !process::is_local_host(h)) {
         return Err(Box::new(
             Observation::new(
                 super::Status::Warn,
@@ -95,9 +95,9 @@ pub fn read_env(sel: Option<&ProcessSel>) -> Result<ProcEnv, Box<Observation>> {
     let (procs, selector) = if let Some(pid) = sel.pid {
         let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
         let procs = if exists {
-            vec![procinfo::Proc {
+            vec![process::Proc {
                 pid,
-                cmdline: procinfo::cmdline(pid),
+                cmdline: process::cmdline(pid),
             }]
         } else {
             vec![]
@@ -105,12 +105,12 @@ pub fn read_env(sel: Option<&ProcessSel>) -> Result<ProcEnv, Box<Observation>> {
         (procs, format!("pid {pid}"))
     } else if let Some(port) = sel.port {
         (
-            procinfo::listeners(port),
+            process::listeners(port),
             format!("the process listening on port {port}"),
         )
     } else if let Some(name) = &sel.name {
         (
-            procinfo::find_by_name(name),
+            process::find_by_name(name),
             format!("a process named {name:?}"),
         )
     } else {
@@ -124,7 +124,7 @@ pub fn read_env(sel: Option<&ProcessSel>) -> Result<ProcEnv, Box<Observation>> {
             Fault::ProcessNotFound { selector },
         )));
     };
-    match procinfo::environ(proc_.pid) {
+    match process::environ(proc_.pid) {
         Ok(vars) => Ok(ProcEnv {
             source: format!("process {} ({})", proc_.pid, proc_.cmdline),
             env: vars.into_iter().collect(),

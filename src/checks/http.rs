@@ -3,8 +3,8 @@
 
 use super::{Check, Ctx, Observation, Status};
 use crate::diagnose::{Fault, NetError, excerpt};
-use crate::duration::Dur;
-use crate::jsonpath;
+use crate::support::dotpath;
+use crate::support::duration::Dur;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -211,7 +211,7 @@ fn loose_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     match (a, b) {
         (J::Number(x), J::Number(y)) => x.as_f64() == y.as_f64(),
         (J::String(s), other) | (other, J::String(s)) if !matches!(other, J::String(_)) => {
-            *s == jsonpath::scalar_text(other)
+            *s == dotpath::scalar_text(other)
         }
         _ => a == b,
     }
@@ -245,7 +245,7 @@ impl Assertion {
                 Ok(())
             };
         };
-        let text = jsonpath::scalar_text(v);
+        let text = dotpath::scalar_text(v);
         if let Some(e) = &self.equals
             && !loose_eq(v, e)
         {
@@ -264,7 +264,7 @@ impl Assertion {
         if let Some(c) = &self.contains {
             let ok = match v {
                 serde_json::Value::Array(items) => {
-                    items.iter().any(|i| jsonpath::scalar_text(i) == *c)
+                    items.iter().any(|i| dotpath::scalar_text(i) == *c)
                 }
                 _ => text.contains(c.as_str()),
             };
@@ -460,7 +460,7 @@ impl Check for Http {
                     format!(
                         "{method} {shown_url}: {} after {}",
                         kind.describe(),
-                        crate::duration::fmt(took)
+                        crate::support::duration::fmt(took)
                     ),
                     Fault::HttpConnect {
                         url: shown_url.clone(),
@@ -512,11 +512,11 @@ impl Check for Http {
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         let mut o = Observation::pass(format!(
             "{method} {shown_url} → {status} in {}",
-            crate::duration::fmt(took)
+            crate::support::duration::fmt(took)
         ))
         .evidence(format!(
             "{method} {shown_url} → {status} in {}",
-            crate::duration::fmt(took)
+            crate::support::duration::fmt(took)
         ))
         .evidence(format!("body: {}", excerpt(&text, 300)))
         .command(curl)
@@ -599,7 +599,7 @@ impl Check for Http {
             let found = path
                 .split('|')
                 .map(str::trim)
-                .find_map(|alt| jsonpath::lookup(j, alt));
+                .find_map(|alt| dotpath::lookup(j, alt));
             match a.check(found) {
                 Ok(()) => {
                     o = o.evidence(format!(
@@ -633,7 +633,7 @@ impl Check for Http {
                 .map(|s| serde_json::Value::String(s.to_string()));
             if let Err(expected) = a.check(v.as_ref()) {
                 let actual = v
-                    .map(|v| jsonpath::scalar_text(&v))
+                    .map(|v| dotpath::scalar_text(&v))
                     .unwrap_or_else(|| "absent".into());
                 return fail(
                     o,
@@ -666,7 +666,7 @@ impl Check for Http {
                     .and_then(|j| {
                         path.split('|')
                             .map(str::trim)
-                            .find_map(|alt| jsonpath::lookup(j, alt))
+                            .find_map(|alt| dotpath::lookup(j, alt))
                     })
                     .cloned()
             };
@@ -675,7 +675,7 @@ impl Check for Http {
                     o = o
                         .evidence(format!(
                             "captured {name} = {}",
-                            excerpt(&jsonpath::scalar_text(&v), 80)
+                            excerpt(&dotpath::scalar_text(&v), 80)
                         ))
                         .capture(name, v);
                 }

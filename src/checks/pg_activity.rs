@@ -6,9 +6,9 @@
 
 use super::{Check, Ctx, Observation, Status};
 use crate::diagnose::Fault;
-use crate::duration::Dur;
 use crate::pg::activity;
-use crate::redact::{self, Redactor};
+use crate::support::duration::Dur;
+use crate::support::redact::{self, Redactor};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -71,7 +71,11 @@ impl Check for PgActivity {
         let client = match activity::connect(&u, "chatops", ctx.timeout).await {
             Ok(c) => c,
             Err(e) => {
-                return Observation::fail(format!("cannot log in: {e}"), e.fault(&u)).command(cmd);
+                return Observation::fail(
+                    format!("cannot log in: {e}"),
+                    crate::diagnose::pg::connect_fault(&e, &u),
+                )
+                .command(cmd);
             }
         };
         let mut s = match tokio::time::timeout(ctx.timeout, activity::sample(&client, Some(&db)))
@@ -83,7 +87,7 @@ impl Check for PgActivity {
         };
         drop(client);
         // Other chatops sessions (parallel checks, a watch) are not the backend's.
-        s = s.without_app(crate::watch::APP_NAME);
+        s = s.without_app(crate::support::chat_backend::APP_NAME);
         for app in &p.exclude_apps {
             s = s.without_app(app);
         }
@@ -184,7 +188,7 @@ impl Check for PgActivity {
                 format!(
                     "a statement has run {:.1} s, longer than {}",
                     l.ms / 1000.0,
-                    crate::duration::fmt(limit.0)
+                    crate::support::duration::fmt(limit.0)
                 ),
                 Fault::SessionsStuck {
                     database: db.clone(),

@@ -4,7 +4,6 @@
 
 use super::{Check, Ctx, Observation};
 use crate::diagnose::{Fault, NetError};
-use crate::pg::DbUrl;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -17,94 +16,8 @@ pub struct Params {
     pub url: String,
 }
 
-/// Classifies a tokio-postgres connection error.
-pub fn classify(e: &tokio_postgres::Error, u: &DbUrl) -> Fault {
-    if let Some(db) = e.as_db_error() {
-        let code = db.code().code().to_string();
-        let message = db.message().to_string();
-        return match code.as_str() {
-            "28P01" => Fault::PgAuthFailed {
-                user: u.user.clone(),
-                host: format!("{}:{}", u.host, u.port),
-            },
-            "3D000" => Fault::PgDatabaseMissing {
-                database: u.database.clone(),
-            },
-            "53300" => Fault::PgTooManyClients { message },
-            "57P03" => Fault::PgRejecting {
-                host: u.host.clone(),
-                port: u.port,
-                message,
-            },
-            "28000" if message.contains("no encryption") || message.contains("SSL off") => {
-                Fault::PgTlsRequired { message }
-            }
-            "28000" if message.contains("pg_hba.conf") => Fault::PgNoHbaEntry { message },
-            "28000" => Fault::PgAuthFailed {
-                user: u.user.clone(),
-                host: format!("{}:{}", u.host, u.port),
-            },
-            _ => Fault::PgServerError { code, message },
-        };
-    }
-    let text = e.to_string();
-    // tokio-postgres says "error performing TLS handshake" (its source is
-    // rustls's error, or "server does not support TLS").
-    if text.contains("TLS handshake") {
-        return crate::pg::tls::failed(
-            u,
-            error_chain(e)
-                .trim_start_matches("error performing TLS handshake: ")
-                .to_string(),
-        );
-    }
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return Fault::PgNoResponse {
-                host: u.host.clone(),
-                port: u.port,
-                error: NetError::from_io(io),
-            };
-        }
-        src = s.source();
-    }
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("timeout") || lower.contains("timed out") {
-        Fault::PgNoResponse {
-            host: u.host.clone(),
-            port: u.port,
-            error: NetError::Timeout,
-        }
-    } else if lower.contains("tls") || lower.contains("ssl") {
-        Fault::PgTlsRequired { message: text }
-    } else if lower.contains("password missing") {
-        Fault::PgAuthFailed {
-            user: u.user.clone(),
-            host: format!("{}:{}", u.host, u.port),
-        }
-    } else {
-        Fault::PgServerError {
-            code: "-".into(),
-            message: text,
-        }
-    }
-}
-
-/// An error with its sources, on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        let t = x.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = x.source();
-    }
-    s
-}
+use crate::diagnose::pg::classify;
+use crate::pg::error_chain;
 
 impl Check for PgConnect {
     const KIND: &'static str = "pg_connect";
@@ -141,7 +54,7 @@ impl Check for PgConnect {
                 Err(message) => {
                     return Observation::fail(
                         "cannot set up TLS as the URL asks",
-                        crate::pg::tls::failed(&u, message),
+                        crate::diagnose::pg::tls_failed(&u, message),
                     )
                     .command(cmd);
                 }
@@ -162,7 +75,10 @@ impl Check for PgConnect {
         let row = match tokio::time::timeout(ctx.timeout, attempt).await {
             Err(_) => {
                 return Observation::fail(
-                    format!("no login within {}", crate::duration::fmt(ctx.timeout)),
+                    format!(
+                        "no login within {}",
+                        crate::support::duration::fmt(ctx.timeout)
+                    ),
                     Fault::PgNoResponse {
                         host: u.host.clone(),
                         port: u.port,

@@ -230,7 +230,10 @@ pub async fn ping(
         Ok(r) => r,
         Err(_) => PingResult {
             ping: Ping::NoResponse,
-            detail: format!("no answer within {}", crate::duration::fmt(timeout)),
+            detail: format!(
+                "no answer within {}",
+                crate::support::duration::fmt(timeout)
+            ),
             net: Some(NetError::Timeout),
             sqlstate: None,
         },

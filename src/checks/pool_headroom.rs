@@ -195,7 +195,12 @@ impl Check for PoolHeadroom {
         }
         let client = match activity::connect(&u, "chatops", ctx.timeout).await {
             Ok(c) => c,
-            Err(e) => return Observation::fail(format!("cannot log in: {e}"), e.fault(&u)),
+            Err(e) => {
+                return Observation::fail(
+                    format!("cannot log in: {e}"),
+                    crate::diagnose::pg::connect_fault(&e, &u),
+                );
+            }
         };
         let snap = match tokio::time::timeout(ctx.timeout, activity::sample(&client, None)).await {
             Ok(Ok(s)) => s,

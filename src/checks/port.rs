@@ -3,7 +3,7 @@
 
 use super::{Check, Ctx, Observation};
 use crate::diagnose::{Fault, NetError};
-use crate::procinfo;
+use crate::probe::process;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -52,7 +52,7 @@ impl Check for Port {
     type Params = Params;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
-        let local = procinfo::is_local_host(&p.host);
+        let local = process::is_local_host(&p.host);
         let addr = format!("{}:{}", p.host, p.port);
         let started = std::time::Instant::now();
         let conn = tokio::time::timeout(
@@ -67,9 +67,9 @@ impl Check for Port {
             Err(_) => (false, Some(NetError::Timeout)),
         };
         // A local listener bound to another address still takes the port.
-        let listening_anywhere = local && procinfo::is_listening_locally(p.port).unwrap_or(false);
+        let listening_anywhere = local && process::is_listening_locally(p.port).unwrap_or(false);
         let holders = if local && (open || listening_anywhere) {
-            procinfo::listeners(p.port)
+            process::listeners(p.port)
         } else {
             Vec::new()
         };
@@ -95,7 +95,7 @@ impl Check for Port {
                     format!(
                         "cannot reach {addr}: {} after {}",
                         n.describe(),
-                        crate::duration::fmt(took)
+                        crate::support::duration::fmt(took)
                     ),
                     Fault::HttpConnect {
                         url: format!("tcp://{addr}"),
@@ -109,7 +109,7 @@ impl Check for Port {
                 Observation::fail(
                     format!(
                         "nothing listens on {addr} ({why} after {})",
-                        crate::duration::fmt(took)
+                        crate::support::duration::fmt(took)
                     ),
                     Fault::PortNotListening {
                         host: p.host.clone(),
@@ -169,7 +169,7 @@ impl Check for Port {
             } else {
                 net.map(|n| n.describe().to_string()).unwrap_or_default()
             },
-            crate::duration::fmt(took)
+            crate::support::duration::fmt(took)
         ));
         for h in &holders {
             o = o.evidence(format!("listener: {h}"));

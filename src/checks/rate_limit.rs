@@ -7,7 +7,7 @@ use super::env::{ProcessSel, read_env};
 use super::http::{Prepared, Request};
 use super::{Check, Ctx, Observation};
 use crate::diagnose::{EnvState, Fault, LimiterMatch, NetError, excerpt};
-use crate::duration::Dur;
+use crate::support::duration::Dur;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -239,7 +239,7 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
 }
 
 fn ms(micros: u64) -> String {
-    crate::duration::fmt(Duration::from_micros(micros))
+    crate::support::duration::fmt(Duration::from_micros(micros))
 }
 
 /// Whether the backend process's environment disables the limiters, and
@@ -270,7 +270,7 @@ impl Check for RateLimit {
             Err(e) => return Observation::error(e),
         };
         let n_total = if p.probe { 1 } else { p.requests.max(1) };
-        if let Err(e) = crate::safety::ensure_loopback(
+        if let Err(e) = crate::support::safety::ensure_loopback(
             prepared.url.as_str(),
             ctx.allow_remote,
             &format!("a burst of {n_total} requests"),
@@ -387,7 +387,7 @@ impl Check for RateLimit {
             "{} requests ({} concurrent) in {}: {ok} × 2xx, {limited} × 429, {other} × other status, {failed} × transport errors ({rps:.0} req/s)",
             samples.len(),
             conc,
-            crate::duration::fmt(wall)
+            crate::support::duration::fmt(wall)
         );
         let latency = format!(
             "latency p50 {} · p95 {} · p99 {} · max {}",
@@ -449,7 +449,7 @@ impl Check for RateLimit {
             o.status = super::Status::Fail;
             o.summary = format!(
                 "the burst did not finish within {}: {} of {n_total} requests answered",
-                crate::duration::fmt(ctx.timeout),
+                crate::support::duration::fmt(ctx.timeout),
                 samples.len()
             );
             o.fault = Some(Fault::BurstIncomplete {

@@ -5,11 +5,11 @@
 //! `message_reads`), so Prisma field drift is a named finding.
 
 use super::http::Assertion;
-use super::pg_connect::error_chain;
 use super::{Check, Ctx, Observation, Status};
 use crate::diagnose::Fault;
-use crate::duration::Dur;
 use crate::pg::activity;
+use crate::pg::error_chain;
+use crate::support::duration::Dur;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -209,7 +209,11 @@ impl Check for Sql {
         let mut client = match activity::connect(&u, "chatops", ctx.timeout).await {
             Ok(c) => c,
             Err(e) => {
-                return Observation::fail(format!("cannot log in: {e}"), e.fault(&u)).command(cmd);
+                return Observation::fail(
+                    format!("cannot log in: {e}"),
+                    crate::diagnose::pg::connect_fault(&e, &u),
+                )
+                .command(cmd);
             }
         };
         let tx = match client.build_transaction().read_only(true).start().await {
@@ -238,7 +242,7 @@ impl Check for Sql {
 
         // Schema shortcuts.
         let tables: Vec<String> = match &p.tables_exist {
-            Some(Tables::All(true)) => crate::sandbox::pg::CHAT_TABLES
+            Some(Tables::All(true)) => crate::support::chat_backend::TABLES
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),

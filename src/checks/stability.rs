@@ -5,8 +5,8 @@
 use super::env::ProcessSel;
 use super::{Check, Ctx, Observation};
 use crate::diagnose::Fault;
-use crate::duration::Dur;
-use crate::procinfo;
+use crate::probe::process;
+use crate::support::duration::Dur;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -68,19 +68,19 @@ fn find_pid(sel: &ProcessSel) -> Option<u32> {
     if sel
         .host
         .as_deref()
-        .is_some_and(|h| !procinfo::is_local_host(h))
+        .is_some_and(|h| !process::is_local_host(h))
     {
         return None;
     }
     if let Some(pid) = sel.pid {
-        return procinfo::alive(pid).then_some(pid);
+        return process::alive(pid).then_some(pid);
     }
     if let Some(port) = sel.port {
-        return procinfo::listeners(port).first().map(|p| p.pid);
+        return process::listeners(port).first().map(|p| p.pid);
     }
     sel.name
         .as_deref()
-        .and_then(|n| procinfo::find_by_name(n).first().map(|p| p.pid))
+        .and_then(|n| process::find_by_name(n).first().map(|p| p.pid))
 }
 
 /// A one-line trend: ▁▂▃▄▅▆▇█ scaled between the smallest and largest value.
@@ -125,9 +125,9 @@ impl Check for Stability {
         if duration + Duration::from_secs(2) > ctx.timeout {
             return Observation::error(format!(
                 "duration {} does not fit the check's timeout {}: set `timeout:` to at least {}",
-                crate::duration::fmt(duration),
-                crate::duration::fmt(ctx.timeout),
-                crate::duration::fmt(duration + Duration::from_secs(2))
+                crate::support::duration::fmt(duration),
+                crate::support::duration::fmt(ctx.timeout),
+                crate::support::duration::fmt(duration + Duration::from_secs(2))
             ));
         }
         if p.process.is_none() && p.health.is_none() {
@@ -153,7 +153,7 @@ impl Check for Stability {
             .process
             .as_ref()
             .and_then(|s| s.host.as_deref())
-            .is_some_and(|h| !procinfo::is_local_host(h));
+            .is_some_and(|h| !process::is_local_host(h));
         if p.process.is_some() && pid.is_none() && !remote {
             return Observation::fail(
                 format!("no process found: {selector}"),
@@ -190,18 +190,18 @@ impl Check for Stability {
             let due = started + interval * i as u32;
             tokio::time::sleep_until(due.into()).await;
             if let Some(pid) = pid
-                && !procinfo::alive(pid)
+                && !process::alive(pid)
             {
                 let now = p.process.as_ref().and_then(find_pid);
                 return Observation::fail(
                     match now {
                         Some(b) => format!(
                             "{selector} restarted after {}: pid {pid} → {b}",
-                            crate::duration::fmt(started.elapsed())
+                            crate::support::duration::fmt(started.elapsed())
                         ),
                         None => format!(
                             "{selector} (pid {pid}) exited after {}",
-                            crate::duration::fmt(started.elapsed())
+                            crate::support::duration::fmt(started.elapsed())
                         ),
                     },
                     Fault::ProcessRestarted {
@@ -219,7 +219,7 @@ impl Check for Stability {
                         Ok(r) => {
                             let status = r.status().as_u16();
                             if !use_rss && let Ok(j) = r.json::<serde_json::Value>().await {
-                                heap = crate::jsonpath::lookup(&j, &p.heap_path)
+                                heap = crate::support::dotpath::lookup(&j, &p.heap_path)
                                     .and_then(|v| v.as_f64());
                             }
                             Ok(status)
@@ -229,7 +229,7 @@ impl Check for Stability {
                 ),
             };
             let memory = if use_rss {
-                pid.and_then(procinfo::rss_bytes).map(|b| b as f64)
+                pid.and_then(process::rss_bytes).map(|b| b as f64)
             } else {
                 heap
             };
@@ -238,7 +238,7 @@ impl Check for Stability {
         let watched = started.elapsed();
         let mut o = Observation::pass(format!(
             "stable for {}: {} sample(s)",
-            crate::duration::fmt(watched),
+            crate::support::duration::fmt(watched),
             samples.len()
         ))
         .capture("samples", samples.len());
@@ -300,7 +300,7 @@ impl Check for Stability {
                 "health failed {} of {} time(s), first after {} ({why})",
                 bad.len(),
                 samples.len(),
-                crate::duration::fmt(interval * *i as u32)
+                crate::support::duration::fmt(interval * *i as u32)
             );
             o.fault = Some(Fault::HealthFlapping {
                 url: p.health.clone().unwrap_or_default(),
@@ -316,7 +316,7 @@ impl Check for Stability {
             o.status = super::Status::Fail;
             o.summary = format!(
                 "{what} grew {pct:.0}% in {} ({} → {}), above {}%",
-                crate::duration::fmt(watched),
+                crate::support::duration::fmt(watched),
                 mb(first),
                 mb(last),
                 p.max_growth_percent
@@ -327,7 +327,7 @@ impl Check for Stability {
                 to_mb: last / 1_048_576.0,
                 percent: pct,
                 bound: p.max_growth_percent,
-                over: crate::duration::fmt(watched),
+                over: crate::support::duration::fmt(watched),
             });
         }
         o

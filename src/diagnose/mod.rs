@@ -2,6 +2,8 @@
 //! the exact remedy. All the knowledge of what failures mean lives here, so
 //! checks only report facts.
 
+pub mod pg;
+
 use serde::Serialize;
 
 /// How a network attempt failed, classified.
@@ -547,7 +549,7 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
         Fault::RateLimited { url, requests, limited, first, limiter, env, var, value } => {
             let who = match limiter {
                 Some(l) => {
-                    let window = l.window_s.map(|w| format!(" per {}", crate::duration::fmt(std::time::Duration::from_secs(w)))).unwrap_or_default();
+                    let window = l.window_s.map(|w| format!(" per {}", crate::support::duration::fmt(std::time::Duration::from_secs(w)))).unwrap_or_default();
                     format!("the backend's {} ({} requests{window}; {}) is active", l.name, l.max, l.how)
                 }
                 None => "a rate limiter is active".to_string(),

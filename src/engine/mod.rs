@@ -176,7 +176,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
     let why = match stop {
         Some(Stop::Deadline) => format!(
             "not finished: the run's deadline of {} passed",
-            crate::duration::fmt(pb.settings.deadline)
+            crate::support::duration::fmt(pb.settings.deadline)
         ),
         Some(Stop::Interrupted) => "not finished: interrupted".to_string(),
         None => "not run".to_string(),
@@ -258,7 +258,7 @@ async fn run_with_retries(
             Ok(o) => o,
             Err(_) => Observation::error(format!(
                 "timed out after {}",
-                crate::duration::fmt(spec.timeout)
+                crate::support::duration::fmt(spec.timeout)
             )),
         };
         if obs.status.satisfies_needs()
@@ -352,29 +352,4 @@ fn finish(
     }
 }
 
-/// Current UTC time as RFC 3339, without a date crate.
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
+pub use crate::support::time::now_rfc3339;

@@ -648,8 +648,8 @@ impl RequestTemplate {
                     let j = json.get_or_insert_with(|| serde_json::from_slice(&answer.body).ok());
                     j.as_ref().and_then(|j| {
                         alts.iter()
-                            .find_map(|a| crate::jsonpath::lookup(j, a))
-                            .map(crate::jsonpath::scalar_text)
+                            .find_map(|a| crate::support::dotpath::lookup(j, a))
+                            .map(crate::support::dotpath::scalar_text)
                     })
                 }
             };
@@ -712,7 +712,7 @@ impl Target {
         };
         let host = hyper::header::HeaderValue::from_str(&hv).map_err(|e| e.to_string())?;
         let tls = if u.scheme() == "https" {
-            let config = crate::tls::http1_client(insecure)?;
+            let config = crate::support::tls::http1_client(insecure)?;
             let name = rustls::pki_types::ServerName::try_from(host_name(&u))
                 .map_err(|e| format!("`{base_url}`: no TLS server name ({e})"))?;
             Some(super::wire::Tls {

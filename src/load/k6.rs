@@ -268,7 +268,8 @@ mod tests {
 
     #[test]
     fn seed_plan_as_k6() {
-        let text = crate::embedded::get(crate::embedded::LOAD_PLAN).expect("embedded");
+        let text =
+            crate::playbook::embedded::get(crate::playbook::embedded::LOAD_PLAN).expect("embedded");
         let plan = super::super::plan::parse(text, "progressive-load.yaml").expect("plan");
         let js = script(&plan, "http://127.0.0.1:3001");
         assert!(

@@ -8,15 +8,14 @@
 //! Measuring ([`client`], [`closed`], [`open`], [`stats`], [`watch`]) is
 //! kept apart from printing ([`report`], [`k6`]).
 
-pub mod app;
 pub mod client;
 pub mod closed;
 pub mod k6;
+pub mod monitor;
 pub mod open;
 pub mod plan;
 pub mod report;
 pub mod stats;
-pub mod watch;
 pub mod wire;
 
 use client::{RequestTemplate, Target};
@@ -109,8 +108,8 @@ pub struct StageResult {
     pub stats: TaskStats,
     /// Open model: sends planned for the stage.
     pub planned: Option<u64>,
-    pub samples: Vec<watch::Sample>,
-    pub watch: watch::Summary,
+    pub samples: Vec<monitor::Sample>,
+    pub watch: monitor::Summary,
     pub status: StageStatus,
     /// Why the stage failed (criteria missed).
     pub failures: Vec<String>,
@@ -149,7 +148,7 @@ pub struct RunResult {
     pub breaking_point: Option<BreakingPoint>,
     pub interrupted: bool,
     pub time_bound_hit: bool,
-    pub backend: watch::Backend,
+    pub backend: monitor::Backend,
     pub generator: Generator,
     pub elapsed: Duration,
 }
@@ -288,8 +287,8 @@ pub async fn run(
     let deadline = t0 + opts.max_total;
     let pid = opts
         .backend_pid
-        .or_else(|| watch::local_backend(&opts.base_url));
-    let watcher = watch::start(&opts.base_url, opts.database_url.as_deref(), pid, t0).await;
+        .or_else(|| monitor::local_backend(&opts.base_url));
+    let watcher = monitor::start(&opts.base_url, opts.database_url.as_deref(), pid, t0).await;
     let multi = indicatif::MultiProgress::with_draw_target(if opts.progress {
         indicatif::ProgressDrawTarget::stderr()
     } else {
@@ -367,7 +366,7 @@ async fn run_stage(
     shared: &Arc<Shared>,
     kinds: &[String],
     deadline: Instant,
-    watcher: &watch::Watcher,
+    watcher: &monitor::Watcher,
     multi: &indicatif::MultiProgress,
     cancel: &mut tokio::sync::watch::Receiver<bool>,
 ) -> StageResult {
@@ -433,7 +432,7 @@ async fn run_stage(
     }
     let mut samples = watcher.take();
     samples.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
-    let summary = watch::summarize(&samples);
+    let summary = monitor::summarize(&samples);
     let mut r = StageResult {
         stage: stage.clone(),
         model,
@@ -527,7 +526,7 @@ pub fn criteria_failures(r: &StageResult) -> Vec<String> {
 
 /// The breaking point's diagnosis from a failed stage's measurements and samples.
 /// `tls`: the target is https:// (a handshake failure is then a likely cause).
-pub fn diagnose_stage(r: &StageResult, backend: &watch::Backend, tls: bool) -> BreakingPoint {
+pub fn diagnose_stage(r: &StageResult, backend: &monitor::Backend, tls: bool) -> BreakingPoint {
     use crate::diagnose::{StageEvidence, breaking_point, diagnose};
     let t = r.stats.total();
     let w = &r.watch;

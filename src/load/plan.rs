@@ -4,9 +4,9 @@
 //! the shipped seed plan; `--quick` scales every duration down.
 
 use crate::checks::http::Request;
-use crate::duration::Dur;
 use crate::playbook::LoadError;
 use crate::playbook::yaml;
+use crate::support::duration::Dur;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -164,7 +164,7 @@ fn unknown_field_suggestion(msg: &str) -> Option<String> {
     let rest = msg.strip_prefix("unknown field `")?;
     let (word, tail) = rest.split_once('`')?;
     let candidates: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
-    crate::playbook::error::nearest(word, candidates)
+    crate::support::suggest::nearest(word, candidates)
 }
 
 /// Checks what serde cannot: sizes, criteria, the model/rate agreement and
@@ -348,7 +348,7 @@ pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
                 "virtual users must be between 1 and {MAX_VUS}"
             )));
         }
-        let duration = crate::duration::parse(parts[2]).map_err(bad)?;
+        let duration = crate::support::duration::parse(parts[2]).map_err(bad)?;
         if duration.is_zero() {
             return Err(bad("the duration must be longer than 0s".into()));
         }
@@ -397,7 +397,8 @@ mod tests {
     use super::*;
 
     fn shipped() -> Plan {
-        let text = crate::embedded::get(crate::embedded::LOAD_PLAN).expect("embedded plan");
+        let text = crate::playbook::embedded::get(crate::playbook::embedded::LOAD_PLAN)
+            .expect("embedded plan");
         parse(text, "progressive-load.yaml").expect("valid")
     }
 

@@ -3,7 +3,7 @@
 //! markdown report. Every text goes through the redactor before it leaves.
 
 use super::{RunResult, StageResult, StageStatus};
-use crate::redact::Redactor;
+use crate::support::redact::Redactor;
 use owo_colors::OwoColorize;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -98,7 +98,7 @@ struct Summary<'a> {
     result: &'static str,
     breaking_point: &'a Option<super::BreakingPoint>,
     stages: Vec<Value>,
-    backend: &'a super::watch::Backend,
+    backend: &'a super::monitor::Backend,
     generator: &'a super::Generator,
     elapsed_s: f64,
 }

@@ -125,7 +125,7 @@ pub async fn sample(client: &Client, database: Option<&str>) -> Result<Snapshot,
     let row = client
         .query_one(QUERY, &[&database])
         .await
-        .map_err(|e| crate::checks::pg_connect::error_chain(&e))?;
+        .map_err(|e| super::error_chain(&e))?;
     from_row(&row, database)
 }
 
@@ -139,7 +139,7 @@ pub async fn sample_prepared(
     let row = client
         .query_one(stmt, &[&database])
         .await
-        .map_err(|e| crate::checks::pg_connect::error_chain(&e))?;
+        .map_err(|e| super::error_chain(&e))?;
     from_row(&row, database)
 }
 
@@ -197,26 +197,11 @@ pub enum ConnectError {
     Tls(String),
 }
 
-impl ConnectError {
-    /// The classified fault (refused, auth, missing database, …).
-    pub fn fault(&self, url: &DbUrl) -> crate::diagnose::Fault {
-        match self {
-            ConnectError::Timeout => crate::diagnose::Fault::PgNoResponse {
-                host: url.host.clone(),
-                port: url.port,
-                error: crate::diagnose::NetError::Timeout,
-            },
-            ConnectError::Pg(e) => crate::checks::pg_connect::classify(e, url),
-            ConnectError::Tls(message) => super::tls::failed(url, message.clone()),
-        }
-    }
-}
-
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConnectError::Timeout => write!(f, "timed out"),
-            ConnectError::Pg(e) => write!(f, "{}", crate::checks::pg_connect::error_chain(e)),
+            ConnectError::Pg(e) => write!(f, "{}", super::error_chain(e)),
             ConnectError::Tls(m) => write!(f, "{m}"),
         }
     }

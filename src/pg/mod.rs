@@ -1,6 +1,8 @@
 //! PostgreSQL connection URLs (with Prisma's pool parameters) and sessions.
 
 pub mod activity;
+mod error;
+pub use error::error_chain;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -86,7 +88,7 @@ impl DbUrl {
                 "verify-full",
             ];
             if !MODES.contains(&m.as_str()) {
-                let hint = crate::playbook::error::nearest(&m, MODES)
+                let hint = crate::support::suggest::nearest(&m, MODES)
                     .map(|h| format!(" (did you mean `{h}`?)"))
                     .unwrap_or_default();
                 return Err(format!(

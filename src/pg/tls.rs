@@ -110,7 +110,7 @@ fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, String> {
                 return Err(format!("{f} holds no certificate"));
             }
         }
-        None => roots = crate::tls::native_roots()?,
+        None => roots = crate::support::tls::native_roots()?,
     }
     Ok(roots)
 }
@@ -120,23 +120,13 @@ pub fn connector(u: &DbUrl) -> Result<MakeRustlsConnect, String> {
     Policy::of(u)?.connector()
 }
 
-/// The fault for a TLS setup or handshake that failed on this URL.
-pub fn failed(u: &DbUrl, message: String) -> crate::diagnose::Fault {
-    crate::diagnose::Fault::PgTlsFailed {
-        host: u.host.clone(),
-        port: u.port,
-        sslmode: u.param("sslmode").unwrap_or("prefer").to_string(),
-        message,
-    }
-}
-
 impl Policy {
     /// The connector (roots are only loaded when the certificate is
     /// verified, so a plain local connection costs nothing).
     pub fn connector(&self) -> Result<MakeRustlsConnect, String> {
-        let provider = crate::tls::provider();
+        let provider = crate::support::tls::provider();
         let verifier: Arc<dyn ServerCertVerifier> = match self.verify {
-            Verify::None => Arc::new(crate::tls::Unchecked(provider.clone())),
+            Verify::None => Arc::new(crate::support::tls::Unchecked(provider.clone())),
             v => {
                 let roots = load_roots(self)?;
                 let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(

@@ -90,50 +90,11 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// Damerau-free Levenshtein distance, small inputs only.
-pub fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        cur[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
-/// The closest candidate, if it is close enough to be a plausible typo.
-pub fn nearest<'a, I: IntoIterator<Item = &'a str>>(word: &str, candidates: I) -> Option<String> {
-    let lw = word.to_ascii_lowercase().replace('-', "_");
-    let mut best: Option<(usize, &str)> = None;
-    for c in candidates {
-        let d = distance(&lw, &c.to_ascii_lowercase());
-        if best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, c));
-        }
-    }
-    let (d, c) = best?;
-    let limit = (word.chars().count() / 3).max(2);
-    (d <= limit && d > 0 || (d == 0 && c != word)).then(|| c.to_string())
-}
+pub use crate::support::suggest::nearest;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_finds_typos() {
-        let kinds = ["pg_ready", "pg_connect", "port", "http", "env"];
-        assert_eq!(nearest("pg_raedy", kinds), Some("pg_ready".into()));
-        assert_eq!(nearest("htp", kinds), Some("http".into()));
-        assert_eq!(nearest("pg-ready", kinds), Some("pg_ready".into()));
-        assert_eq!(nearest("completely_different", kinds), None);
-    }
 
     #[test]
     fn display_has_location_path_and_snippet() {

@@ -229,11 +229,11 @@ pub fn expand(s: &str, scope: &Scope) -> Result<String, String> {
                     Some(caps) => {
                         let v = caps
                             .get(&id)
-                            .and_then(|c| crate::jsonpath::lookup(c, &path))
+                            .and_then(|c| crate::support::dotpath::lookup(c, &path))
                             .ok_or_else(|| {
                                 format!("`${{{raw}}}`: check `{id}` captured no value `{path}`")
                             })?;
-                        out.push_str(&crate::jsonpath::scalar_text(v));
+                        out.push_str(&crate::support::dotpath::scalar_text(v));
                     }
                 },
             },

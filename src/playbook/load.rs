@@ -523,7 +523,7 @@ impl Loader<'_> {
                 ));
             }
         };
-        crate::duration::parse(&text).map_err(|m| self.err(Some(v.loc), path, m))
+        crate::support::duration::parse(&text).map_err(|m| self.err(Some(v.loc), path, m))
     }
 
     /// Replaces `include: FILE` by the included check, with the entry's
@@ -959,7 +959,7 @@ fn run_id() -> String {
 
 /// A file shipped in the binary: its display name, text and directory.
 fn embedded_source(path: &str) -> Option<(String, String, Place)> {
-    let text = crate::embedded::get(path)?;
+    let text = crate::playbook::embedded::get(path)?;
     let dir = path
         .rsplit_once('/')
         .map(|(d, _)| d.to_string())
@@ -1014,7 +1014,7 @@ fn derive_target_fields(t: &mut BTreeMap<String, String>) {
 /// Whether the value at `path` (inside a check) still holds a `${checks.…}`
 /// reference: its type can only be checked once the capture exists.
 fn waits_for_capture(params: &serde_json::Value, path: &str) -> bool {
-    crate::jsonpath::lookup(params, path)
+    crate::support::dotpath::lookup(params, path)
         .and_then(|v| v.as_str())
         .is_some_and(|s| !interp::check_refs(s).is_empty())
 }

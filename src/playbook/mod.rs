@@ -6,6 +6,7 @@
 //! fields and the dependency graph, and reports any problem with its file,
 //! line, column and key path.
 
+pub mod embedded;
 pub mod error;
 pub mod interp;
 mod load;

@@ -2,7 +2,7 @@
 //! [`Report`]; secrets are removed before any of them sees it.
 
 use crate::engine::{CheckResult, Report};
-use crate::redact::Redactor;
+use crate::support::redact::Redactor;
 
 pub mod human;
 pub mod json;

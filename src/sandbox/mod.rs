@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The seed's database name.
-pub const DB_NAME: &str = "chat_backend_db";
+pub use crate::support::chat_backend::DB_NAME;
 
 /// How the reference backend is configured: healthy by default, each field a
 /// fault of the seed.

@@ -35,20 +35,7 @@ use tokio_postgres::NoTls;
 pub const CHAT_SCHEMA_SQL: &str = include_str!("schema.sql");
 
 /// The tables [`CHAT_SCHEMA_SQL`] creates.
-pub const CHAT_TABLES: [&str; 12] = [
-    "users",
-    "posts",
-    "interactions",
-    "connections",
-    "coolness_ratings",
-    "pushes",
-    "post_views",
-    "conversations",
-    "conversation_users",
-    "messages",
-    "message_reads",
-    "attachments",
-];
+pub use crate::support::chat_backend::TABLES as CHAT_TABLES;
 
 /// Environment variable that names the server binaries' directory explicitly.
 pub const BINDIR_ENV: &str = "CHATOPS_PG_BINDIR";

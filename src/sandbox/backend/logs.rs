@@ -106,69 +106,22 @@ impl Logger {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-struct Parts {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    min: u32,
-    sec: u32,
-    ms: u32,
-}
-
-fn parts(t: SystemTime) -> Parts {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400) as u32;
-    Parts {
-        year,
-        month,
-        day,
-        hour: sod / 3600,
-        min: (sod / 60) % 60,
-        sec: sod % 60,
-        ms: d.subsec_millis(),
-    }
-}
-
 /// `2025-10-21T12:38:29.532Z`, as JavaScript's `Date.toISOString()`.
 pub(crate) fn iso(t: SystemTime) -> String {
-    let p = parts(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        p.year, p.month, p.day, p.hour, p.min, p.sec, p.ms
-    )
+    crate::support::time::rfc3339_millis(t)
 }
 
 /// `10/21/2025, 5:50:38 PM`, as Nest's `toLocaleString` in en-US (UTC here:
 /// the sandbox has no time zone database to hand).
 pub(crate) fn nest_timestamp(t: SystemTime) -> String {
-    let p = parts(t);
-    let (h12, ampm) = match p.hour {
+    let (year, month, day, hour, min, sec) = crate::support::time::civil(t);
+    let (h12, ampm) = match hour {
         0 => (12, "AM"),
-        1..=11 => (p.hour, "AM"),
+        1..=11 => (hour, "AM"),
         12 => (12, "PM"),
-        _ => (p.hour - 12, "PM"),
+        _ => (hour - 12, "PM"),
     };
-    format!(
-        "{:02}/{:02}/{:04}, {}:{:02}:{:02} {}",
-        p.month, p.day, p.year, h12, p.min, p.sec, ampm
-    )
+    format!("{month:02}/{day:02}/{year:04}, {h12}:{min:02}:{sec:02} {ampm}")
 }
 
 static RNG: AtomicU64 = AtomicU64::new(0);

@@ -4,69 +4,75 @@
 pub static FILES: &[(&str, &str)] = &[
     (
         "playbooks/pre-load-test.yaml",
-        include_str!("../playbooks/pre-load-test.yaml"),
+        include_str!("../../playbooks/pre-load-test.yaml"),
     ),
     (
         "playbooks/database.yaml",
-        include_str!("../playbooks/database.yaml"),
+        include_str!("../../playbooks/database.yaml"),
     ),
     (
         "checks/pg-activity.yaml",
-        include_str!("../checks/pg-activity.yaml"),
+        include_str!("../../checks/pg-activity.yaml"),
     ),
     (
         "checks/pool-headroom.yaml",
-        include_str!("../checks/pool-headroom.yaml"),
+        include_str!("../../checks/pool-headroom.yaml"),
     ),
-    ("checks/schema.yaml", include_str!("../checks/schema.yaml")),
+    (
+        "checks/schema.yaml",
+        include_str!("../../checks/schema.yaml"),
+    ),
     (
         "playbooks/progressive-load.yaml",
-        include_str!("../playbooks/progressive-load.yaml"),
+        include_str!("../../playbooks/progressive-load.yaml"),
     ),
     (
         "checks/pg-ready.yaml",
-        include_str!("../checks/pg-ready.yaml"),
+        include_str!("../../checks/pg-ready.yaml"),
     ),
     (
         "checks/pg-connect.yaml",
-        include_str!("../checks/pg-connect.yaml"),
+        include_str!("../../checks/pg-connect.yaml"),
     ),
     (
         "checks/backend-listening.yaml",
-        include_str!("../checks/backend-listening.yaml"),
+        include_str!("../../checks/backend-listening.yaml"),
     ),
-    ("checks/health.yaml", include_str!("../checks/health.yaml")),
+    (
+        "checks/health.yaml",
+        include_str!("../../checks/health.yaml"),
+    ),
     (
         "checks/backend-env.yaml",
-        include_str!("../checks/backend-env.yaml"),
+        include_str!("../../checks/backend-env.yaml"),
     ),
     (
         "checks/rate-limit-env.yaml",
-        include_str!("../checks/rate-limit-env.yaml"),
+        include_str!("../../checks/rate-limit-env.yaml"),
     ),
     (
         "checks/rate-limit-burst.yaml",
-        include_str!("../checks/rate-limit-burst.yaml"),
+        include_str!("../../checks/rate-limit-burst.yaml"),
     ),
     (
         "checks/backend-log.yaml",
-        include_str!("../checks/backend-log.yaml"),
+        include_str!("../../checks/backend-log.yaml"),
     ),
     (
         "checks/stability.yaml",
-        include_str!("../checks/stability.yaml"),
+        include_str!("../../checks/stability.yaml"),
     ),
     (
         "checks/message-persisted.yaml",
-        include_str!("../checks/message-persisted.yaml"),
+        include_str!("../../checks/message-persisted.yaml"),
     ),
     (
         "checks/send-message.yaml",
-        include_str!("../checks/send-message.yaml"),
+        include_str!("../../checks/send-message.yaml"),
     ),
     (
         "checks/fetch-history.yaml",
-        include_str!("../checks/fetch-history.yaml"),
+        include_str!("../../checks/fetch-history.yaml"),
     ),
 ];
 

@@ -110,6 +110,19 @@ pub struct DemoArgs {
     pub format: Format,
 }
 
+impl TargetArgs {
+    /// The domain's view of these flags.
+    pub fn to_target(&self) -> crate::session::Target {
+        crate::session::Target {
+            playbook: self.playbook.clone(),
+            base_url: self.base_url.clone(),
+            database_url: self.database_url.clone(),
+            vars: self.vars.clone(),
+            allow_remote: self.allow_remote,
+        }
+    }
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')

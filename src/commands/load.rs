@@ -3,18 +3,19 @@
 //! point was found (or the time bound stopped the run first), 2 invalid
 //! plan, flags or target, or a failed preflight, 130 Ctrl-C.
 
-use super::plan::{self, Model, Plan};
-use super::report;
-use crate::cli::{LoadArgs, LoadFormat, TargetArgs};
-use crate::exit;
-use crate::redact::Redactor;
+use super::cli::{LoadArgs, LoadFormat};
+use super::{CommandError, CommandResult, Outcome};
+use crate::load::plan::{self, Model, Plan};
+use crate::load::report;
 use crate::report::Style;
+use crate::session;
+use crate::support::redact::Redactor;
+use crate::support::signals;
 use std::io::Write;
 use std::time::Duration;
 
-fn fail(red: &Redactor, msg: &str) -> i32 {
-    eprintln!("chatops: {}", red.redact(msg));
-    exit::INVALID
+fn fail(red: &Redactor, msg: &str) -> CommandResult {
+    Err(CommandError::Usage(red.redact(msg)))
 }
 
 /// The plan from `--plan` or the embedded one, with every override applied.
@@ -26,16 +27,16 @@ pub fn build_plan(a: &LoadArgs) -> Result<Plan, String> {
             p.display().to_string(),
         ),
         None => (
-            crate::embedded::get(crate::embedded::LOAD_PLAN)
+            crate::playbook::embedded::get(crate::playbook::embedded::LOAD_PLAN)
                 .ok_or("the embedded plan is missing")?
                 .to_string(),
-            crate::embedded::LOAD_PLAN.to_string(),
+            crate::playbook::embedded::LOAD_PLAN.to_string(),
         ),
     };
     let mut p = plan::parse(&text, &name).map_err(|e| format!("invalid plan: {e}"))?;
     let dur = |flag: &str, v: &Option<String>| -> Result<Option<Duration>, String> {
         v.as_deref()
-            .map(|s| crate::duration::parse(s).map_err(|e| format!("{flag}: {e}")))
+            .map(|s| crate::support::duration::parse(s).map_err(|e| format!("{flag}: {e}")))
             .transpose()
     };
     if let Some(s) = &a.stages {
@@ -85,8 +86,8 @@ pub fn build_plan(a: &LoadArgs) -> Result<Plan, String> {
     Ok(p)
 }
 
-pub async fn run(a: LoadArgs, style: &Style) -> i32 {
-    let mut target: TargetArgs = a.target.clone();
+pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
+    let mut target = a.target.to_target();
     if target.base_url.is_none() {
         target.base_url = Some(
             std::env::var("CHATOPS_BASE_URL")
@@ -98,20 +99,20 @@ pub async fn run(a: LoadArgs, style: &Style) -> i32 {
     if target.database_url.is_none() {
         target.database_url = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
     }
-    let red = crate::app::redactor_for(None, &target);
+    let red = target.redactor(None);
     let base_url = target.base_url.clone().unwrap_or_default();
     let base_url = base_url.trim_end_matches('/').to_string();
     let plan = match build_plan(&a) {
         Ok(p) => p,
         Err(e) => return fail(&red, &e),
     };
-    let max_total = match crate::duration::parse(&a.max_duration) {
+    let max_total = match crate::support::duration::parse(&a.max_duration) {
         Ok(d) if !d.is_zero() => d,
         Ok(_) => return fail(&red, "--max-duration must be longer than 0s"),
         Err(e) => return fail(&red, &format!("--max-duration: {e}")),
     };
     if let Some(path) = &a.emit_k6 {
-        let js = red.redact(&super::k6::script(&plan, &base_url));
+        let js = red.redact(&crate::load::k6::script(&plan, &base_url));
         return match std::fs::write(path, js) {
             Ok(()) => {
                 if !style.quiet {
@@ -122,23 +123,29 @@ pub async fn run(a: LoadArgs, style: &Style) -> i32 {
                         path.display()
                     );
                 }
-                exit::OK
+                Ok(Outcome::Ok)
             }
             Err(e) => fail(&red, &format!("cannot write {}: {e}", path.display())),
         };
     }
-    if let Err(e) = crate::safety::ensure_loopback(&base_url, target.allow_remote, "load").await {
+    let cancel = signals::shutdown_token();
+    if let Err(e) =
+        crate::support::safety::ensure_loopback(&base_url, target.allow_remote, "load").await
+    {
         return fail(&red, &e);
     }
     if !a.skip_preflight {
         if !style.quiet {
             eprintln!("preflight: running the doctor playbook first (--skip-preflight to skip)…");
         }
-        match crate::app::run_playbook(&target, false).await {
-            Err(code) => return code,
-            Ok((rep, pre_red)) => {
+        let pre = session::run(&target, cancel.clone()).await.map_err(|e| {
+            CommandError::InvalidPlaybook(target.redactor(None).redact(&e.to_string()))
+        })?;
+        {
+            let (rep, pre_red) = (pre.report, pre.redactor);
+            {
                 if rep.interrupted {
-                    return exit::INTERRUPTED;
+                    return Ok(Outcome::Interrupted);
                 }
                 if rep.status == crate::checks::Status::Fail {
                     let st = Style {
@@ -152,21 +159,24 @@ pub async fn run(a: LoadArgs, style: &Style) -> i32 {
                         &st,
                     ));
                     eprintln!("{text}");
-                    eprintln!(
-                        "chatops: preflight failed: the backend is not ready for load (the seed sent 56,250 requests to a backend that was not running). \
+                    return Err(CommandError::Usage(
+                        "preflight failed: the backend is not ready for load (the seed sent 56,250 requests to a backend that was not running). \
                          Fix the findings above, or pass --skip-preflight."
-                    );
-                    return exit::INVALID;
+                            .into(),
+                    ));
                 }
             }
         }
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let signal = tokio::spawn(async move {
-        crate::demo::shutdown_signal().await;
-        let _ = tx.send(true);
+    let signal = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            cancel.cancelled().await;
+            let _ = tx.send(true);
+        }
     });
-    let opts = super::Options {
+    let opts = crate::load::Options {
         base_url: base_url.clone(),
         database_url: target.database_url.clone(),
         backend_pid: a.pid,
@@ -182,11 +192,11 @@ pub async fn run(a: LoadArgs, style: &Style) -> i32 {
             "load: {} stage(s), {:?} model, up to {} against {}",
             plan.stages.len(),
             plan.model,
-            crate::duration::fmt(total.min(max_total)),
+            crate::support::duration::fmt(total.min(max_total)),
             red.redact(&base_url)
         );
     }
-    let result = super::run(&plan, &opts, rx).await;
+    let result = crate::load::run(&plan, &opts, rx).await;
     signal.abort();
     if opts.progress {
         eprintln!(); // end the last live line before the summary
@@ -209,17 +219,14 @@ pub async fn run(a: LoadArgs, style: &Style) -> i32 {
                     eprintln!("exported {} file(s) to {}", files.len(), dir.display());
                 }
             }
-            Err(e) => {
-                eprintln!("chatops: {}", red.redact(&e));
-                return exit::INVALID;
-            }
+            Err(e) => return fail(&red, &e),
         }
     }
-    if r.interrupted {
-        exit::INTERRUPTED
+    Ok(if r.interrupted {
+        Outcome::Interrupted
     } else if r.breaking_point.is_some() || r.time_bound_hit {
-        exit::FAILED
+        Outcome::Failed
     } else {
-        exit::OK
-    }
+        Outcome::Ok
+    })
 }

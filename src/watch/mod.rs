@@ -3,11 +3,11 @@
 //! reconnects after a server restart) is split from rendering: a refreshing
 //! terminal view, JSON lines, or the Prometheus text format.
 
-use crate::cli::{WatchArgs, WatchFormat};
-use crate::exit;
+use crate::commands::cli::{WatchArgs, WatchFormat};
+use crate::commands::exit;
 use crate::pg::DbUrl;
 use crate::pg::activity::{self, Snapshot};
-use crate::redact::{self, Redactor};
+use crate::support::redact::{self, Redactor};
 use owo_colors::OwoColorize;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -15,7 +15,7 @@ use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The application_name chatops's own session uses.
-pub const APP_NAME: &str = "chatops";
+pub use crate::support::chat_backend::APP_NAME;
 const TREND_LEN: usize = 30;
 
 /// Thresholds on active sessions (the seed: warn above 40, critical above 48).
@@ -329,7 +329,7 @@ pub fn human(
 
 /// `2026-11-28T12:00:00.000Z`.
 pub fn iso(t: SystemTime) -> String {
-    crate::sandbox::backend::logs::iso(t)
+    crate::support::time::rfc3339_millis(t)
 }
 
 /// Restores the terminal when the view ends, however it ends.
@@ -384,13 +384,13 @@ async fn take(
 ) -> Result<Snapshot, String> {
     let work = async {
         let client = pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => crate::checks::pg_connect::error_chain(&e),
+            deadpool_postgres::PoolError::Backend(e) => crate::pg::error_chain(&e),
             other => other.to_string(),
         })?;
         let stmt = client
             .prepare_cached(activity::QUERY)
             .await
-            .map_err(|e| crate::checks::pg_connect::error_chain(&e))?;
+            .map_err(|e| crate::pg::error_chain(&e))?;
         // Other chatops sessions (a second watch, parallel checks) are not the backend's.
         activity::sample_prepared(&client, &stmt, db)
             .await
@@ -400,7 +400,7 @@ async fn take(
         Ok(r) => r,
         Err(_) => Err(format!(
             "no answer within {}",
-            crate::duration::fmt(timeout)
+            crate::support::duration::fmt(timeout)
         )),
     }
 }
@@ -422,7 +422,7 @@ pub async fn run(a: &WatchArgs, color: bool) -> i32 {
             return exit::INVALID;
         }
     };
-    let interval = match crate::duration::parse(&a.interval) {
+    let interval = match crate::support::duration::parse(&a.interval) {
         Ok(d) if d >= Duration::from_millis(50) => d,
         Ok(_) => {
             eprintln!("chatops watch-connections: --interval: must be at least 50ms");
@@ -433,7 +433,7 @@ pub async fn run(a: &WatchArgs, color: bool) -> i32 {
             return exit::INVALID;
         }
     };
-    let timeout = match crate::duration::parse(&a.timeout) {
+    let timeout = match crate::support::duration::parse(&a.timeout) {
         Ok(d) if d > Duration::ZERO => d,
         _ => {
             eprintln!(

@@ -1,11 +1,12 @@
 //! `chatops demo`: the seed's cascade on the local sandbox, one fault after
 //! another, each diagnosed by the shipped playbook, then all green.
 
-use crate::app;
-use crate::cli::TargetArgs;
-use crate::exit;
+use super::{CommandError, CommandResult, Outcome};
+use crate::checks::Status;
 use crate::report::{self, Format, Style};
 use crate::sandbox::{self, Knobs, Sandbox, pg::PgCluster, pg::PgOptions};
+use crate::session::{self, Target};
+use crate::support::signals;
 use owo_colors::OwoColorize;
 
 struct Step {
@@ -70,7 +71,7 @@ fn steps() -> Vec<Step> {
     ]
 }
 
-pub async fn run(format: Format, style: &Style) -> i32 {
+pub async fn run(format: Format, style: &Style) -> CommandResult {
     let c = style.color;
     let head = |s: &str| {
         if c {
@@ -80,34 +81,23 @@ pub async fn run(format: Format, style: &Style) -> i32 {
         }
     };
     if let Err(e) = PgCluster::find_bindir() {
-        eprintln!(
-            "chatops demo needs the PostgreSQL server binaries (initdb, pg_ctl, postgres): {}",
+        let hint = e.hint.map(|h| format!("\n  {h}")).unwrap_or_default();
+        return Err(CommandError::Prerequisite(format!(
+            "chatops demo needs the PostgreSQL server binaries (initdb, pg_ctl, postgres): {}{hint}",
             e.message
-        );
-        if let Some(h) = e.hint {
-            eprintln!("  {h}");
-        }
-        return exit::INVALID;
+        )));
     }
-    let bin = match std::env::current_exe() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("chatops: cannot find my own executable: {e}");
-            return exit::INVALID;
-        }
-    };
+    let bin = std::env::current_exe()
+        .map_err(|e| CommandError::Prerequisite(format!("cannot find my own executable: {e}")))?;
+    let cancel = signals::shutdown_token();
     let work = async {
         eprintln!(
             "{}",
             head("Starting the sandbox: a throwaway PostgreSQL cluster with chat_backend_db…")
         );
-        let mut sb = match Sandbox::start(&bin, PgOptions::default()).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("chatops: cannot start the sandbox: {e}");
-                return exit::INVALID;
-            }
-        };
+        let mut sb = Sandbox::start(&bin, PgOptions::default())
+            .await
+            .map_err(|e| CommandError::Prerequisite(format!("cannot start the sandbox: {e}")))?;
         eprintln!(
             "  PostgreSQL on 127.0.0.1:{} (data in {})",
             sb.pg.port(),
@@ -116,7 +106,7 @@ pub async fn run(format: Format, style: &Style) -> i32 {
         let port = sandbox::free_port();
         let steps = steps();
         let total = steps.len();
-        let mut last = exit::FAILED;
+        let mut last = Status::Fail;
         for (i, step) in steps.into_iter().enumerate() {
             println!(
                 "\n{}",
@@ -130,31 +120,36 @@ pub async fn run(format: Format, style: &Style) -> i32 {
                         port: Some(port),
                         ..k.clone()
                     };
-                    match sb.start_backend(&k).await {
-                        Ok(b) => eprintln!("  reference backend pid {} on {}", b.pid, b.base_url()),
-                        Err(e) => {
-                            eprintln!("chatops: the reference backend did not start: {e}");
-                            return exit::INVALID;
-                        }
-                    }
+                    let b = sb.start_backend(&k).await.map_err(|e| {
+                        CommandError::Prerequisite(format!(
+                            "the reference backend did not start: {e}"
+                        ))
+                    })?;
+                    eprintln!("  reference backend pid {} on {}", b.pid, b.base_url());
                 }
             }
             let mut vars = vec![("stability_duration".to_string(), "1s".to_string())];
             if let Some(b) = &sb.backend {
                 vars.push(("backend_log".into(), b.log.to_string_lossy().into_owned()));
             }
-            let t = TargetArgs {
+            let t = Target {
                 base_url: Some(format!("http://127.0.0.1:{port}")),
                 database_url: Some(sb.db_url.clone()),
                 vars,
-                ..TargetArgs::default()
+                ..Target::default()
             };
-            let (rep, red) = match app::run_playbook(&t, false).await {
-                Ok(r) => r,
-                Err(code) => return code,
-            };
-            print!("{}", red.redact(&report::render(&rep, format, style)));
-            last = app::exit_code(&rep, false);
+            let run = session::run(&t, cancel.clone()).await.map_err(|e| {
+                CommandError::InvalidPlaybook(t.redactor(None).redact(&e.to_string()))
+            })?;
+            print!(
+                "{}",
+                run.redactor
+                    .redact(&report::render(&run.report, format, style))
+            );
+            if run.report.interrupted {
+                return Ok(Outcome::Interrupted);
+            }
+            last = run.report.status;
             if !step.fix.is_empty() {
                 println!(
                     "\n{} {}",
@@ -169,110 +164,25 @@ pub async fn run(format: Format, style: &Style) -> i32 {
         }
         println!(
             "\n{}",
-            head(if last == exit::OK {
+            head(if last != Status::Fail {
                 "The sandbox passes the whole checklist. Point `chatops doctor --base-url … --database-url …` at a real backend next."
             } else {
                 "The last step did not pass: see the report above."
             })
         );
         drop(sb);
-        last
+        Ok(if last == Status::Fail {
+            Outcome::Failed
+        } else {
+            Outcome::Ok
+        })
     };
     tokio::select! {
-        code = work => code,
-        _ = shutdown_signal() => {
+        r = work => r,
+        _ = cancel.cancelled() => {
             sandbox::cleanup_all();
             eprintln!("\ninterrupted: the sandbox was removed");
-            exit::INTERRUPTED
+            Ok(Outcome::Interrupted)
         }
-    }
-}
-
-/// `chatops sandbox`: the sandbox, up until Ctrl-C, for exploring and benchmarks.
-pub async fn sandbox(a: &crate::cli::SandboxArgs) -> i32 {
-    let bin = match std::env::current_exe() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("chatops: cannot find my own executable: {e}");
-            return exit::INVALID;
-        }
-    };
-    let work = async {
-        let mut sb = match Sandbox::start(
-            &bin,
-            PgOptions {
-                max_connections: a.max_connections,
-                ..PgOptions::default()
-            },
-        )
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("chatops: cannot start the sandbox: {e}");
-                return exit::INVALID;
-            }
-        };
-        let port = a.port.unwrap_or_else(sandbox::free_port);
-        let knobs = Knobs {
-            port: Some(port),
-            mock: a.mock,
-            rate_limit: a.rate_limit,
-            drift: a.drift,
-            connection_limit: Some(a.connection_limit),
-            pool_timeout: Some(a.pool_timeout),
-            ..Knobs::default()
-        };
-        let mut lines = vec![
-            format!("export CHATOPS_BASE_URL=http://127.0.0.1:{port}"),
-            format!("export DATABASE_URL='{}'", sb.db_url),
-            format!("export CHATOPS_PG_PORT={}", sb.pg.port()),
-            format!("export CHATOPS_PG_BINDIR='{}'", sb.pg.bindir().display()),
-        ];
-        if !a.no_backend {
-            match sb.start_backend(&knobs).await {
-                Ok(b) => {
-                    lines.push(format!("export CHATOPS_BACKEND_PID={}", b.pid));
-                    lines.push(format!("export CHATOPS_BACKEND_LOG='{}'", b.log.display()));
-                }
-                Err(e) => {
-                    eprintln!("chatops: the reference backend did not start: {e}");
-                    return exit::INVALID;
-                }
-            }
-        }
-        let text = lines.join("\n") + "\n";
-        println!("{text}");
-        eprintln!("sandbox up; Ctrl-C to stop and remove it");
-        if let Some(f) = &a.env_file
-            && let Err(e) = std::fs::write(f, &text)
-        {
-            eprintln!("chatops: cannot write {}: {e}", f.display());
-            return exit::INVALID;
-        }
-        std::future::pending::<i32>().await
-    };
-    tokio::select! {
-        code = work => code,
-        _ = shutdown_signal() => {
-            sandbox::cleanup_all();
-            exit::OK
-        }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }

@@ -109,11 +109,13 @@ impl Drop for Watcher {
 pub fn local_backend(base_url: &str) -> Option<u32> {
     let u = url::Url::parse(base_url).ok()?;
     let host = u.host_str()?;
-    if !crate::procinfo::is_local_host(host) {
+    if !crate::probe::process::is_local_host(host) {
         return None;
     }
     let port = u.port_or_known_default()?;
-    crate::procinfo::listeners(port).first().map(|p| p.pid)
+    crate::probe::process::listeners(port)
+        .first()
+        .map(|p| p.pid)
 }
 
 /// Whether `pid` is a live process (a zombie, dead but not yet reaped by its
@@ -152,7 +154,7 @@ pub async fn start(
         ..Default::default()
     };
     if let Some(pid) = pid
-        && let Ok(env) = crate::procinfo::environ(pid)
+        && let Ok(env) = crate::probe::process::environ(pid)
         && let Some((_, u)) = env.iter().find(|(k, _)| k == "DATABASE_URL")
         && let Ok(db) = DbUrl::parse(u)
     {

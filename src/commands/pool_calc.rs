@@ -2,11 +2,11 @@
 //! server's limits), runs [`crate::poolcalc::plan`] and renders it as a
 //! table, JSON or Markdown, with the DATABASE_URL to use.
 
-use crate::cli::{PoolCalcArgs, PoolCalcFormat};
-use crate::exit;
+use crate::commands::cli::{PoolCalcArgs, PoolCalcFormat};
+use crate::commands::exit;
 use crate::pg::{DbUrl, activity};
 use crate::poolcalc::{self, Inputs, Load, Plan, Verdict, num};
-use crate::redact::Redactor;
+use crate::support::redact::Redactor;
 use owo_colors::OwoColorize;
 use serde::Serialize;
 use std::fmt::Write;
@@ -37,7 +37,11 @@ fn err(flag: &str, msg: impl std::fmt::Display) -> i32 {
     exit::INVALID
 }
 
-pub async fn run(a: &PoolCalcArgs, color: bool) -> i32 {
+pub async fn run(a: &PoolCalcArgs, color: bool) -> super::CommandResult {
+    super::legacy(run_legacy(a, color).await)
+}
+
+async fn run_legacy(a: &PoolCalcArgs, color: bool) -> i32 {
     let query_s = match (a.query_ms, a.query_s) {
         (Some(ms), None) => ms / 1000.0,
         (None, Some(s)) => s,
@@ -173,7 +177,7 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> i32 {
         if let Ok(row) = client.query_one("SHOW server_version", &[]).await {
             server.server_version = row.try_get::<_, String>(0).ok();
         }
-        if inputs.cores.is_none() && crate::procinfo::is_local_host(&u.host) {
+        if inputs.cores.is_none() && crate::probe::process::is_local_host(&u.host) {
             inputs.cores = std::thread::available_parallelism()
                 .ok()
                 .map(|n| n.get() as u32);

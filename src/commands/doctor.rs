@@ -1,0 +1,57 @@
+//! `chatops doctor`: run a playbook and print the remediation report.
+
+use super::cli::DoctorArgs;
+use super::{CommandError, CommandResult, Outcome};
+use crate::checks::Status;
+use crate::engine::Report;
+use crate::report::{self, Format, Style};
+use crate::session;
+use crate::support::signals;
+use std::io::Write;
+
+pub async fn run(args: &DoctorArgs, style: &Style) -> CommandResult {
+    let target = args.target.to_target();
+    let s = session::run(&target, signals::shutdown_token())
+        .await
+        .map_err(|e| CommandError::InvalidPlaybook(target.redactor(None).redact(&e.to_string())))?;
+    let st = Style {
+        color: style.color && args.output.is_none() && args.format == Format::Human,
+        verbose: style.verbose,
+        quiet: style.quiet,
+    };
+    let text = s
+        .redactor
+        .redact(&report::render(&s.report, args.format, &st));
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text.as_bytes()).map_err(|source| CommandError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            if !style.quiet {
+                eprintln!(
+                    "report written to {} ({})",
+                    path.display(),
+                    s.report.status.as_str()
+                );
+            }
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+    }
+    Ok(outcome(&s.report, args.strict))
+}
+
+/// Interrupted, failed (warnings too with `strict`), or passed.
+pub fn outcome(r: &Report, strict: bool) -> Outcome {
+    if r.interrupted {
+        Outcome::Interrupted
+    } else if r.status == Status::Fail || (strict && r.status == Status::Warn) {
+        Outcome::Failed
+    } else {
+        Outcome::Ok
+    }
+}

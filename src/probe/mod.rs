@@ -1,0 +1,4 @@
+//! Probes of the operating system: processes, their environment and
+//! resources, and who owns a listening socket.
+
+pub mod process;

@@ -1,0 +1,11 @@
+//! Small support code every room may use; it imports nothing else of chatops.
+
+pub mod chat_backend;
+pub mod dotpath;
+pub mod duration;
+pub mod redact;
+pub mod safety;
+pub mod signals;
+pub mod suggest;
+pub mod time;
+pub mod tls;
