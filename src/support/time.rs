@@ -39,9 +39,9 @@ mod tests {
     #[test]
     fn formats() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_867_200_123);
-        assert_eq!(rfc3339_millis(t), "2026-11-28T08:00:00.123Z");
-        assert_eq!(rfc3339_secs(t), "2026-11-28T08:00:00Z");
-        assert_eq!(civil(t), (2026, 11, 28, 8, 0, 0));
+        assert_eq!(rfc3339_millis(t), "2026-11-28T12:00:00.123Z");
+        assert_eq!(rfc3339_secs(t), "2026-11-28T12:00:00Z");
+        assert_eq!(civil(t), (2026, 11, 28, 12, 0, 0));
         assert_eq!(rfc3339_secs(UNIX_EPOCH), "1970-01-01T00:00:00Z");
     }
 }
