@@ -12,7 +12,6 @@ use crate::session;
 use crate::support::redact::Redactor;
 use crate::support::signals;
 use std::io::Write;
-use std::time::Duration;
 
 fn fail(red: &Redactor, msg: &str) -> CommandResult {
     Err(CommandError::Usage(red.redact(msg)))
@@ -34,11 +33,6 @@ pub fn build_plan(a: &LoadArgs) -> Result<Plan, String> {
         ),
     };
     let mut p = plan::parse(&text, &name).map_err(|e| format!("invalid plan: {e}"))?;
-    let dur = |flag: &str, v: &Option<String>| -> Result<Option<Duration>, String> {
-        v.as_deref()
-            .map(|s| crate::support::duration::parse(s).map_err(|e| format!("{flag}: {e}")))
-            .transpose()
-    };
     if let Some(s) = &a.stages {
         p.stages = plan::parse_stages(s).map_err(|e| format!("--stages: {e}"))?;
         if a.model.is_none() && p.stages.iter().any(|s| s.rate.is_some()) {
@@ -68,16 +62,14 @@ pub fn build_plan(a: &LoadArgs) -> Result<Plan, String> {
             _ => {}
         }
     }
-    if let Some(d) = dur("--think-time", &a.think_time)? {
+    // Durations were parsed (and --timeout checked > 0) by clap.
+    if let Some(d) = a.think_time {
         p.think_time = d;
     }
-    if let Some(d) = dur("--cooldown", &a.cooldown)? {
+    if let Some(d) = a.cooldown {
         p.cooldown = d;
     }
-    if let Some(d) = dur("--timeout", &a.timeout)? {
-        if d.is_zero() {
-            return Err("--timeout must be longer than 0s".into());
-        }
+    if let Some(d) = a.timeout {
         p.timeout = d;
     }
     if a.quick {
@@ -106,11 +98,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
         Ok(p) => p,
         Err(e) => return fail(&red, &e),
     };
-    let max_total = match crate::support::duration::parse(&a.max_duration) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => return fail(&red, "--max-duration must be longer than 0s"),
-        Err(e) => return fail(&red, &format!("--max-duration: {e}")),
-    };
+    let max_total = a.max_duration;
     if let Some(path) = &a.emit_k6 {
         let js = red.redact(&crate::load::k6::script(&plan, &base_url));
         return match std::fs::write(path, js) {
