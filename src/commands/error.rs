@@ -26,6 +26,31 @@ pub enum CommandError {
     Watch(#[from] WatchError),
     #[error(transparent)]
     PoolCalc(#[from] PoolCalcError),
+    #[error(transparent)]
+    LoadPlan(#[from] LoadPlanError),
+}
+
+/// `chatops load`: the plan, with the flags applied, does not make a run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadPlanError {
+    #[error("cannot read plan {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the embedded plan is missing")]
+    EmbeddedMissing,
+    /// Located: file, line, column, key, suggestion.
+    #[error("invalid plan: {0}")]
+    Invalid(String),
+    #[error("--stages: {0}")]
+    Stages(String),
+    #[error(
+        "stage `{stage}` has no rate: the open model needs RATE/s for every stage (e.g. --stages {stage}:200/s*{vus}:{secs}s)"
+    )]
+    NoRate { stage: String, vus: u32, secs: u64 },
+    #[error("stage `{0}` has a rate, which needs the open model (--model open)")]
+    RateNeedsOpenModel(String),
 }
 
 /// `chatops watch-connections` refused to start, or could not write a sample.
