@@ -41,10 +41,10 @@ pub struct Params {
 }
 
 fn warn_default() -> u32 {
-    40
+    crate::support::chat_backend::WARN_ACTIVE
 }
 fn critical_default() -> u32 {
-    48
+    crate::support::chat_backend::CRITICAL_ACTIVE
 }
 
 impl Check for PgActivity {

@@ -7,6 +7,7 @@ use super::{Check, Ctx, Observation};
 use crate::diagnose::Fault;
 use crate::probe::process;
 use crate::support::duration::Dur;
+use crate::support::style::sparkline;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -81,22 +82,6 @@ fn find_pid(sel: &ProcessSel) -> Option<u32> {
     sel.name
         .as_deref()
         .and_then(|n| process::find_by_name(n).first().map(|p| p.pid))
-}
-
-/// A one-line trend: ▁▂▃▄▅▆▇█ scaled between the smallest and largest value.
-pub fn sparkline(xs: &[f64]) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    xs.iter()
-        .map(|x| {
-            if (hi - lo).abs() < f64::EPSILON {
-                BARS[0]
-            } else {
-                BARS[(((x - lo) / (hi - lo)) * 7.0).round() as usize]
-            }
-        })
-        .collect()
 }
 
 fn mb(b: f64) -> String {
@@ -331,21 +316,5 @@ impl Check for Stability {
             });
         }
         o
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sparkline;
-
-    #[test]
-    fn sparkline_scales() {
-        assert_eq!(sparkline(&[1.0, 1.0, 1.0]), "▁▁▁");
-        assert_eq!(sparkline(&[0.0, 7.0]), "▁█");
-        assert_eq!(
-            sparkline(&[10.0, 11.0, 12.0, 13.0, 14.0]).chars().count(),
-            5
-        );
-        assert_eq!(sparkline(&[]), "");
     }
 }

@@ -1,8 +1,11 @@
 //! The command line (clap derive).
 
 use crate::report::Format;
+use crate::support::chat_backend::{CRITICAL_ACTIVE, WARN_ACTIVE};
+use crate::support::duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(name = "chatops", version, about = "Operations and diagnostics for a chat backend and its PostgreSQL", long_about = None)]
@@ -204,35 +207,35 @@ pub struct PoolCalcArgs {
     #[arg(long, value_enum, default_value_t = crate::poolcalc::Rounding::Tens)]
     pub round: crate::poolcalc::Rounding,
     /// The server's max_connections (instead of reading it with --database-url).
-    #[arg(long, allow_negative_numbers = true)]
-    pub max_connections: Option<i64>,
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
+    pub max_connections: Option<u32>,
     /// superuser_reserved_connections + reserved_connections (default 3, PostgreSQL's default; read live with --database-url).
-    #[arg(long, allow_negative_numbers = true)]
-    pub reserved: Option<i64>,
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    pub reserved: Option<u32>,
     /// Read max_connections and the reserved slots from this server.
     #[arg(long)]
     pub database_url: Option<String>,
     /// Processes that each open their own pool (replicas, autoscaled pods).
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
-    pub replicas: i64,
+    #[arg(long, default_value = "1", allow_negative_numbers = true, value_parser = count)]
+    pub replicas: u32,
     /// Connections held by other clients (admin, monitoring, other apps).
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    pub other_connections: i64,
+    #[arg(long, default_value = "0", allow_negative_numbers = true, value_parser = count)]
+    pub other_connections: u32,
     /// CPU cores of the database server (known automatically for a local --database-url).
-    #[arg(long, allow_negative_numbers = true)]
-    pub cores: Option<i64>,
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
+    pub cores: Option<u32>,
     /// Effective spindle count for the cores × 2 + spindles rule (1 for SSD).
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
-    pub spindles: i64,
+    #[arg(long, default_value = "1", allow_negative_numbers = true, value_parser = count)]
+    pub spindles: u32,
     /// Judge this configured pool size instead of the computed one.
-    #[arg(long, allow_negative_numbers = true)]
-    pub pool: Option<i64>,
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
+    pub pool: Option<u32>,
     /// pool_timeout (seconds) to put in the URL.
-    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
-    pub pool_timeout: f64,
+    #[arg(long, default_value = "30", allow_negative_numbers = true, value_parser = seconds)]
+    pub pool_timeout: Duration,
     /// connect_timeout (seconds) to put in the URL.
-    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
-    pub connect_timeout: f64,
+    #[arg(long, default_value = "10", allow_negative_numbers = true, value_parser = seconds)]
+    pub connect_timeout: Duration,
     /// The backend's DATABASE_URL to print with the pool parameters (default: --database-url).
     #[arg(long)]
     pub url: Option<String>,
@@ -240,8 +243,8 @@ pub struct PoolCalcArgs {
     #[arg(long)]
     pub show_secrets: bool,
     /// Seconds to wait for the server.
-    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
-    pub timeout: f64,
+    #[arg(long, default_value = "5", allow_negative_numbers = true, value_parser = positive_seconds)]
+    pub timeout: Duration,
     #[arg(short, long, value_enum, default_value_t = PoolCalcFormat::Human)]
     pub format: PoolCalcFormat,
 }
@@ -258,7 +261,7 @@ pub enum WatchFormat {
 
 /// Exit status with --once: 0 below the thresholds, 1 above the critical
 /// threshold (or the warning one with --strict) or when PostgreSQL cannot be
-/// reached; 2 on bad input; 130 on Ctrl-C.
+/// reached; 2 on bad input; 130 on Ctrl-C or SIGTERM.
 #[derive(Args, Debug, Clone)]
 pub struct WatchArgs {
     /// PostgreSQL URL to watch (default: $DATABASE_URL).
@@ -271,8 +274,8 @@ pub struct WatchArgs {
     #[arg(long, conflicts_with = "database")]
     pub all_databases: bool,
     /// Time between samples: 2s, 500ms, …
-    #[arg(long, default_value = "2s")]
-    pub interval: String,
+    #[arg(long, default_value = "2s", value_parser = interval)]
+    pub interval: Duration,
     /// Print one sample and exit with a status from the thresholds.
     #[arg(long)]
     pub once: bool,
@@ -282,17 +285,17 @@ pub struct WatchArgs {
     #[arg(short, long, value_enum, default_value_t = WatchFormat::Human)]
     pub format: WatchFormat,
     /// Warn above this many active sessions (the seed: 40).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = WARN_ACTIVE)]
     pub warn_active: u32,
     /// Critical above this many active sessions (the seed: 48).
-    #[arg(long, default_value_t = 48)]
+    #[arg(long, default_value_t = CRITICAL_ACTIVE)]
     pub critical_active: u32,
     /// With --once: exit 1 at the warning level too.
     #[arg(long)]
     pub strict: bool,
     /// Time to wait for a connection or a sample.
-    #[arg(long, default_value = "5s")]
-    pub timeout: String,
+    #[arg(long, default_value = "5s", value_parser = positive_duration)]
+    pub timeout: Duration,
     /// Rewrite this file with each sample instead of printing (e.g. for node_exporter's textfile collector).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -323,17 +326,17 @@ pub struct LoadArgs {
     #[arg(long, value_enum)]
     pub model: Option<crate::load::plan::Model>,
     /// Think time between a virtual user's requests (overrides the plan's).
-    #[arg(long, value_name = "DURATION")]
-    pub think_time: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub think_time: Option<Duration>,
     /// Pause between stages (overrides the plan's).
-    #[arg(long, value_name = "DURATION")]
-    pub cooldown: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub cooldown: Option<Duration>,
     /// Per-request timeout (overrides the plan's).
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = longer_than_zero)]
+    pub timeout: Option<Duration>,
     /// Bound on the whole run, cooldowns included.
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
-    pub max_duration: String,
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = longer_than_zero)]
+    pub max_duration: Duration,
     /// Start the load even when the doctor preflight fails.
     #[arg(long)]
     pub skip_preflight: bool,
@@ -353,4 +356,187 @@ pub struct LoadArgs {
     /// Write the equivalent k6 script to FILE and exit without sending anything.
     #[arg(long, value_name = "FILE")]
     pub emit_k6: Option<PathBuf>,
+}
+
+// Value parsers: durations and counts are typed here, at the boundary; clap
+// names the flag in its message and exits 2.
+
+/// A duration longer than zero (a time bound, a timeout).
+fn longer_than_zero(s: &str) -> Result<Duration, String> {
+    match duration::parse(s)? {
+        d if d.is_zero() => Err("must be longer than 0s".into()),
+        d => Ok(d),
+    }
+}
+
+/// watch-connections' `--timeout`.
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration::parse(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("`{s}` is not a positive duration")),
+    }
+}
+
+/// watch-connections' `--interval`: at least 50 ms between samples.
+fn interval(s: &str) -> Result<Duration, String> {
+    match duration::parse(s)? {
+        d if d < Duration::from_millis(50) => Err("must be at least 50ms".into()),
+        d => Ok(d),
+    }
+}
+
+/// A number of seconds ≥ 0 (pool-calc's URL timeouts); a unit is accepted too (`30s`).
+fn seconds(s: &str) -> Result<Duration, String> {
+    if let Ok(v) = s.trim().parse::<f64>()
+        && (!v.is_finite() || v < 0.0)
+    {
+        return Err(format!("must be a number of seconds ≥ 0, got {v}"));
+    }
+    duration::parse(s)
+}
+
+/// A number of seconds > 0 (pool-calc's `--timeout`).
+fn positive_seconds(s: &str) -> Result<Duration, String> {
+    match seconds(s)? {
+        d if d.is_zero() => Err("must be a number of seconds > 0, got 0".into()),
+        d => Ok(d),
+    }
+}
+
+fn whole(s: &str) -> Result<i64, String> {
+    s.trim()
+        .parse::<i64>()
+        .map_err(|_| format!("`{s}` is not a whole number"))
+}
+
+fn fits(v: i64) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("{v} is too large"))
+}
+
+/// A count ≥ 0 (replicas, other connections, spindles, reserved slots).
+fn count(s: &str) -> Result<u32, String> {
+    match whole(s)? {
+        v if v < 0 => Err(format!("must be a number ≥ 0, got {v}")),
+        v => fits(v),
+    }
+}
+
+/// A count ≥ 1 (max_connections, cores, a pool size).
+fn at_least_one(s: &str) -> Result<u32, String> {
+    match whole(s)? {
+        v if v < 1 => Err(format!("must be at least 1, got {v}")),
+        v => fits(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("chatops").chain(args.iter().copied()))
+    }
+
+    fn refused(args: &[&str]) -> String {
+        match parse(args) {
+            Ok(c) => panic!("{args:?} parsed: {c:?}"),
+            Err(e) => {
+                assert!(e.use_stderr(), "{e}");
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn watch_durations_and_defaults() {
+        let Command::WatchConnections(w) = parse(&["watch-connections"]).unwrap().command else {
+            panic!("not watch")
+        };
+        assert_eq!(w.interval, Duration::from_secs(2));
+        assert_eq!(w.timeout, Duration::from_secs(5));
+        assert_eq!((w.warn_active, w.critical_active), (40, 48));
+        let Command::WatchConnections(w) = parse(&["watch-connections", "--interval", "500ms"])
+            .unwrap()
+            .command
+        else {
+            panic!("not watch")
+        };
+        assert_eq!(w.interval, Duration::from_millis(500));
+        let e = refused(&["watch-connections", "--interval", "fast"]);
+        assert!(
+            e.contains("--interval") && e.contains("not a duration"),
+            "{e}"
+        );
+        let e = refused(&["watch-connections", "--interval", "10ms"]);
+        assert!(
+            e.contains("--interval") && e.contains("at least 50ms"),
+            "{e}"
+        );
+        let e = refused(&["watch-connections", "--timeout", "0s"]);
+        assert!(
+            e.contains("--timeout") && e.contains("not a positive duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn load_durations() {
+        let Command::Load(l) = parse(&[
+            "load",
+            "--think-time",
+            "1s",
+            "--cooldown",
+            "2m",
+            "--timeout",
+            "1.5",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not load")
+        };
+        assert_eq!(l.think_time, Some(Duration::from_secs(1)));
+        assert_eq!(l.cooldown, Some(Duration::from_secs(120)));
+        assert_eq!(l.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(l.max_duration, Duration::from_secs(3600));
+        let e = refused(&["load", "--max-duration", "0s"]);
+        assert!(
+            e.contains("--max-duration") && e.contains("longer than 0s"),
+            "{e}"
+        );
+        let e = refused(&["load", "--think-time", "soon"]);
+        assert!(e.contains("--think-time"), "{e}");
+    }
+
+    #[test]
+    fn pool_calc_counts_and_seconds() {
+        let Command::PoolCalc(p) = parse(&["pool-calc"]).unwrap().command else {
+            panic!("not pool-calc")
+        };
+        assert_eq!((p.replicas, p.other_connections, p.spindles), (1, 0, 1));
+        assert_eq!(p.pool_timeout, Duration::from_secs(30));
+        assert_eq!(p.connect_timeout, Duration::from_secs(10));
+        assert_eq!(p.timeout, Duration::from_secs(5));
+        for (args, needle) in [
+            (&["--replicas", "-2"][..], "must be a number ≥ 0, got -2"),
+            (&["--max-connections", "-5"], "must be at least 1, got -5"),
+            (&["--pool", "0"], "must be at least 1, got 0"),
+            (
+                &["--pool-timeout", "-1"],
+                "must be a number of seconds ≥ 0, got -1",
+            ),
+            (
+                &["--timeout", "0"],
+                "must be a number of seconds > 0, got 0",
+            ),
+            (&["--cores", "many"], "`many` is not a whole number"),
+            (&["--reserved", "99999999999"], "is too large"),
+        ] {
+            let mut a = vec!["pool-calc"];
+            a.extend(args);
+            let e = refused(&a);
+            assert!(e.contains(args[0]) && e.contains(needle), "{a:?}: {e}");
+        }
+    }
 }

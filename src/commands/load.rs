@@ -4,6 +4,7 @@
 //! plan, flags or target, or a failed preflight, 130 Ctrl-C.
 
 use super::cli::{LoadArgs, LoadFormat};
+use super::error::LoadPlanError;
 use super::{CommandError, CommandResult, Outcome};
 use crate::load::plan::{self, Model, Plan};
 use crate::load::report;
@@ -12,35 +13,31 @@ use crate::session;
 use crate::support::redact::Redactor;
 use crate::support::signals;
 use std::io::Write;
-use std::time::Duration;
 
 fn fail(red: &Redactor, msg: &str) -> CommandResult {
     Err(CommandError::Usage(red.redact(msg)))
 }
 
 /// The plan from `--plan` or the embedded one, with every override applied.
-pub fn build_plan(a: &LoadArgs) -> Result<Plan, String> {
+pub fn build_plan(a: &LoadArgs) -> Result<Plan, LoadPlanError> {
     let (text, name) = match &a.plan {
         Some(p) => (
-            std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read plan {}: {e}", p.display()))?,
+            std::fs::read_to_string(p).map_err(|source| LoadPlanError::Read {
+                path: p.clone(),
+                source,
+            })?,
             p.display().to_string(),
         ),
         None => (
             crate::playbook::embedded::get(crate::playbook::embedded::LOAD_PLAN)
-                .ok_or("the embedded plan is missing")?
+                .ok_or(LoadPlanError::EmbeddedMissing)?
                 .to_string(),
             crate::playbook::embedded::LOAD_PLAN.to_string(),
         ),
     };
-    let mut p = plan::parse(&text, &name).map_err(|e| format!("invalid plan: {e}"))?;
-    let dur = |flag: &str, v: &Option<String>| -> Result<Option<Duration>, String> {
-        v.as_deref()
-            .map(|s| crate::support::duration::parse(s).map_err(|e| format!("{flag}: {e}")))
-            .transpose()
-    };
+    let mut p = plan::parse(&text, &name).map_err(|e| LoadPlanError::Invalid(e.to_string()))?;
     if let Some(s) = &a.stages {
-        p.stages = plan::parse_stages(s).map_err(|e| format!("--stages: {e}"))?;
+        p.stages = plan::parse_stages(s).map_err(LoadPlanError::Stages)?;
         if a.model.is_none() && p.stages.iter().any(|s| s.rate.is_some()) {
             p.model = Model::Open;
         }
@@ -51,33 +48,26 @@ pub fn build_plan(a: &LoadArgs) -> Result<Plan, String> {
     for s in &p.stages {
         match (p.model, s.rate) {
             (Model::Open, None) => {
-                return Err(format!(
-                    "stage `{}` has no rate: the open model needs RATE/s for every stage (e.g. --stages {}:200/s*{}:{}s)",
-                    s.name,
-                    s.name,
-                    s.vus,
-                    s.duration.as_secs()
-                ));
+                return Err(LoadPlanError::NoRate {
+                    stage: s.name.clone(),
+                    vus: s.vus,
+                    secs: s.duration.as_secs(),
+                });
             }
             (Model::Closed, Some(_)) => {
-                return Err(format!(
-                    "stage `{}` has a rate, which needs the open model (--model open)",
-                    s.name
-                ));
+                return Err(LoadPlanError::RateNeedsOpenModel(s.name.clone()));
             }
             _ => {}
         }
     }
-    if let Some(d) = dur("--think-time", &a.think_time)? {
+    // Durations were parsed (and --timeout checked > 0) by clap.
+    if let Some(d) = a.think_time {
         p.think_time = d;
     }
-    if let Some(d) = dur("--cooldown", &a.cooldown)? {
+    if let Some(d) = a.cooldown {
         p.cooldown = d;
     }
-    if let Some(d) = dur("--timeout", &a.timeout)? {
-        if d.is_zero() {
-            return Err("--timeout must be longer than 0s".into());
-        }
+    if let Some(d) = a.timeout {
         p.timeout = d;
     }
     if a.quick {
@@ -102,15 +92,8 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
     let red = target.redactor(None);
     let base_url = target.base_url.clone().unwrap_or_default();
     let base_url = base_url.trim_end_matches('/').to_string();
-    let plan = match build_plan(&a) {
-        Ok(p) => p,
-        Err(e) => return fail(&red, &e),
-    };
-    let max_total = match crate::support::duration::parse(&a.max_duration) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => return fail(&red, "--max-duration must be longer than 0s"),
-        Err(e) => return fail(&red, &format!("--max-duration: {e}")),
-    };
+    let plan = build_plan(&a)?;
+    let max_total = a.max_duration;
     if let Some(path) = &a.emit_k6 {
         let js = red.redact(&crate::load::k6::script(&plan, &base_url));
         return match std::fs::write(path, js) {

@@ -65,9 +65,9 @@ pub fn main() -> i32 {
     };
     match rt.block_on(dispatch(cli)) {
         Ok(outcome) => outcome.code(),
-        Err(CommandError::Reported(code)) => code,
         Err(e) => {
-            eprintln!("chatops: {}", argv_redactor().redact(&e.to_string()));
+            let who = e.command().map(|c| format!(" {c}")).unwrap_or_default();
+            eprintln!("chatops{who}: {}", argv_redactor().redact(&e.to_string()));
             e.exit_code()
         }
     }
@@ -78,8 +78,12 @@ pub fn main() -> i32 {
 fn argv_redactor() -> Redactor {
     let mut r = Redactor::new();
     for a in std::env::args().skip(1) {
-        let v = a.split_once('=').map(|(_, v)| v).unwrap_or(&a);
-        r.learn(v);
+        // `--flag=VALUE` and a separate VALUE (which may hold `=` itself,
+        // like a URL with a query string) are both learnt.
+        r.learn(&a);
+        if let Some((_, v)) = a.split_once('=') {
+            r.learn(v);
+        }
     }
     if let Ok(u) = std::env::var("DATABASE_URL") {
         r.learn(&u);
@@ -105,21 +109,18 @@ async fn dispatch(cli: Cli) -> CommandResult {
         Command::Sandbox(args) => sandbox::run(&args).await,
         Command::PoolCalc(args) => pool_calc::run(&args, color).await,
         Command::WatchConnections(args) => watch_connections::run(&args, color).await,
-        Command::SandboxBackend => legacy(
-            crate::sandbox::backend::serve(crate::sandbox::backend::BackendConfig::from_env())
-                .await,
-        ),
+        Command::SandboxBackend => sandbox_backend().await,
     }
 }
 
-/// Commands not yet converted print their own errors and return a code.
-fn legacy(code: i32) -> CommandResult {
-    match code {
-        exit::OK => Ok(Outcome::Ok),
-        exit::FAILED => Ok(Outcome::Failed),
-        exit::INTERRUPTED => Ok(Outcome::Interrupted),
-        _ => Err(CommandError::Reported(code)),
-    }
+/// The hidden `sandbox-backend`: the reference backend logs its own errors
+/// (as NestJS would) and says only whether it ended cleanly (0) or not.
+async fn sandbox_backend() -> CommandResult {
+    use crate::sandbox::backend::{BackendConfig, serve};
+    Ok(match serve(BackendConfig::from_env()).await {
+        exit::OK => Outcome::Ok,
+        _ => Outcome::Failed,
+    })
 }
 
 /// Colours only on a terminal, and never when NO_COLOR is set (no-color.org).

@@ -1,21 +1,18 @@
 //! `chatops sandbox`: the throwaway PostgreSQL and reference backend, up
-//! until Ctrl-C or SIGTERM.
+//! until Ctrl-C or SIGTERM (then removed; exit 0), for exploring and
+//! benchmarks.
 
 use super::cli::SandboxArgs;
-use super::exit;
+use super::{CommandError, CommandResult, Outcome};
 use crate::sandbox::{self, Knobs, Sandbox, pg::PgOptions};
+use crate::support::signals;
 
-/// `chatops sandbox`: the sandbox, up until Ctrl-C, for exploring and benchmarks.
-pub async fn run_legacy(a: &SandboxArgs) -> i32 {
-    let bin = match std::env::current_exe() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("chatops: cannot find my own executable: {e}");
-            return exit::INVALID;
-        }
-    };
+pub async fn run(a: &SandboxArgs) -> CommandResult {
+    let bin = std::env::current_exe()
+        .map_err(|e| CommandError::Prerequisite(format!("cannot find my own executable: {e}")))?;
+    let cancel = signals::shutdown_token();
     let work = async {
-        let mut sb = match Sandbox::start(
+        let mut sb = Sandbox::start(
             &bin,
             PgOptions {
                 max_connections: a.max_connections,
@@ -23,13 +20,7 @@ pub async fn run_legacy(a: &SandboxArgs) -> i32 {
             },
         )
         .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("chatops: cannot start the sandbox: {e}");
-                return exit::INVALID;
-            }
-        };
+        .map_err(|e| CommandError::Prerequisite(format!("cannot start the sandbox: {e}")))?;
         let port = a.port.unwrap_or_else(sandbox::free_port);
         let knobs = Knobs {
             port: Some(port),
@@ -47,37 +38,29 @@ pub async fn run_legacy(a: &SandboxArgs) -> i32 {
             format!("export CHATOPS_PG_BINDIR='{}'", sb.pg.bindir().display()),
         ];
         if !a.no_backend {
-            match sb.start_backend(&knobs).await {
-                Ok(b) => {
-                    lines.push(format!("export CHATOPS_BACKEND_PID={}", b.pid));
-                    lines.push(format!("export CHATOPS_BACKEND_LOG='{}'", b.log.display()));
-                }
-                Err(e) => {
-                    eprintln!("chatops: the reference backend did not start: {e}");
-                    return exit::INVALID;
-                }
-            }
+            let b = sb.start_backend(&knobs).await.map_err(|e| {
+                CommandError::Prerequisite(format!("the reference backend did not start: {e}"))
+            })?;
+            lines.push(format!("export CHATOPS_BACKEND_PID={}", b.pid));
+            lines.push(format!("export CHATOPS_BACKEND_LOG='{}'", b.log.display()));
         }
         let text = lines.join("\n") + "\n";
         println!("{text}");
         eprintln!("sandbox up; Ctrl-C to stop and remove it");
-        if let Some(f) = &a.env_file
-            && let Err(e) = std::fs::write(f, &text)
-        {
-            eprintln!("chatops: cannot write {}: {e}", f.display());
-            return exit::INVALID;
+        if let Some(f) = &a.env_file {
+            std::fs::write(f, &text).map_err(|source| CommandError::Write {
+                path: f.clone(),
+                source,
+            })?;
         }
-        std::future::pending::<i32>().await
+        // Up until a signal; `sb` is dropped (and removed) with this future.
+        std::future::pending::<CommandResult>().await
     };
     tokio::select! {
-        code = work => code,
-        _ = crate::support::signals::shutdown_token().cancelled_owned() => {
+        r = work => r,
+        _ = cancel.cancelled() => {
             sandbox::cleanup_all();
-            exit::OK
+            Ok(Outcome::Ok)
         }
     }
-}
-
-pub async fn run(a: &SandboxArgs) -> super::CommandResult {
-    super::legacy(run_legacy(a).await)
 }

@@ -1,8 +1,170 @@
 //! `chatops watch-connections`: live pg_stat_activity against thresholds.
+//! Glue: the flags to a [`Sampler`], the sampling loop, the alternate
+//! screen of the live view, and Ctrl-C / SIGTERM through the shutdown token.
+//! Exit status with --once: 0 below the thresholds, 1 above the critical
+//! threshold (or the warning one with --strict) or when PostgreSQL cannot be
+//! reached; 2 on bad input; 130 on Ctrl-C or SIGTERM.
 
-use super::CommandResult;
-use super::cli::WatchArgs;
+use super::cli::{WatchArgs, WatchFormat};
+use super::error::WatchError;
+use super::{CommandResult, Outcome};
+use crate::pg::DbUrl;
+use crate::support::redact::Redactor;
+use crate::support::signals;
+use crate::watch::{self, Frame, Level, Sampler, Thresholds, Trend, human};
+use std::io::Write;
+
+/// Restores the terminal when the view ends, however it ends.
+struct Screen {
+    active: bool,
+}
+
+impl Screen {
+    fn enter(on: bool) -> Screen {
+        if on {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(b"\x1b[?1049h\x1b[?25l");
+            let _ = out.flush();
+        }
+        Screen { active: on }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        if self.active {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(b"\x1b[?25h\x1b[?1049l");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Where each sample goes.
+enum Sink<'a> {
+    Stdout,
+    /// Rewritten whole each sample (a textfile collector reads it).
+    File(&'a std::path::Path),
+}
+
+impl Sink<'_> {
+    /// Ok(false): the reader went away (a closed pipe).
+    fn write(&self, text: &str) -> Result<bool, WatchError> {
+        match self {
+            Sink::File(path) => {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, text.as_bytes())
+                    .and_then(|_| std::fs::rename(&tmp, path))
+                    .map_err(|source| WatchError::Write {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                Ok(true)
+            }
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                Ok(out
+                    .write_all(text.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_ok())
+            }
+        }
+    }
+}
 
 pub async fn run(a: &WatchArgs, color: bool) -> CommandResult {
-    super::legacy(crate::watch::run(a, color).await)
+    let raw = a
+        .database_url
+        .as_deref()
+        .ok_or(WatchError::MissingDatabaseUrl)?;
+    let mut red = Redactor::new();
+    red.learn(raw);
+    let u = DbUrl::parse(raw).map_err(|e| WatchError::DatabaseUrl(red.redact(&e)))?;
+    if a.warn_active > a.critical_active {
+        return Err(WatchError::Thresholds {
+            warn: a.warn_active,
+            critical: a.critical_active,
+        }
+        .into());
+    }
+    let t = Thresholds {
+        warn_active: a.warn_active,
+        critical_active: a.critical_active,
+    };
+    let db = if a.all_databases {
+        None
+    } else {
+        Some(a.database.clone().unwrap_or_else(|| u.database.clone()))
+    };
+    let target = format!(
+        "{}:{} {}",
+        u.host,
+        u.port,
+        db.as_deref().unwrap_or("(all databases)")
+    );
+    let sampler = Sampler::new(&u, db, a.timeout).map_err(WatchError::from)?;
+    let sink = match &a.output {
+        Some(p) => Sink::File(p),
+        None => Sink::Stdout,
+    };
+    let cancel = signals::shutdown_token();
+    let live_view = a.format == WatchFormat::Human
+        && !a.once
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // Dropped on every return below, the interrupted one included.
+    let _screen = Screen::enter(live_view);
+    let view = human::View {
+        target: &target,
+        thresholds: t,
+        color,
+        redactor: &red,
+    };
+    let mut trend = Trend::new();
+    let mut samples: u64 = 0;
+    let mut ticker = tokio::time::interval(a.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(Outcome::Interrupted),
+            _ = ticker.tick() => {}
+        }
+        let frame = tokio::select! {
+            _ = cancel.cancelled() => return Ok(Outcome::Interrupted),
+            f = sampler.frame() => f,
+        };
+        samples += 1;
+        trend.push(&frame);
+        let text = match a.format {
+            WatchFormat::Json => watch::json::line(&frame, t, &red) + "\n",
+            WatchFormat::Prometheus => watch::prometheus::exposition(&frame, t),
+            WatchFormat::Human => {
+                let body = human::render(&frame, &trend, &view);
+                if live_view {
+                    format!("\x1b[H\x1b[2J{body}")
+                } else {
+                    body + "\n"
+                }
+            }
+        };
+        if !sink.write(&text)? {
+            // The reader went away (a closed pipe): stop quietly.
+            return Ok(Outcome::Ok);
+        }
+        if a.once {
+            return Ok(once_outcome(&frame, t, a.strict));
+        }
+        if a.count.is_some_and(|n| samples >= n) {
+            return Ok(Outcome::Ok);
+        }
+    }
+}
+
+/// --once: a frame without a sample, or above the critical threshold (the
+/// warning one with --strict), fails.
+fn once_outcome(f: &Frame, t: Thresholds, strict: bool) -> Outcome {
+    match f.level(t) {
+        Level::Critical => Outcome::Failed,
+        Level::Warn if strict => Outcome::Failed,
+        _ => Outcome::Ok,
+    }
 }

@@ -4,6 +4,7 @@
 use super::{Style, blocked_by, findings};
 use crate::checks::Status;
 use crate::engine::Report;
+use crate::support::style::{Tone, paint};
 use owo_colors::OwoColorize;
 use std::fmt::Write;
 use tabled::settings::{Modify, Style as TStyle, Width, object::Columns};
@@ -23,15 +24,12 @@ struct Row {
     time: String,
 }
 
-fn paint(s: &str, status: Status, color: bool) -> String {
-    if !color {
-        return s.to_string();
-    }
+fn tone(status: Status) -> Tone {
     match status {
-        Status::Pass => s.green().to_string(),
-        Status::Warn => s.yellow().to_string(),
-        Status::Fail | Status::Error => s.red().bold().to_string(),
-        Status::Blocked => s.dimmed().to_string(),
+        Status::Pass => Tone::Good,
+        Status::Warn => Tone::Warn,
+        Status::Fail | Status::Error => Tone::Bad,
+        Status::Blocked => Tone::Muted,
     }
 }
 
@@ -113,7 +111,7 @@ pub fn render(r: &Report, st: &Style) -> String {
                 Status::Error,
             ] {
                 let l = format!(" {} ", label(s));
-                table = table.replace(&l, &format!(" {} ", paint(label(s), s, true)));
+                table = table.replace(&l, &format!(" {} ", paint(label(s), tone(s), true)));
             }
         }
         o.push_str(&table);
@@ -132,11 +130,11 @@ pub fn render(r: &Report, st: &Style) -> String {
         let _ = writeln!(
             o,
             "\n{} {} {}",
-            paint(mark, f.status, c),
+            paint(mark, tone(f.status), c),
             bold(&f.title),
             paint(
                 &format!("({}, {})", f.id, label(f.status).to_lowercase()),
-                Status::Blocked,
+                Tone::Muted,
                 c
             )
         );
@@ -155,7 +153,7 @@ pub fn render(r: &Report, st: &Style) -> String {
             let _ = writeln!(o, "  {} {cmd}", bold("Rerun:"));
         }
         if let Some(rm) = &f.remedy {
-            let _ = writeln!(o, "  {} {rm}", paint("Fix:", Status::Pass, c));
+            let _ = writeln!(o, "  {} {rm}", paint("Fix:", Tone::Good, c));
         }
         let blocked: Vec<String> = blocked_by(r, &f.id).map(|b| b.id.clone()).collect();
         if !blocked.is_empty() {
@@ -210,7 +208,7 @@ pub fn render(r: &Report, st: &Style) -> String {
     let _ = writeln!(
         o,
         "\n{} {counts} in {}",
-        paint(&format!("Result: {verdict} —"), r.status, c),
+        paint(&format!("Result: {verdict} —"), tone(r.status), c),
         millis(r.duration_ms)
     );
     o

@@ -6,6 +6,7 @@ pub mod duration;
 pub mod redact;
 pub mod safety;
 pub mod signals;
+pub mod style;
 pub mod suggest;
 pub mod time;
 pub mod tls;
