@@ -2,6 +2,7 @@
 //! the exact remedy. All the knowledge of what failures mean lives here, so
 //! checks only report facts.
 
+pub mod cause;
 pub mod pg;
 
 use serde::Serialize;
