@@ -4,6 +4,7 @@
 
 pub mod cause;
 pub mod pg;
+pub mod witness;
 
 use serde::Serialize;
 
