@@ -330,7 +330,12 @@ pub fn classify_lines(lines: &[LogLine]) -> Vec<Finding> {
 pub fn classify_lines_with(lines: &[LogLine], hints: &Hints) -> Vec<Finding> {
     let mut acc: Vec<Acc> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if let Some(m) = classify_one(&line.text(), hints) {
+        // A warning that a setting is missing (`REDIS_URL not set, using
+        // memory`) is not the process stopping.
+        let below_error = line.level.is_some_and(|l| l < Level::Error);
+        if let Some(m) = classify_one(&line.text(), hints)
+            && !(m.cause == Cause::Crash && below_error)
+        {
             let rank = m.rank;
             add(
                 &mut acc,
@@ -770,11 +775,12 @@ Application is running on http://localhost:3001
 [Nest] 812  - 10/21/2025, 5:50:41 PM     LOG [Chat] error handling enabled; ErrorInterceptor registered
 [Nest] 812  - 10/21/2025, 5:50:41 PM    WARN [Config] Rate limiting disabled (DISABLE_RATE_LIMIT=true)
 prisma:query SELECT 1
+[Nest] 812  - 10/21/2025, 5:50:41 PM    WARN [Cache] REDIS_URL is not set, using an in-memory cache
 took 53300 ms in total
 GET /api/v1/health 200 3 ms
 ";
         let ls = lines(healthy);
-        assert_eq!(ls.len(), 14);
+        assert_eq!(ls.len(), 15);
         assert_eq!(classify_lines(&ls), Vec::new());
         assert_eq!(exit_reason(&ls), None);
         assert!(

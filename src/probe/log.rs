@@ -11,7 +11,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 mod line;
-pub use line::{Level, LogLine, LogTime, is_frame, parse_line};
+pub use line::{Level, LogLine, LogTime, for_request, is_frame, parse_line, within};
 
 /// Reading a log failed.
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +184,9 @@ pub struct Tail {
     /// The file was shorter than the offset asked for (truncated or
     /// rotated): reading started over at 0.
     pub restarted: bool,
+    /// The file's identity (device, inode) when read: a log rotated away
+    /// and recreated under the same name is another file.
+    pub file: Option<FileId>,
     pub text: String,
 }
 
@@ -202,7 +205,7 @@ impl Tail {
 /// The end of a log: at most `max_bytes`, from the first line boundary in
 /// them when the file is longer.
 pub fn tail(path: &Path, max_bytes: u64) -> Result<Tail, LogError> {
-    let (mut f, len) = open(path)?;
+    let (mut f, len, file) = open(path)?;
     let start = len.saturating_sub(max_bytes);
     let buf = read_at(&mut f, path, start, len - start)?;
     let skip = if start > 0 {
@@ -217,6 +220,7 @@ pub fn tail(path: &Path, max_bytes: u64) -> Result<Tail, LogError> {
         len,
         cut: start > 0,
         restarted: false,
+        file,
         text: clean(&buf[skip..]),
     })
 }
@@ -227,8 +231,31 @@ pub fn tail(path: &Path, max_bytes: u64) -> Result<Tail, LogError> {
 /// read. A file now shorter than `offset` was truncated or rotated: reading
 /// starts at 0 and `restarted` says so.
 pub fn read_from(path: &Path, offset: u64, max_bytes: u64) -> Result<Tail, LogError> {
-    let (mut f, len) = open(path)?;
-    let restarted = len < offset;
+    read_since(path, offset, None, max_bytes)
+}
+
+/// Where a log ends now, without reading it: the mark to pass to
+/// [`read_after`] once the check has run.
+pub fn mark(path: &Path) -> Result<Tail, LogError> {
+    tail(path, 0)
+}
+
+/// What was written to `prev.path` since `prev` was read ([`read_from`]
+/// at `prev.end`), starting over when the file was truncated or replaced
+/// by another one (rotation that creates a new file).
+pub fn read_after(prev: &Tail, max_bytes: u64) -> Result<Tail, LogError> {
+    read_since(&prev.path, prev.end, prev.file, max_bytes)
+}
+
+fn read_since(
+    path: &Path,
+    offset: u64,
+    expect: Option<FileId>,
+    max_bytes: u64,
+) -> Result<Tail, LogError> {
+    let (mut f, len, file) = open(path)?;
+    let replaced = expect.is_some() && file.is_some() && expect != file;
+    let restarted = len < offset || replaced;
     let start = if restarted { 0 } else { offset };
     let want = (len - start).min(max_bytes);
     let buf = read_at(&mut f, path, start, want)?;
@@ -249,23 +276,35 @@ pub fn read_from(path: &Path, offset: u64, max_bytes: u64) -> Result<Tail, LogEr
         len,
         cut,
         restarted,
+        file,
         text: clean(&buf[..keep]),
     })
 }
 
-fn open(path: &Path) -> Result<(File, u64), LogError> {
+/// A file's identity: device and inode.
+pub type FileId = (u64, u64);
+
+fn open(path: &Path) -> Result<(File, u64, Option<FileId>), LogError> {
     let f = File::open(path).map_err(|source| LogError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    let len = f
-        .metadata()
-        .map_err(|source| LogError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
-    Ok((f, len))
+    let meta = f.metadata().map_err(|source| LogError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((f, meta.len(), file_id(&meta)))
+}
+
+#[cfg(unix)]
+fn file_id(m: &std::fs::Metadata) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    Some((m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &std::fs::Metadata) -> Option<FileId> {
+    None
 }
 
 fn read_at(f: &mut File, path: &Path, start: u64, n: u64) -> Result<Vec<u8>, LogError> {
@@ -496,6 +535,22 @@ mod tests {
         assert!(t.restarted);
         assert_eq!(t.start, 0);
         assert_eq!(t.text, "fresh\n");
+    }
+
+    #[test]
+    fn read_after_a_mark_notices_a_replaced_file() {
+        let f = TempFile::new("rot.log", b"before 1\nbefore 2\n");
+        let m = mark(&f.path).expect("mark");
+        assert_eq!((m.end, m.text.as_str()), (18, ""));
+        f.append(b"during\n");
+        let t = read_after(&m, 1 << 20).expect("read");
+        assert_eq!((t.text.as_str(), t.restarted), ("during\n", false));
+        // Rotation: the old file renamed away, a new one longer than the mark.
+        std::fs::rename(&f.path, f.dir.join("rot.log.1")).expect("rotate");
+        std::fs::write(&f.path, b"new file, first line, long enough\n").expect("recreate");
+        let t = read_after(&m, 1 << 20).expect("read");
+        assert!(t.restarted);
+        assert_eq!(t.text, "new file, first line, long enough\n");
     }
 
     #[test]

@@ -91,10 +91,71 @@ impl LogLine {
         }
     }
 
+    /// The time, when the line gives it unambiguously.
+    pub fn at(&self) -> Option<SystemTime> {
+        match self.time {
+            Some(LogTime::At(t)) => Some(t),
+            _ => None,
+        }
+    }
+
     /// A stack frame (`    at Foo (file.js:1:2)`).
     pub fn is_stack_frame(&self) -> bool {
         is_frame(&self.raw)
     }
+}
+
+/// A line that continues the record above it: no time, level, context or
+/// request id of its own (stack frames, Prisma's multi-line messages).
+fn continues(l: &LogLine) -> bool {
+    l.is_stack_frame()
+        || (l.time.is_none() && l.level.is_none() && l.context.is_none() && l.request_id.is_none())
+}
+
+/// The lines of one request: those carrying its id (as a field, or in the
+/// text when the id is long enough not to match by chance), with the lines
+/// that continue them.
+pub fn for_request(lines: &[LogLine], id: &str) -> Vec<LogLine> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for l in lines {
+        let mine = l.request_id.as_deref() == Some(id) || (id.len() >= 8 && l.raw.contains(id));
+        inside = mine || (inside && continues(l));
+        if inside {
+            out.push(l.clone());
+        }
+    }
+    out
+}
+
+/// The lines written between `from` and `to` (widened by `slack` for clock
+/// rounding). A line without a time of its own takes the time of the last
+/// timed line above it; lines before the first timed line are kept only
+/// when no line has a time at all (nothing to judge them by).
+pub fn within(
+    lines: &[LogLine],
+    from: SystemTime,
+    to: SystemTime,
+    slack: Duration,
+) -> Vec<LogLine> {
+    let lo = from.checked_sub(slack).unwrap_or(from);
+    let hi = to.checked_add(slack).unwrap_or(to);
+    let any_time = lines.iter().any(|l| l.at().is_some());
+    let mut last: Option<SystemTime> = None;
+    let mut out = Vec::new();
+    for l in lines {
+        if let Some(t) = l.at() {
+            last = Some(t);
+        }
+        let keep = match last {
+            Some(t) => t >= lo && t <= hi,
+            None => !any_time,
+        };
+        if keep {
+            out.push(l.clone());
+        }
+    }
+    out
 }
 
 /// A JavaScript stack frame line.
@@ -483,5 +544,46 @@ mod tests {
         assert_eq!(Level::from_number(30.0), Some(Level::Info));
         assert_eq!(Level::from_number(60.0), Some(Level::Fatal));
         assert_eq!(Level::from_number(0.0), None);
+    }
+
+    #[test]
+    fn lines_of_a_request_and_of_a_time_window() {
+        let log = [
+            r#"{"level":30,"time":1700000000000,"reqId":"req-1","msg":"incoming"}"#,
+            r#"{"level":50,"time":1700000001000,"reqId":"req-2","msg":"failed"}"#,
+            "prisma:error Timed out fetching a new connection from the connection pool.",
+            r#"{"level":50,"time":1700000002000,"reqId":"req-1","err":{"message":"boom"},"msg":"failed"}"#,
+            "    at ChatService.send (/app/dist/chat.service.js:1:2)",
+            r#"{"level":30,"time":1700000009000,"reqId":"req-3","msg":"later"}"#,
+            "untimed tail",
+        ]
+        .map(parse_line);
+        let r1 = for_request(&log, "req-1");
+        assert_eq!(r1.len(), 3);
+        assert!(r1[2].is_stack_frame());
+        assert_eq!(for_request(&log, "req-2").len(), 1);
+        assert!(for_request(&log, "req").is_empty());
+
+        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+        let w = within(&log, at(1_700_000_001), at(1_700_000_002), Duration::ZERO);
+        let msgs: Vec<&str> = w.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "failed",
+                "Timed out fetching a new connection from the connection pool.",
+                "failed",
+                "at ChatService.send (/app/dist/chat.service.js:1:2)"
+            ]
+        );
+        let w = within(
+            &log,
+            at(1_700_000_009),
+            at(1_700_000_010),
+            Duration::from_millis(500),
+        );
+        assert_eq!(w.len(), 2);
+        let untimed = [parse_line("a"), parse_line("b")];
+        assert_eq!(within(&untimed, at(1), at(2), Duration::ZERO).len(), 2);
     }
 }
