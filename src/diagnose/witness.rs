@@ -229,9 +229,23 @@ fn crash_at(lines: &[LogLine], i: usize) -> Option<(String, Vec<String>)> {
             .collect()
     };
     let head = evidence_line(&line.raw);
+    let stack = line.detail.iter().find(|d| d.contains("\n    at "));
+    let stack_frames = || -> Vec<String> {
+        stack
+            .map(|s| {
+                s.lines()
+                    .filter(|l| is_frame(l))
+                    .take(FRAMES)
+                    .map(evidence_line)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     if line.context.as_deref() == Some("ExceptionsHandler") {
         let mut ev = vec![head];
         ev.extend(following());
+        ev.extend(stack_frames());
+        ev.truncate(1 + FRAMES);
         let what = evidence_line(&line.message);
         return Some((
             format!(
@@ -247,15 +261,9 @@ fn crash_at(lines: &[LogLine], i: usize) -> Option<(String, Vec<String>)> {
     }
     let error_level = line.level.is_none_or(|l| l >= Level::Error);
     // A JSON line carrying an error with its stack.
-    if error_level && let Some(stack) = line.detail.iter().find(|d| d.contains("\n    at ")) {
+    if error_level && let Some(stack) = stack {
         let mut ev = vec![head];
-        ev.extend(
-            stack
-                .lines()
-                .filter(|l| is_frame(l))
-                .take(FRAMES)
-                .map(evidence_line),
-        );
+        ev.extend(stack_frames());
         let first = stack.lines().next().unwrap_or_default();
         return Some((
             format!("The backend threw an exception: {}", evidence_line(first)),
@@ -855,6 +863,18 @@ Node.js v20.11.0
         assert_eq!(found[0].evidence.len(), 3);
         assert!(found[0].summary.contains("Cannot read properties"));
 
+        // Nest's JSON logger: the default filter's line with `stack` as an array.
+        let nest = r#"{"level":"error","pid":7,"timestamp":1700000000000,"message":"Cannot read properties of undefined (reading 'id')","context":"ExceptionsHandler","stack":["TypeError: Cannot read properties of undefined (reading 'id')\n    at ChatService.send (/app/dist/chat.service.js:10:5)\n    at /app/node_modules/@nestjs/core/router/router-execution-context.js:38:29"]}"#;
+        let found = classify_lines(&[parse_line(nest)]);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0]
+                .summary
+                .contains("default filter answered with 500")
+        );
+        assert_eq!(found[0].evidence.len(), 3);
+        assert!(found[0].evidence[1].starts_with("at ChatService.send"));
+
         // An Error line without a stack, and a warning about errors: no crash.
         assert!(classify_lines(&lines("Error: something odd\nnext line")).is_empty());
         let warn = r#"{"level":40,"msg":"retrying","err":{"message":"x","stack":"Error: x\n    at a (b.js:1:1)"}}"#;
@@ -1010,5 +1030,59 @@ FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memor
         let exit = exit_reason(&lines(&restarted)).expect("exit");
         assert_eq!(exit.finding.cause, Cause::MemoryGrowth);
         assert_eq!(exit.finding.first, 6);
+    }
+
+    /// Garbage and fragments of known texts, cut anywhere (also inside
+    /// multi-byte characters): parsing and classifying never panic, and
+    /// evidence stays bounded.
+    #[test]
+    fn hostile_input_never_panics() {
+        let pieces: [&[u8]; 14] = [
+            b"Can't reach database server at `",
+            b"connect ECONNREFUSED ",
+            b"::1:",
+            b"(Current connection pool timeout: ",
+            b", connection limit: ",
+            b"The column `",
+            b"\x1b[31m",
+            b"\x1b]0;",
+            "é€😀".as_bytes(),
+            b"{\"level\":50,\"msg\":\"",
+            b"\n    at X (y.js:1:2)\n",
+            b"Error: ",
+            b"\xff\xfe\x00\r",
+            b"[Nest] 1  - x   ERROR [ExceptionsHandler] ",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..300 {
+            let mut bytes = Vec::new();
+            for _ in 0..(next() % 40) {
+                let r = next();
+                if r % 3 == 0 {
+                    bytes.extend((0..r % 17).map(|_| (next() % 256) as u8));
+                } else {
+                    let p = pieces[(r % pieces.len() as u64) as usize];
+                    let cut = (next() as usize) % (p.len() + 1);
+                    bytes.extend_from_slice(&p[..cut]);
+                }
+            }
+            let ls = lines(&String::from_utf8_lossy(&bytes));
+            for f in classify_lines(&ls) {
+                assert!(f.evidence.len() <= MAX_EVIDENCE);
+                assert!(
+                    f.evidence
+                        .iter()
+                        .all(|e| e.chars().count() <= EVIDENCE_CHARS)
+                );
+            }
+            let _ = exit_reason(&ls);
+            let _ = classify_body(400, &String::from_utf8_lossy(&bytes));
+        }
     }
 }

@@ -218,11 +218,17 @@ fn parse_json(map: &serde_json::Map<String, Value>, raw: String) -> LogLine {
             _ => {}
         }
     }
+    // Nest's JSON logger writes `stack` as an array of strings.
     for k in ["code", "stack", "trace"] {
-        if let Some(s) = map.get(k).and_then(Value::as_str)
-            && !s.is_empty()
-        {
-            detail.push(s.to_string());
+        match map.get(k) {
+            Some(Value::String(s)) if !s.is_empty() => detail.push(s.clone()),
+            Some(Value::Array(xs)) => detail.extend(
+                xs.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
+            _ => {}
         }
     }
     let request_id = request_id(map).and_then(str_of);
