@@ -754,6 +754,8 @@ mod tests {
             .is_none()
         );
         assert!(classify_text("connect ECONNREFUSED 127.0.0.1:6379").is_none());
+        assert!(classify_text("[ioredis] db 0: connect ECONNREFUSED 10.0.0.5:6380").is_none());
+        assert!(classify_text("cache db: connect ECONNREFUSED 10.0.0.5:6379").is_none());
         // A database on a custom port the caller knows from DATABASE_URL.
         let custom = Hints {
             db_ports: vec![25432],

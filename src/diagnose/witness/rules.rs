@@ -99,6 +99,10 @@ static NET_ERR: LazyLock<Option<Regex>> = LazyLock::new(|| {
 });
 static DB_WORDS: LazyLock<Option<Regex>> =
     LazyLock::new(|| re(r"(?i)prisma|postgres|database|\bpg\b|\bdb\b"));
+static OTHER_SERVICE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"(?i)redis|amqp|rabbit|kafka|mongo|mysql|elastic|memcache|nats"));
+/// Redis, RabbitMQ, Kafka, MongoDB, MySQL, Elasticsearch, memcached.
+const OTHER_PORTS: [u16; 7] = [6379, 5672, 9092, 27017, 3306, 9200, 11211];
 static CONNECT_DB: LazyLock<Option<Regex>> = LazyLock::new(|| {
     re(
         r"(?i)(?:failed to|could not|couldn't|unable to|cannot|can't) connect to (?:the )?(?:database|postgres)",
@@ -393,7 +397,9 @@ fn unreachable(text: &str, code: &Option<String>, hints: &Hints) -> Option<Match
         let port = c.get(3).and_then(|p| p.as_str().parse::<u16>().ok());
         let db_port = port.is_some_and(|p| hints.db_ports.contains(&p));
         let own = port.is_some() && port == hints.backend_port;
-        if !own && (db_port || is(&DB_WORDS, text)) {
+        // Another service's port or name (Redis, a broker, another database).
+        let other = port.is_some_and(|p| OTHER_PORTS.contains(&p)) || is(&OTHER_SERVICE, text);
+        if !own && (db_port || (!other && is(&DB_WORDS, text))) {
             let addr = match port {
                 Some(p) => format!("{host}:{p}"),
                 None => host.to_string(),
