@@ -2,7 +2,9 @@
 //! the exact remedy. All the knowledge of what failures mean lives here, so
 //! checks only report facts.
 
+pub mod cause;
 pub mod pg;
+pub mod witness;
 
 use serde::Serialize;
 
