@@ -3,7 +3,8 @@
 //! ramping-vus. A stalling server slows the senders down, so latencies seen
 //! here understate what users would see: coordinated omission.
 
-use super::client::{ErrClass, Outcome, RenderCx};
+use super::outcome::{ErrClass, Outcome};
+use super::template::RenderCx;
 use super::wire::Conn;
 use super::{Shared, Slot};
 use std::sync::Arc;

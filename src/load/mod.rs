@@ -8,22 +8,25 @@
 //! Measuring ([`client`], [`closed`], [`open`], [`stats`], [`watch`]) is
 //! kept apart from printing ([`report`], [`k6`]).
 
-pub mod client;
 pub mod closed;
 pub mod k6;
 pub mod monitor;
 pub mod open;
+pub mod outcome;
 pub mod plan;
 pub mod report;
 pub mod stats;
+pub mod target;
+pub mod template;
 pub mod wire;
 
-use client::{RequestTemplate, Target};
 use plan::{Model, Plan, Stage};
 use serde::Serialize;
 use stats::TaskStats;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use target::Target;
+use template::RequestTemplate;
 
 /// What every task of a stage shares.
 pub struct Shared {
@@ -42,12 +45,12 @@ impl Shared {
     /// value are passed over (a few tries, then None: nothing to send yet).
     pub fn next_request(
         &self,
-        cx: &mut client::RenderCx,
-    ) -> Option<(usize, Result<client::HttpRequest, client::RenderError>)> {
+        cx: &mut template::RenderCx,
+    ) -> Option<(usize, Result<template::HttpRequest, template::RenderError>)> {
         for _ in 0..16 {
             let k = self.pick(&mut cx.rng);
             match self.templates[k].render(&self.target.host, cx) {
-                Err(client::RenderError::NotCaptured) => continue,
+                Err(template::RenderError::NotCaptured) => continue,
                 r => return Some((k, r)),
             }
         }
@@ -55,7 +58,7 @@ impl Shared {
     }
 
     /// A request kind by weight.
-    pub fn pick(&self, rng: &mut client::Rng) -> usize {
+    pub fn pick(&self, rng: &mut template::Rng) -> usize {
         let total = self.cumulative.last().copied().unwrap_or(0);
         if self.cumulative.len() < 2 || total == 0 {
             return 0;
@@ -255,7 +258,7 @@ pub async fn run(
 ) -> Result<RunResult, String> {
     let target = Target::resolve(&opts.base_url, opts.insecure).await?;
     let https = target.tls.is_some();
-    let names = client::Names::new(&plan.vars, &plan.mix);
+    let names = template::Names::new(&plan.vars, &plan.mix);
     let mut templates = Vec::new();
     for m in &plan.mix {
         templates.push(

@@ -3,7 +3,7 @@
 //! located errors (like playbooks), from `--stages` on the command line, or
 //! the shipped seed plan; `--quick` scales every duration down.
 
-use crate::checks::http::Request;
+use super::template::{MixItem, Names, RequestTemplate};
 use crate::playbook::LoadError;
 use crate::playbook::yaml;
 use crate::support::duration::Dur;
@@ -46,26 +46,6 @@ pub struct PlanFile {
     #[serde(default)]
     pub mix: Vec<MixItem>,
     pub stages: Vec<StageSpec>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MixItem {
-    pub name: String,
-    #[serde(default = "one")]
-    pub weight: u32,
-    /// The same request syntax as the `http` check (method, url, headers,
-    /// query, json, body). The url starts with `${base_url}` or `/`.
-    pub request: Request,
-    /// Values kept from this request's successful answers, per virtual
-    /// user, for later requests as `${capture.NAME}` (the `http` check's
-    /// syntax: `json.PATH`, `header.NAME`, `status`, `body`).
-    #[serde(default)]
-    pub capture: BTreeMap<String, String>,
-}
-
-fn one() -> u32 {
-    1
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -241,10 +221,9 @@ pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
             "at least one request needs a weight above 0".into(),
         ));
     }
-    let names = super::client::Names::new(&pf.vars, &mix);
+    let names = Names::new(&pf.vars, &mix);
     for (i, m) in mix.iter().enumerate() {
-        super::client::RequestTemplate::compile(m, &names)
-            .map_err(|(f, msg)| (format!("mix[{i}].{f}"), msg))?;
+        RequestTemplate::compile(m, &names).map_err(|(f, msg)| (format!("mix[{i}].{f}"), msg))?;
     }
     Ok(Plan {
         name: pf.name.unwrap_or_else(|| file.to_string()),

@@ -1,110 +1,34 @@
-//! What the generator sends and how it counts: requests compiled from the
-//! mix into templates and rendered straight to wire bytes (see `wire` for
-//! the connection), captures, and every outcome classified.
+//! What the generator sends: the mix's request kinds compiled into
+//! templates (`${pick.LIST}`, `${capture.NAME}`, `${random}`, `${vu}`,
+//! `${seq}`, each escaped for its place) and rendered straight to the bytes
+//! the wire client writes; captures keep values from answers for later
+//! requests of the same virtual user.
 
-use super::plan::MixItem;
+use super::outcome::Answer;
+use crate::checks::http::Request;
 use bytes::Bytes;
+use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-/// Why a request did not succeed. A 429 or a 5xx is an error, as k6 counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrClass {
-    /// The connection was refused: nothing listens (a crashed backend).
-    Refused,
-    /// No answer within the request timeout.
-    Timeout,
-    /// 429 Too Many Requests.
-    RateLimited,
-    /// Another 4xx.
-    Client4xx,
-    /// 5xx.
-    Server5xx,
-    /// Reset, closed mid-response, protocol errors.
-    Transport,
+/// One request kind of the plan's mix, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixItem {
+    pub name: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// The same request syntax as the `http` check (method, url, headers,
+    /// query, json, body). The url starts with `${base_url}` or `/`.
+    pub request: Request,
+    /// Values kept from this request's successful answers, per virtual
+    /// user, for later requests as `${capture.NAME}` (the `http` check's
+    /// syntax: `json.PATH`, `header.NAME`, `status`, `body`).
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
 }
 
-impl ErrClass {
-    pub const ALL: [ErrClass; 6] = [
-        ErrClass::Refused,
-        ErrClass::Timeout,
-        ErrClass::RateLimited,
-        ErrClass::Client4xx,
-        ErrClass::Server5xx,
-        ErrClass::Transport,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrClass::Refused => "refused",
-            ErrClass::Timeout => "timeout",
-            ErrClass::RateLimited => "rate_limited",
-            ErrClass::Client4xx => "client_4xx",
-            ErrClass::Server5xx => "server_5xx",
-            ErrClass::Transport => "transport",
-        }
-    }
-}
-
-/// What one request came back with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A 1xx–3xx answer.
-    Ok(u16),
-    /// An error; `pool_timeout` when the body carries Prisma's P2024 (timed
-    /// out fetching a connection from the pool).
-    Err {
-        class: ErrClass,
-        status: Option<u16>,
-        pool_timeout: bool,
-    },
-}
-
-impl Outcome {
-    pub(super) fn err(class: ErrClass) -> Outcome {
-        Outcome::Err {
-            class,
-            status: None,
-            pool_timeout: false,
-        }
-    }
-    /// Whether the request got as far as an HTTP answer or a timeout (its
-    /// latency is meaningful).
-    pub fn has_latency(&self) -> bool {
-        !matches!(
-            self,
-            Outcome::Err {
-                class: ErrClass::Refused | ErrClass::Transport,
-                ..
-            }
-        )
-    }
-}
-
-/// Classifies an answer's status (and body, for P2024).
-pub fn classify(status: u16, body: &[u8]) -> Outcome {
-    if status < 400 {
-        return Outcome::Ok(status);
-    }
-    let class = match status {
-        429 => ErrClass::RateLimited,
-        400..=499 => ErrClass::Client4xx,
-        _ => ErrClass::Server5xx,
-    };
-    Outcome::Err {
-        class,
-        status: Some(status),
-        pool_timeout: is_pool_timeout(body),
-    }
-}
-
-fn is_pool_timeout(body: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 2] = [
-        b"P2024",
-        b"fetching a new connection from the connection pool",
-    ];
-    NEEDLES
-        .iter()
-        .any(|n| body.windows(n.len()).any(|w| w == *n))
+fn one() -> u32 {
+    1
 }
 
 /// What placeholders can name: the plan's lists and the mix's captures.
@@ -660,72 +584,6 @@ impl RequestTemplate {
     }
 }
 
-/// An answer's headers and body, kept for captures.
-pub struct Answer {
-    pub headers: hyper::HeaderMap,
-    pub body: Bytes,
-}
-
-/// Where the load goes: the resolved address, the Host header, and TLS
-/// for https://.
-#[derive(Clone)]
-pub struct Target {
-    pub addr: SocketAddr,
-    pub host: hyper::header::HeaderValue,
-    pub tls: Option<super::wire::Tls>,
-}
-
-/// The URL's host as a TLS server name (IP addresses without brackets).
-fn host_name(u: &url::Url) -> String {
-    match u.host() {
-        Some(url::Host::Ipv6(a)) => a.to_string(),
-        Some(h) => h.to_string(),
-        None => String::new(),
-    }
-}
-
-impl Target {
-    /// Resolves an `http://` or `https://` base URL. For https, the
-    /// certificate is checked against the system's roots (`SSL_CERT_FILE`
-    /// adds a CA) unless `insecure`.
-    pub async fn resolve(base_url: &str, insecure: bool) -> Result<Target, String> {
-        let u =
-            url::Url::parse(base_url).map_err(|e| format!("`{base_url}` is not a URL ({e})"))?;
-        if !matches!(u.scheme(), "http" | "https") {
-            return Err(format!(
-                "the load generator speaks http:// and https:// (got {}://)",
-                u.scheme()
-            ));
-        }
-        let host = u
-            .host_str()
-            .ok_or_else(|| format!("`{base_url}` has no host"))?;
-        let port = u.port_or_known_default().unwrap_or(80);
-        let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{host} resolves to no address"))?;
-        let hv = match u.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_string(),
-        };
-        let host = hyper::header::HeaderValue::from_str(&hv).map_err(|e| e.to_string())?;
-        let tls = if u.scheme() == "https" {
-            let config = crate::support::tls::http1_client(insecure)?;
-            let name = rustls::pki_types::ServerName::try_from(host_name(&u))
-                .map_err(|e| format!("`{base_url}`: no TLS server name ({e})"))?;
-            Some(super::wire::Tls {
-                connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
-                name,
-            })
-        } else {
-            None
-        };
-        Ok(Target { addr, host, tls })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,26 +707,6 @@ mod tests {
         assert!(RequestTemplate::compile(&bad, &names).is_err());
         let dangling = item("name: x\nrequest: {url: \"/${capture.nope}\"}\n");
         assert!(RequestTemplate::compile(&dangling, &names).is_err());
-    }
-
-    #[test]
-    fn classifies_like_k6() {
-        assert_eq!(classify(201, b""), Outcome::Ok(201));
-        assert_eq!(classify(302, b""), Outcome::Ok(302));
-        let is = |o: Outcome, c: ErrClass, p: bool| {
-            assert!(
-                matches!(o, Outcome::Err { class, pool_timeout, .. } if class == c && pool_timeout == p),
-                "{o:?}"
-            )
-        };
-        is(classify(429, b"{}"), ErrClass::RateLimited, false);
-        is(classify(404, b""), ErrClass::Client4xx, false);
-        is(classify(503, b""), ErrClass::Server5xx, false);
-        is(
-            classify(400, b"{\"message\":\"Failed to send message: Timed out fetching a new connection from the connection pool.\"}"),
-            ErrClass::Client4xx,
-            true,
-        );
     }
 
     #[test]
