@@ -4,9 +4,9 @@
 //! here understate what users would see: coordinated omission.
 
 use super::outcome::{ErrClass, Outcome};
+use super::shared::{Shared, Slot};
 use super::template::RenderCx;
 use super::wire::Conn;
-use super::{Shared, Slot};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

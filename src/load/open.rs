@@ -7,9 +7,9 @@
 
 use super::closed::{record, transport};
 use super::outcome::Outcome;
+use super::shared::{Shared, Slot};
 use super::template::RenderCx;
 use super::wire::Conn;
-use super::{Shared, Slot};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
