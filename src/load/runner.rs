@@ -11,6 +11,7 @@ use super::stats::{self, TaskStats};
 use super::target::Target;
 use super::template::{Names, RequestTemplate};
 use super::{closed, monitor, open};
+use crate::probe::process;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,22 +29,8 @@ pub struct Options {
 }
 
 /// CPU seconds this process has used (user + system).
-pub fn cpu_seconds() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
-}
-
-/// This process's peak resident memory.
-pub fn peak_rss() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+fn cpu_seconds() -> Option<f64> {
+    process::cpu_seconds(std::process::id())
 }
 
 fn cpu_pct(cpu0: Option<f64>, t0: Instant) -> f64 {
@@ -219,7 +206,7 @@ pub async fn run(
     out.elapsed = t0.elapsed();
     out.generator = Generator {
         cpu_pct: cpu_pct(cpu0, t0),
-        peak_rss_bytes: peak_rss(),
+        peak_rss_bytes: process::peak_rss_bytes(std::process::id()),
     };
     Ok(out)
 }
