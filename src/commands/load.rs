@@ -48,26 +48,7 @@ pub fn build_plan(a: &LoadArgs) -> Result<Plan, String> {
     if let Some(m) = a.model {
         p.model = m;
     }
-    for s in &p.stages {
-        match (p.model, s.rate) {
-            (Model::Open, None) => {
-                return Err(format!(
-                    "stage `{}` has no rate: the open model needs RATE/s for every stage (e.g. --stages {}:200/s*{}:{}s)",
-                    s.name,
-                    s.name,
-                    s.vus,
-                    s.duration.as_secs()
-                ));
-            }
-            (Model::Closed, Some(_)) => {
-                return Err(format!(
-                    "stage `{}` has a rate, which needs the open model (--model open)",
-                    s.name
-                ));
-            }
-            _ => {}
-        }
-    }
+    plan::check_model(&p).map_err(|e| e.to_string())?;
     if let Some(d) = dur("--think-time", &a.think_time)? {
         p.think_time = d;
     }
