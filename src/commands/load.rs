@@ -184,7 +184,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
     }
     let r = match result {
         Ok(r) => r,
-        Err(e) => return fail(&red, &e),
+        Err(e) => return fail(&red, &e.to_string()),
     };
     let text = match a.format {
         LoadFormat::Json => report::summary_json(&r, &red) + "\n",

@@ -263,7 +263,8 @@ pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
     }
     let names = Names::new(&pf.vars, &mix);
     for (i, m) in mix.iter().enumerate() {
-        RequestTemplate::compile(m, &names).map_err(|(f, msg)| (format!("mix[{i}].{f}"), msg))?;
+        RequestTemplate::compile(m, &names)
+            .map_err(|e| (format!("mix[{i}].{}", e.field), e.message))?;
     }
     Ok(Plan {
         name: pf.name.unwrap_or_else(|| file.to_string()),

@@ -8,8 +8,8 @@ use super::plan::{Model, Plan, Stage};
 use super::result::{Generator, RunResult, StageResult, StageStatus};
 use super::shared::{Shared, Slot};
 use super::stats::{self, TaskStats};
-use super::target::Target;
-use super::template::{Names, RequestTemplate};
+use super::target::{Target, TargetError};
+use super::template::{Names, RequestTemplate, TemplateError};
 use super::{closed, monitor, open};
 use crate::probe::process;
 use std::sync::{Arc, Mutex};
@@ -43,6 +43,25 @@ fn cpu_pct(cpu0: Option<f64>, t0: Instant) -> f64 {
     }
 }
 
+/// Why a run could not start (once started, a run always has a result).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("mix {kind}: {error}")]
+    Mix {
+        kind: String,
+        #[source]
+        error: TemplateError,
+    },
+    #[error("cannot start a generator thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("generator thread: {0}")]
+    ThreadGone(#[source] std::sync::mpsc::RecvError),
+    #[error("cannot start a generator runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
 /// The generator's threads: one single-threaded runtime per core, like wrk's
 /// thread-per-core design (no work stealing, no cross-thread wake-ups on the
 /// hot path). Virtual users are dealt round-robin; the threads end on drop.
@@ -52,7 +71,7 @@ struct Generators {
 }
 
 impl Generators {
-    fn start() -> Result<Generators, String> {
+    fn start() -> Result<Generators, RunError> {
         let n = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -76,15 +95,15 @@ impl Generators {
                             });
                         }
                         Err(e) => {
-                            let _ = htx.send(Err(e.to_string()));
+                            let _ = htx.send(Err(e));
                         }
                     }
                 })
-                .map_err(|e| format!("cannot start a generator thread: {e}"))?;
+                .map_err(RunError::Thread)?;
             let h = hrx
                 .recv()
-                .map_err(|e| format!("generator thread: {e}"))?
-                .map_err(|e| format!("cannot start a generator runtime: {e}"))?;
+                .map_err(RunError::ThreadGone)?
+                .map_err(RunError::Runtime)?;
             handles.push(h);
             stop.push(stx);
         }
@@ -113,15 +132,17 @@ pub async fn run(
     plan: &Plan,
     opts: &Options,
     mut cancel: tokio::sync::watch::Receiver<bool>,
-) -> Result<RunResult, String> {
+) -> Result<RunResult, RunError> {
     let target = Target::resolve(&opts.base_url, opts.insecure).await?;
     let https = target.tls.is_some();
     let names = Names::new(&plan.vars, &plan.mix);
     let mut templates = Vec::new();
     for m in &plan.mix {
         templates.push(
-            RequestTemplate::compile(m, &names)
-                .map_err(|(f, e)| format!("mix {}: {f}: {e}", m.name))?,
+            RequestTemplate::compile(m, &names).map_err(|error| RunError::Mix {
+                kind: m.name.clone(),
+                error,
+            })?,
         );
     }
     let kinds: Vec<String> = plan.mix.iter().map(|m| m.name.clone()).collect();

@@ -283,6 +283,24 @@ pub enum RenderError {
     Invalid,
 }
 
+/// Why a mix item does not compile: the field (`request.url`,
+/// `capture.NAME`, …) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct TemplateError {
+    pub field: String,
+    pub message: String,
+}
+
+impl TemplateError {
+    fn at(field: impl Into<String>, message: impl Into<String>) -> TemplateError {
+        TemplateError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// One request kind of the mix, ready to render against the target.
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {
@@ -303,7 +321,7 @@ pub struct RequestTemplate {
 
 impl RequestTemplate {
     /// Compiles a mix item; errors name the field (`request.url`, …).
-    pub fn compile(m: &MixItem, names: &Names) -> Result<RequestTemplate, (String, String)> {
+    pub fn compile(m: &MixItem, names: &Names) -> Result<RequestTemplate, TemplateError> {
         let lists = names.lists.clone();
         let mut captures = Vec::new();
         for (name, from) in &m.capture {
@@ -312,7 +330,7 @@ impl RequestTemplate {
                 .captures
                 .iter()
                 .position(|n| n == name)
-                .ok_or_else(|| (at.clone(), "unknown capture".to_string()))?;
+                .ok_or_else(|| TemplateError::at(at.clone(), "unknown capture"))?;
             let f = from.trim();
             let src = if f == "status" {
                 CaptureFrom::Status
@@ -322,14 +340,13 @@ impl RequestTemplate {
                 .strip_prefix("header.")
                 .or_else(|| f.strip_prefix("headers."))
             {
-                CaptureFrom::Header(
-                    hyper::header::HeaderName::from_bytes(h.as_bytes())
-                        .map_err(|_| (at.clone(), format!("`{h}` is not a header name")))?,
-                )
+                CaptureFrom::Header(hyper::header::HeaderName::from_bytes(h.as_bytes()).map_err(
+                    |_| TemplateError::at(at.clone(), format!("`{h}` is not a header name")),
+                )?)
             } else if let Some(p) = f.strip_prefix("json.") {
                 CaptureFrom::Json(p.split('|').map(|a| a.trim().to_string()).collect())
             } else {
-                return Err((
+                return Err(TemplateError::at(
                     at,
                     format!("`{f}`: capture from json.PATH, header.NAME, status or body"),
                 ));
@@ -339,8 +356,8 @@ impl RequestTemplate {
         let r = &m.request;
         let method = hyper::Method::from_bytes(r.method.trim().to_ascii_uppercase().as_bytes())
             .map_err(|_| {
-                (
-                    "request.method".to_string(),
+                TemplateError::at(
+                    "request.method",
                     format!("`{}` is not an HTTP method", r.method),
                 )
             })?;
@@ -349,8 +366,8 @@ impl RequestTemplate {
             Some(p) => p,
             None if url.starts_with('/') => url,
             None => {
-                return Err((
-                    "request.url".into(),
+                return Err(TemplateError::at(
+                    "request.url",
                     format!(
                         "`{url}` must start with ${{base_url}} or `/`: a load test sends to one target, the base URL"
                     ),
@@ -359,14 +376,14 @@ impl RequestTemplate {
         };
         let path = if path.is_empty() { "/" } else { path };
         if !path.starts_with('/') {
-            return Err((
-                "request.url".into(),
+            return Err(TemplateError::at(
+                "request.url",
                 format!("`{url}`: the path after ${{base_url}} must start with `/`"),
             ));
         }
         let mut pieces = Vec::new();
         Tmpl::parse(path, Escape::Url, names, &mut pieces)
-            .map_err(|e| ("request.url".to_string(), e))?;
+            .map_err(|e| TemplateError::at("request.url", e))?;
         let mut sep = if path.contains('?') { '&' } else { '?' };
         for (k, v) in &r.query {
             let key = pct(k);
@@ -374,7 +391,7 @@ impl RequestTemplate {
             sep = '&';
             let mut vp = Vec::new();
             Tmpl::parse(v, Escape::Url, names, &mut vp)
-                .map_err(|e| (format!("request.query.{k}"), e))?;
+                .map_err(|e| TemplateError::at(format!("request.query.{k}"), e))?;
             for (p, e) in vp {
                 match p {
                     Piece::Lit(l) => pieces.push((Piece::Lit(pct(&l)), Escape::None)),
@@ -386,38 +403,41 @@ impl RequestTemplate {
         let mut headers = Vec::new();
         for (k, v) in &r.headers {
             let name = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                (
+                TemplateError::at(
                     format!("request.headers.{k}"),
                     format!("`{k}` is not a header name"),
                 )
             })?;
             if v.contains(['\r', '\n']) {
-                return Err((
+                return Err(TemplateError::at(
                     format!("request.headers.{k}"),
-                    "a header value cannot hold a line break".into(),
+                    "a header value cannot hold a line break",
                 ));
             }
             let mut hp = Vec::new();
             Tmpl::parse(v, Escape::None, names, &mut hp)
-                .map_err(|e| (format!("request.headers.{k}"), e))?;
+                .map_err(|e| TemplateError::at(format!("request.headers.{k}"), e))?;
             headers.push((name, Tmpl { pieces: hp }));
         }
         let (body, content_type) = match (&r.json, &r.body) {
             (Some(_), Some(_)) => {
-                return Err(("request".into(), "give `json` or `body`, not both".into()));
+                return Err(TemplateError::at(
+                    "request",
+                    "give `json` or `body`, not both",
+                ));
             }
             (Some(j), None) => {
                 let text = serde_json::to_string(j)
-                    .map_err(|e| ("request.json".to_string(), e.to_string()))?;
+                    .map_err(|e| TemplateError::at("request.json", e.to_string()))?;
                 let mut bp = Vec::new();
                 Tmpl::parse(&text, Escape::Json, names, &mut bp)
-                    .map_err(|e| ("request.json".to_string(), e))?;
+                    .map_err(|e| TemplateError::at("request.json", e))?;
                 (Some(Tmpl { pieces: bp }), Some("application/json"))
             }
             (None, Some(b)) => {
                 let mut bp = Vec::new();
                 Tmpl::parse(b, Escape::None, names, &mut bp)
-                    .map_err(|e| ("request.body".to_string(), e))?;
+                    .map_err(|e| TemplateError::at("request.body", e))?;
                 (Some(Tmpl { pieces: bp }), None)
             }
             (None, None) => (None, None),
@@ -727,7 +747,7 @@ mod tests {
             ),
         ] {
             let e = RequestTemplate::compile(&item(y), &Names::new(&vars(), &[])).expect_err(y);
-            assert_eq!(e.0, field, "{y}: {}", e.1);
+            assert_eq!(e.field, field, "{y}: {}", e.message);
         }
     }
 }
