@@ -4,8 +4,8 @@
 //! here understate what users would see: coordinated omission.
 
 use super::outcome::{ErrClass, Outcome};
+use super::placeholder::RenderCx;
 use super::shared::{Shared, Slot};
-use super::template::RenderCx;
 use super::wire::Conn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

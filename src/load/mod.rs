@@ -10,7 +10,8 @@
 //! - [`runner`] runs the plan's stages with [`closed`] or [`open`] tasks,
 //!   which share a [`shared::Shared`] (the compiled mix and the [`target`]),
 //!   send through [`wire`] (HTTP/1.1 on the socket) and count into [`stats`];
-//! - [`template`] compiles the mix and renders requests to bytes; [`wire`]
+//! - [`template`] compiles the mix (its strings in the [`placeholder`]
+//!   language) and renders requests to bytes; [`wire`]
 //!   sends those bytes and knows only [`outcome`] (how an answer is
 //!   classified), which both of them and [`stats`] read;
 //! - [`monitor`] samples the backend and PostgreSQL once a second;
@@ -24,6 +25,7 @@ pub mod k6;
 pub mod monitor;
 pub mod open;
 pub mod outcome;
+pub mod placeholder;
 pub mod plan;
 pub mod report;
 pub mod result;

@@ -7,8 +7,8 @@
 
 use super::closed::{record, transport};
 use super::outcome::Outcome;
+use super::placeholder::RenderCx;
 use super::shared::{Shared, Slot};
-use super::template::RenderCx;
 use super::wire::Conn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! located errors (like playbooks), from `--stages` on the command line, or
 //! the shipped seed plan; `--quick` scales every duration down.
 
-use super::template::{MixItem, Names, RequestTemplate};
+use super::template::{self, MixItem, RequestTemplate};
 use crate::playbook::LoadError;
 use crate::playbook::yaml;
 use crate::support::duration::Dur;
@@ -261,7 +261,7 @@ pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
             "at least one request needs a weight above 0".into(),
         ));
     }
-    let names = Names::new(&pf.vars, &mix);
+    let names = template::names(&pf.vars, &mix);
     for (i, m) in mix.iter().enumerate() {
         RequestTemplate::compile(m, &names)
             .map_err(|e| (format!("mix[{i}].{}", e.field), e.message))?;

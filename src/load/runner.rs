@@ -9,7 +9,7 @@ use super::result::{Generator, RunResult, StageResult, StageStatus};
 use super::shared::{Shared, Slot};
 use super::stats::{self, TaskStats};
 use super::target::{Target, TargetError};
-use super::template::{Names, RequestTemplate, TemplateError};
+use super::template::{self, RequestTemplate, TemplateError};
 use super::{closed, monitor, open};
 use crate::probe::process;
 use std::sync::{Arc, Mutex};
@@ -135,7 +135,7 @@ pub async fn run(
 ) -> Result<RunResult, RunError> {
     let target = Target::resolve(&opts.base_url, opts.insecure).await?;
     let https = target.tls.is_some();
-    let names = Names::new(&plan.vars, &plan.mix);
+    let names = template::names(&plan.vars, &plan.mix);
     let mut templates = Vec::new();
     for m in &plan.mix {
         templates.push(

@@ -2,9 +2,10 @@
 //! weight, rendered per virtual user), the target, the think time and the
 //! request timeout; and the slot each task counts into.
 
+use super::placeholder::{RenderCx, Rng};
 use super::stats::TaskStats;
 use super::target::Target;
-use super::template::{HttpRequest, RenderCx, RenderError, RequestTemplate, Rng};
+use super::template::{HttpRequest, RenderError, RequestTemplate};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -1,10 +1,11 @@
 //! What the generator sends: the mix's request kinds compiled into
-//! templates (`${pick.LIST}`, `${capture.NAME}`, `${random}`, `${vu}`,
-//! `${seq}`, each escaped for its place) and rendered straight to the bytes
-//! the wire client writes; captures keep values from answers for later
-//! requests of the same virtual user.
+//! templates (their strings in the [`placeholder`](super::placeholder)
+//! language) and rendered straight to the bytes the wire client writes;
+//! captures keep values from answers for later requests of the same
+//! virtual user.
 
 use super::outcome::Answer;
+use super::placeholder::{Escape, Names, Piece, RenderCx, Tmpl, pct};
 use crate::checks::http::Request;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -31,234 +32,10 @@ fn one() -> u32 {
     1
 }
 
-/// What placeholders can name: the plan's lists and the mix's captures.
-#[derive(Debug, Clone, Default)]
-pub struct Names {
-    pub lists: Vec<(String, Vec<String>)>,
-    /// Every capture name of the mix; `${capture.NAME}` indexes this.
-    pub captures: Vec<String>,
-}
-
-impl Names {
-    pub fn new(vars: &BTreeMap<String, Vec<String>>, mix: &[MixItem]) -> Names {
-        let mut captures: Vec<String> =
-            mix.iter().flat_map(|m| m.capture.keys().cloned()).collect();
-        captures.sort();
-        captures.dedup();
-        Names {
-            lists: vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            captures,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Piece {
-    Lit(String),
-    Pick(usize),
-    /// A value this virtual user captured from an earlier answer.
-    Capture(usize),
-    Random,
-    Vu,
-    Seq,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Escape {
-    None,
-    Json,
-    Url,
-}
-
-/// A string with `${pick.NAME}`, `${random}`, `${vu}` and `${seq}`.
-#[derive(Debug, Clone)]
-struct Tmpl {
-    pieces: Vec<(Piece, Escape)>,
-}
-
-impl Tmpl {
-    fn parse(
-        s: &str,
-        esc: Escape,
-        names: &Names,
-        out: &mut Vec<(Piece, Escape)>,
-    ) -> Result<(), String> {
-        let lists = &names.lists;
-        let mut rest = s;
-        while let Some(i) = rest.find("${") {
-            if i > 0 {
-                out.push((Piece::Lit(rest[..i].to_string()), Escape::None));
-            }
-            let after = &rest[i + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
-            let name = after[..end].trim();
-            let piece = match name {
-                "random" => Piece::Random,
-                "vu" => Piece::Vu,
-                "seq" => Piece::Seq,
-                _ if name.starts_with("capture.") => {
-                    let c = &name["capture.".len()..];
-                    match names.captures.iter().position(|n| n == c) {
-                        Some(i) => Piece::Capture(i),
-                        None => {
-                            return Err(format!(
-                                "`${{capture.{c}}}` names no capture of the mix (captures: {})",
-                                if names.captures.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    names.captures.join(", ")
-                                }
-                            ));
-                        }
-                    }
-                }
-                _ => match name.strip_prefix("pick.") {
-                    Some(list) => match lists.iter().position(|(n, _)| n == list) {
-                        Some(idx) if !lists[idx].1.is_empty() => Piece::Pick(idx),
-                        Some(_) => return Err(format!("vars.{list} is empty")),
-                        None => {
-                            let names: Vec<&str> = lists.iter().map(|(n, _)| n.as_str()).collect();
-                            return Err(format!(
-                                "`${{pick.{list}}}` names no list in vars (lists: {})",
-                                if names.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    names.join(", ")
-                                }
-                            ));
-                        }
-                    },
-                    None => {
-                        return Err(format!(
-                            "unknown placeholder `${{{name}}}`: use ${{pick.LIST}}, ${{capture.NAME}}, ${{random}}, ${{vu}} or ${{seq}} (${{base_url}} only at the start of the url)"
-                        ));
-                    }
-                },
-            };
-            out.push((piece, esc));
-            rest = &after[end + 1..];
-        }
-        if !rest.is_empty() {
-            out.push((Piece::Lit(rest.to_string()), Escape::None));
-        }
-        Ok(())
-    }
-
-    fn constant(&self) -> Option<String> {
-        let mut s = String::new();
-        for (p, _) in &self.pieces {
-            match p {
-                Piece::Lit(l) => s.push_str(l),
-                _ => return None,
-            }
-        }
-        Some(s)
-    }
-
-    fn render(&self, cx: &mut RenderCx, lists: &[(String, Vec<String>)], out: &mut String) {
-        let _ = self.render_checked(cx, lists, out);
-    }
-
-    /// Renders; false when a captured value is not there yet.
-    fn render_checked(
-        &self,
-        cx: &mut RenderCx,
-        lists: &[(String, Vec<String>)],
-        out: &mut String,
-    ) -> bool {
-        let mut complete = true;
-        for (p, esc) in &self.pieces {
-            let value: std::borrow::Cow<str> = match p {
-                Piece::Lit(l) => {
-                    out.push_str(l);
-                    continue;
-                }
-                Piece::Pick(i) => {
-                    let l = &lists[*i].1;
-                    let k = (cx.rng.next_u64() % l.len() as u64) as usize;
-                    l[k].as_str().into()
-                }
-                Piece::Capture(i) => match cx.captures.get(*i).and_then(|c| c.as_deref()) {
-                    Some(v) => v.to_string().into(),
-                    None => {
-                        complete = false;
-                        continue;
-                    }
-                },
-                Piece::Random => format!("{:016x}", cx.rng.next_u64()).into(),
-                Piece::Vu => cx.vu.to_string().into(),
-                Piece::Seq => cx.seq.to_string().into(),
-            };
-            match esc {
-                Escape::None => out.push_str(&value),
-                Escape::Json => {
-                    let q = serde_json::to_string(value.as_ref()).unwrap_or_default();
-                    out.push_str(q.trim_matches('"'));
-                }
-                Escape::Url => pct_encode(&value, out),
-            }
-        }
-        complete
-    }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn pct_encode(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        }
-    }
-}
-
-fn pct(s: &str) -> String {
-    let mut o = String::new();
-    pct_encode(s, &mut o);
-    o
-}
-
-/// xorshift64*: per-task, allocation-free randomness for the mix.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
-pub struct RenderCx {
-    pub rng: Rng,
-    pub vu: u32,
-    pub seq: u64,
-    /// This virtual user's captured values, by [`Names::captures`] index.
-    pub captures: Vec<Option<String>>,
-}
-
-impl RenderCx {
-    pub fn new(vu: u32, captures: usize) -> RenderCx {
-        RenderCx {
-            rng: Rng::new(u64::from(vu) + 1),
-            vu,
-            seq: 0,
-            captures: vec![None; captures],
-        }
-    }
+/// What the mix's placeholders can name: the plan's lists and every
+/// capture of the mix.
+pub fn names(vars: &BTreeMap<String, Vec<String>>, mix: &[MixItem]) -> Names {
+    Names::new(vars, mix.iter().flat_map(|m| m.capture.keys()))
 }
 
 /// Where a capture takes its value from (the `http` check's syntax).
@@ -624,7 +401,7 @@ mod tests {
         let m = item(
             "name: send\nrequest:\n  method: post\n  url: \"${base_url}/c/${pick.rooms}/m\"\n  query: {user: \"${pick.users}\", n: \"a&b\"}\n  json: {userId: \"${pick.users}\", seq: \"${seq}\"}\n",
         );
-        let t = RequestTemplate::compile(&m, &Names::new(&vars(), &[])).expect("compiles");
+        let t = RequestTemplate::compile(&m, &names(&vars(), &[])).expect("compiles");
         let host = hyper::header::HeaderValue::from_static("127.0.0.1:1");
         let mut cx = RenderCx::new(3, 0);
         cx.seq = 7;
@@ -674,7 +451,7 @@ mod tests {
     fn fixed_requests_are_serialized_once_and_bad_values_refused() {
         let m =
             item("name: g\nrequest: {url: \"${base_url}/api/v1/health\", headers: {x-run: r1}}\n");
-        let t = RequestTemplate::compile(&m, &Names::new(&vars(), &[])).expect("compiles");
+        let t = RequestTemplate::compile(&m, &names(&vars(), &[])).expect("compiles");
         let host = hyper::header::HeaderValue::from_static("h:1");
         let mut cx = RenderCx::new(0, 0);
         let a = t.render(&host, &mut cx).expect("first");
@@ -692,7 +469,7 @@ mod tests {
         let mut v = vars();
         v.insert("evil".into(), vec!["a\r\nx: y".into()]);
         let m = item("name: g\nrequest: {url: \"/\", headers: {x-user: \"${pick.evil}\"}}\n");
-        let t = RequestTemplate::compile(&m, &Names::new(&v, &[])).expect("compiles");
+        let t = RequestTemplate::compile(&m, &names(&v, &[])).expect("compiles");
         assert_eq!(t.render(&host, &mut cx).err(), Some(RenderError::Invalid));
     }
 
@@ -702,7 +479,7 @@ mod tests {
             "name: send\nrequest: {method: POST, url: \"/m\"}\ncapture: {mid: \"json.message.id|json.id\", etag: header.etag}\n",
         );
         let read = item("name: read\nrequest: {url: \"/m/${capture.mid}?e=${capture.etag}\"}\n");
-        let names = Names::new(&vars(), &[send.clone(), read.clone()]);
+        let names = names(&vars(), &[send.clone(), read.clone()]);
         assert_eq!(names.captures, vec!["etag".to_string(), "mid".to_string()]);
         let send = RequestTemplate::compile(&send, &names).expect("send");
         let read = RequestTemplate::compile(&read, &names).expect("read");
@@ -723,7 +500,7 @@ mod tests {
         let r = read.render(&host, &mut cx).expect("rendered");
         assert_eq!(parse_request(&r).1, "/m/abc?e=v%201");
         let bad = item("name: x\nrequest: {url: \"/\"}\ncapture: {a: \"cookie\"}\n");
-        let names = Names::new(&vars(), std::slice::from_ref(&bad));
+        let names = super::names(&vars(), std::slice::from_ref(&bad));
         assert!(RequestTemplate::compile(&bad, &names).is_err());
         let dangling = item("name: x\nrequest: {url: \"/${capture.nope}\"}\n");
         assert!(RequestTemplate::compile(&dangling, &names).is_err());
@@ -746,7 +523,7 @@ mod tests {
                 "request.method",
             ),
         ] {
-            let e = RequestTemplate::compile(&item(y), &Names::new(&vars(), &[])).expect_err(y);
+            let e = RequestTemplate::compile(&item(y), &names(&vars(), &[])).expect_err(y);
             assert_eq!(e.field, field, "{y}: {}", e.message);
         }
     }
