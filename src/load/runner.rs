@@ -15,6 +15,7 @@ use crate::probe::process;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Where and how to run a plan (the command's flags, parsed).
 pub struct Options {
     pub base_url: String,
     pub database_url: Option<String>,
