@@ -45,12 +45,8 @@ pub enum LoadPlanError {
     Invalid(String),
     #[error("--stages: {0}")]
     Stages(String),
-    #[error(
-        "stage `{stage}` has no rate: the open model needs RATE/s for every stage (e.g. --stages {stage}:200/s*{vus}:{secs}s)"
-    )]
-    NoRate { stage: String, vus: u32, secs: u64 },
-    #[error("stage `{0}` has a rate, which needs the open model (--model open)")]
-    RateNeedsOpenModel(String),
+    #[error(transparent)]
+    Model(#[from] crate::load::plan::ModelError),
 }
 
 /// `chatops watch-connections` refused to start, or could not write a sample.

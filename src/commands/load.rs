@@ -45,21 +45,7 @@ pub fn build_plan(a: &LoadArgs) -> Result<Plan, LoadPlanError> {
     if let Some(m) = a.model {
         p.model = m;
     }
-    for s in &p.stages {
-        match (p.model, s.rate) {
-            (Model::Open, None) => {
-                return Err(LoadPlanError::NoRate {
-                    stage: s.name.clone(),
-                    vus: s.vus,
-                    secs: s.duration.as_secs(),
-                });
-            }
-            (Model::Closed, Some(_)) => {
-                return Err(LoadPlanError::RateNeedsOpenModel(s.name.clone()));
-            }
-            _ => {}
-        }
-    }
+    plan::check_model(&p)?;
     // Durations were parsed (and --timeout checked > 0) by clap.
     if let Some(d) = a.think_time {
         p.think_time = d;
@@ -186,7 +172,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
     }
     let r = match result {
         Ok(r) => r,
-        Err(e) => return fail(&red, &e),
+        Err(e) => return fail(&red, &e.to_string()),
     };
     let text = match a.format {
         LoadFormat::Json => report::summary_json(&r, &red) + "\n",

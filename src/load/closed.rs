@@ -3,9 +3,10 @@
 //! ramping-vus. A stalling server slows the senders down, so latencies seen
 //! here understate what users would see: coordinated omission.
 
-use super::client::{ErrClass, Outcome, RenderCx};
+use super::outcome::{ErrClass, Outcome};
+use super::placeholder::RenderCx;
+use super::shared::{Shared, Slot};
 use super::wire::Conn;
-use super::{Shared, Slot};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

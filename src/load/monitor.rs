@@ -5,6 +5,7 @@
 
 use crate::pg::DbUrl;
 use crate::pg::activity;
+use crate::probe::process;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -109,35 +110,11 @@ impl Drop for Watcher {
 pub fn local_backend(base_url: &str) -> Option<u32> {
     let u = url::Url::parse(base_url).ok()?;
     let host = u.host_str()?;
-    if !crate::probe::process::is_local_host(host) {
+    if !process::is_local_host(host) {
         return None;
     }
     let port = u.port_or_known_default()?;
-    crate::probe::process::listeners(port)
-        .first()
-        .map(|p| p.pid)
-}
-
-/// Whether `pid` is a live process (a zombie, dead but not yet reaped by its
-/// parent, is not).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => match s
-            .rfind(')')
-            .and_then(|i| s[i + 1..].split_whitespace().next())
-        {
-            Some(state) => !matches!(state, "Z" | "X" | "x"),
-            None => true,
-        },
-        Err(_) => false,
-    }
-}
-
-fn rss_of(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    process::listeners(port).first().map(|p| p.pid)
 }
 
 /// Starts sampling. `database_url` is chatops's own URL to the target
@@ -154,7 +131,7 @@ pub async fn start(
         ..Default::default()
     };
     if let Some(pid) = pid
-        && let Ok(env) = crate::probe::process::environ(pid)
+        && let Ok(env) = process::environ(pid)
         && let Some((_, u)) = env.iter().find(|(k, _)| k == "DATABASE_URL")
         && let Ok(db) = DbUrl::parse(u)
     {
@@ -227,8 +204,8 @@ pub async fn start(
                 s.server_sessions = Some(snap.server_total);
             }
             if let Some(pid) = pid {
-                s.rss_bytes = rss_of(pid);
-                s.backend_alive = Some(alive(pid));
+                s.rss_bytes = process::rss_bytes(pid);
+                s.backend_alive = Some(process::alive(pid));
             }
             if let Some(h) = &health
                 && let Ok(Ok(r)) =
@@ -266,17 +243,6 @@ mod tests {
             heap_used_bytes: None,
             backend_alive: Some(true),
         }
-    }
-
-    #[test]
-    fn liveness_from_proc() {
-        assert!(alive(std::process::id()));
-        let mut child = std::process::Command::new("true").spawn().expect("spawn");
-        let pid = child.id();
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        assert!(!alive(pid), "an unreaped zombie is not alive");
-        let _ = child.wait();
-        assert!(!alive(pid));
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! correction, k6's arrival-rate executors). Scheduled sends that never got
 //! out by the end of the stage are counted as dropped.
 
-use super::client::{Outcome, RenderCx};
 use super::closed::{record, transport};
+use super::outcome::Outcome;
+use super::placeholder::RenderCx;
+use super::shared::{Shared, Slot};
 use super::wire::Conn;
-use super::{Shared, Slot};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

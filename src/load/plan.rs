@@ -3,7 +3,7 @@
 //! located errors (like playbooks), from `--stages` on the command line, or
 //! the shipped seed plan; `--quick` scales every duration down.
 
-use crate::checks::http::Request;
+use super::template::{self, MixItem, RequestTemplate};
 use crate::playbook::LoadError;
 use crate::playbook::yaml;
 use crate::support::duration::Dur;
@@ -46,26 +46,6 @@ pub struct PlanFile {
     #[serde(default)]
     pub mix: Vec<MixItem>,
     pub stages: Vec<StageSpec>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MixItem {
-    pub name: String,
-    #[serde(default = "one")]
-    pub weight: u32,
-    /// The same request syntax as the `http` check (method, url, headers,
-    /// query, json, body). The url starts with `${base_url}` or `/`.
-    pub request: Request,
-    /// Values kept from this request's successful answers, per virtual
-    /// user, for later requests as `${capture.NAME}` (the `http` check's
-    /// syntax: `json.PATH`, `header.NAME`, `status`, `body`).
-    #[serde(default)]
-    pub capture: BTreeMap<String, String>,
-}
-
-fn one() -> u32 {
-    1
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,6 +147,66 @@ fn unknown_field_suggestion(msg: &str) -> Option<String> {
     crate::support::suggest::nearest(word, candidates)
 }
 
+/// Why a stage's rate does not fit the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("the open model needs a rate (requests per second) for every stage")]
+    Missing,
+    #[error("must be a positive number of requests per second")]
+    Invalid,
+    #[error("a rate needs `model: open` (the closed model runs a fixed number of virtual users)")]
+    NotOpen,
+}
+
+/// The model/rate rule: the open model sends at a rate, so every stage
+/// has one (positive, at most 10 million a second); the closed model runs
+/// a fixed number of virtual users, so no stage has one.
+pub fn check_rate(model: Model, rate: Option<f64>) -> Result<(), RateError> {
+    match (model, rate) {
+        (Model::Open, None) => Err(RateError::Missing),
+        (Model::Open, Some(r)) if !(r.is_finite() && r > 0.0 && r <= 10_000_000.0) => {
+            Err(RateError::Invalid)
+        }
+        (Model::Closed, Some(_)) => Err(RateError::NotOpen),
+        _ => Ok(()),
+    }
+}
+
+/// A stage of a plan whose model or stages came from the command line
+/// (`--model`, `--stages`) that breaks the model/rate rule, worded with the
+/// flags that fix it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "stage `{stage}` has no rate: the open model needs RATE/s for every stage (e.g. --stages {stage}:200/s*{vus}:{secs}s)"
+    )]
+    NoRate { stage: String, vus: u32, secs: u64 },
+    #[error("stage `{stage}` has a rate, which needs the open model (--model open)")]
+    NotOpen { stage: String },
+    #[error("stage `{stage}`: the rate {error}")]
+    Invalid { stage: String, error: RateError },
+}
+
+/// Checks every stage of `plan` against its model ([`check_rate`]).
+pub fn check_model(plan: &Plan) -> Result<(), ModelError> {
+    for s in &plan.stages {
+        let stage = s.name.clone();
+        match check_rate(plan.model, s.rate) {
+            Ok(()) => {}
+            Err(RateError::Missing) => {
+                return Err(ModelError::NoRate {
+                    stage,
+                    vus: s.vus,
+                    secs: s.duration.as_secs(),
+                });
+            }
+            Err(RateError::NotOpen) => return Err(ModelError::NotOpen { stage }),
+            Err(error @ RateError::Invalid) => return Err(ModelError::Invalid { stage, error }),
+        }
+    }
+    Ok(())
+}
+
 /// Checks what serde cannot: sizes, criteria, the model/rate agreement and
 /// the templates of the mix.
 pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
@@ -186,27 +226,7 @@ pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
         if s.duration.0.is_zero() {
             return Err((at("duration"), "must be longer than 0s".into()));
         }
-        match (model, s.rate) {
-            (Model::Open, None) => {
-                return Err((
-                    at("rate"),
-                    "the open model needs a rate (requests per second) for every stage".into(),
-                ));
-            }
-            (Model::Open, Some(r)) if !(r.is_finite() && r > 0.0 && r <= 10_000_000.0) => {
-                return Err((
-                    at("rate"),
-                    "must be a positive number of requests per second".into(),
-                ));
-            }
-            (Model::Closed, Some(_)) => {
-                return Err((
-                    at("rate"),
-                    "a rate needs `model: open` (the closed model runs a fixed number of virtual users)".into(),
-                ));
-            }
-            _ => {}
-        }
+        check_rate(model, s.rate).map_err(|e| (at("rate"), e.to_string()))?;
         if s.p95_ms.is_some_and(|p| !(p.is_finite() && p > 0.0)) {
             return Err((
                 at("p95_ms"),
@@ -241,10 +261,10 @@ pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
             "at least one request needs a weight above 0".into(),
         ));
     }
-    let names = super::client::Names::new(&pf.vars, &mix);
+    let names = template::names(&pf.vars, &mix);
     for (i, m) in mix.iter().enumerate() {
-        super::client::RequestTemplate::compile(m, &names)
-            .map_err(|(f, msg)| (format!("mix[{i}].{f}"), msg))?;
+        RequestTemplate::compile(m, &names)
+            .map_err(|e| (format!("mix[{i}].{}", e.field), e.message))?;
     }
     Ok(Plan {
         name: pf.name.unwrap_or_else(|| file.to_string()),
@@ -498,5 +518,41 @@ mod tests {
         assert!(e.message.contains("nobody"), "{e}");
         assert!(parse("stages: [", "p.yaml").is_err());
         assert!(parse("stages: []", "p.yaml").is_err());
+    }
+
+    #[test]
+    fn one_model_rate_rule_for_plans_and_flags() {
+        assert_eq!(check_rate(Model::Closed, None), Ok(()));
+        assert_eq!(check_rate(Model::Open, Some(500.0)), Ok(()));
+        assert_eq!(check_rate(Model::Open, None), Err(RateError::Missing));
+        assert_eq!(
+            check_rate(Model::Closed, Some(5.0)),
+            Err(RateError::NotOpen)
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 2e7] {
+            assert_eq!(check_rate(Model::Open, Some(bad)), Err(RateError::Invalid));
+        }
+        // The command line's wording names the flags.
+        let mut p = shipped();
+        p.stages = parse_stages("fixed:500/s*20:1m").expect("stages");
+        assert_eq!(
+            check_model(&p).map_err(|e| e.to_string()),
+            Err("stage `fixed` has a rate, which needs the open model (--model open)".into())
+        );
+        p.model = Model::Open;
+        assert_eq!(check_model(&p), Ok(()));
+        p.stages = parse_stages("light:10:60s").expect("stages");
+        assert_eq!(
+            check_model(&p).map_err(|e| e.to_string()),
+            Err("stage `light` has no rate: the open model needs RATE/s for every stage (e.g. --stages light:200/s*10:60s)".into())
+        );
+        // A plan file gets the same rule, located at the stage's rate.
+        let e = parse(
+            "stages:\n  - {name: a, vus: 2, rate: 10, duration: 1s}\n",
+            "p.yaml",
+        )
+        .expect_err("rate without the open model");
+        assert_eq!(e.path, "stages[0].rate");
+        assert_eq!(e.message, RateError::NotOpen.to_string());
     }
 }

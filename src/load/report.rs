@@ -2,7 +2,7 @@
 //! table, filled in), the JSON summary, one JSON file per stage and a
 //! markdown report. Every text goes through the redactor before it leaves.
 
-use super::{RunResult, StageResult, StageStatus};
+use super::result::{BreakingPoint, Generator, RunResult, StageResult, StageStatus};
 use crate::support::redact::Redactor;
 use owo_colors::OwoColorize;
 use serde::Serialize;
@@ -96,10 +96,10 @@ struct Summary<'a> {
     model: super::plan::Model,
     target: String,
     result: &'static str,
-    breaking_point: &'a Option<super::BreakingPoint>,
+    breaking_point: &'a Option<BreakingPoint>,
     stages: Vec<Value>,
     backend: &'a super::monitor::Backend,
-    generator: &'a super::Generator,
+    generator: &'a Generator,
     elapsed_s: f64,
 }
 

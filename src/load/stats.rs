@@ -1,7 +1,7 @@
 //! Measurements: an HDR histogram per request kind (per task while running,
 //! merged per stage), outcomes by class, and the summaries the reports print.
 
-use super::client::{ErrClass, Outcome};
+use super::outcome::{ErrClass, Outcome};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::time::Duration;

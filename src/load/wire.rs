@@ -6,7 +6,7 @@
 //! per-request task, channel or header map: this is what lets one core keep
 //! up with wrk.
 
-use super::client::{Answer, ErrClass, Outcome, classify};
+use super::outcome::{Answer, ErrClass, Outcome, classify};
 use bytes::{Buf, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! What the operating system knows about processes: who listens on a port,
-//! a process's command line and its environment (Linux `/proc`).
+//! a process's command line and its environment, whether it is alive, its
+//! memory and CPU time (Linux `/proc`).
 
 use std::collections::HashSet;
 use std::io;
@@ -293,29 +294,62 @@ pub fn is_local_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
 
-/// Resident memory of a process, in bytes (None when it is gone).
-pub fn rss_bytes(pid: u32) -> Option<u64> {
-    let mut sys = sysinfo::System::new().ok()?;
-    let p = sysinfo::Pid::from_u32(pid);
-    sys.refresh_processes_specifics(
-        sysinfo::ProcessesToUpdate::Some(&[p]),
-        true,
-        sysinfo::ProcessRefreshKind::nothing().with_memory(),
-    );
-    sys.process(p).map(|x| x.memory())
+/// A `sysconf(3)` value, None when the system has no answer.
+fn sysconf(name: libc::c_int) -> Option<u64> {
+    // SAFETY: sysconf takes an integer name and touches no memory of ours.
+    let v = unsafe { libc::sysconf(name) };
+    u64::try_from(v).ok().filter(|v| *v > 0)
 }
 
-/// Whether a process exists and has not exited (a zombie waiting for its
-/// parent to reap it counts as exited).
+/// The fields of /proc/PID/stat after `pid (comm)`, the state first. The
+/// command name may hold spaces and parentheses, so the split is at the
+/// last `)`.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Whether a process exists and has not exited. A zombie (exited, waiting
+/// for its parent to reap it) counts as exited, as does a process whose
+/// state cannot be read.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // pid (comm) STATE …; comm may contain spaces and parentheses.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X'),
-        Err(_) => false,
-    }
+    stat_fields(pid)
+        .and_then(|f| f.into_iter().next())
+        .is_some_and(|state| !matches!(state.as_str(), "Z" | "X" | "x"))
+}
+
+/// Resident memory of a process, in bytes (None when it is gone): resident
+/// pages from /proc/PID/statm times the page size.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * sysconf(libc::_SC_PAGESIZE)?)
+}
+
+/// A process's peak resident memory (VmHWM), in bytes.
+pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU seconds a process has used, user plus system, all its threads:
+/// utime and stime (fields 14 and 15 of /proc/PID/stat) in clock ticks,
+/// divided by the system's ticks per second.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let f = stat_fields(pid)?;
+    // f[0] is field 3 (the state), so field N is f[N - 3].
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    let ticks = sysconf(libc::_SC_CLK_TCK)?;
+    Some((utime + stime) as f64 / ticks as f64)
 }
 
 #[cfg(test)]
@@ -345,6 +379,98 @@ mod tests {
         assert_eq!(
             owners.iter().map(|p| p.pid).collect::<Vec<_>>(),
             vec![std::process::id()]
+        );
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_missing_one_is_not() {
+        assert!(alive(std::process::id()));
+        // Above the kernel's pid_max (at most 2^22): no such process.
+        assert!(!alive(u32::MAX));
+        assert_eq!(rss_bytes(u32::MAX), None);
+        assert_eq!(cpu_seconds(u32::MAX), None);
+    }
+
+    /// A child that has exited is not alive, both before its parent reaps it
+    /// (a zombie) and after.
+    #[test]
+    fn an_exited_child_is_not_alive_zombie_or_reaped() {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        // Wait for the exit without reaping (WNOWAIT): the child stays a zombie.
+        // SAFETY: waitid(2) on our own child with a zeroed siginfo_t it fills in.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        assert_eq!(rc, 0, "waitid: {}", io::Error::last_os_error());
+        let state = stat_fields(pid).and_then(|f| f.into_iter().next());
+        assert_eq!(state.as_deref(), Some("Z"), "unreaped: a zombie");
+        assert!(!alive(pid), "a zombie is not alive");
+        child.wait().expect("reap");
+        assert!(!alive(pid), "a reaped child is not alive");
+    }
+
+    #[test]
+    fn memory_of_this_process() {
+        let me = std::process::id();
+        let rss = rss_bytes(me).expect("rss");
+        let page = sysconf(libc::_SC_PAGESIZE).expect("page size");
+        assert!(rss > 0);
+        assert_eq!(rss % page, 0, "whole pages");
+        // VmRSS says the same in kB (give or take pages touched meanwhile).
+        let vm_rss = std::fs::read_to_string(format!("/proc/{me}/status"))
+            .expect("status")
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024;
+        assert!(
+            rss.abs_diff(vm_rss) < 64 << 20,
+            "statm {rss} vs VmRSS {vm_rss}"
+        );
+        let peak = peak_rss_bytes(me).expect("peak");
+        assert!(
+            peak > 0 && peak + (64 << 20) >= rss,
+            "peak {peak}, rss {rss}"
+        );
+    }
+
+    /// CPU time from /proc agrees with getrusage(2), which counts in
+    /// microseconds: the ticks are divided by the system's rate, not a
+    /// guessed 100.
+    #[test]
+    fn cpu_time_agrees_with_getrusage() {
+        fn rusage_seconds() -> f64 {
+            // SAFETY: getrusage(2) fills in the zeroed struct we own.
+            let ru = unsafe {
+                let mut ru: libc::rusage = std::mem::zeroed();
+                assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut ru), 0);
+                ru
+            };
+            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            tv(ru.ru_utime) + tv(ru.ru_stime)
+        }
+        // Burn some CPU so the figure is well above zero.
+        let mut x = 0u64;
+        while rusage_seconds() < 0.2 {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        let before = rusage_seconds();
+        let cpu = cpu_seconds(std::process::id()).expect("cpu");
+        let after = rusage_seconds();
+        let tick = 1.0 / sysconf(libc::_SC_CLK_TCK).expect("ticks") as f64;
+        assert!(
+            cpu >= before - 2.0 * tick && cpu <= after + 2.0 * tick,
+            "/proc {cpu} s, getrusage {before}..{after} s"
         );
     }
 }

@@ -1,340 +1,41 @@
-//! What the generator sends and how it counts: requests compiled from the
-//! mix into templates and rendered straight to wire bytes (see `wire` for
-//! the connection), captures, and every outcome classified.
+//! What the generator sends: the mix's request kinds compiled into
+//! templates (their strings in the [`placeholder`](super::placeholder)
+//! language) and rendered straight to the bytes the wire client writes;
+//! captures keep values from answers for later requests of the same
+//! virtual user.
 
-use super::plan::MixItem;
+use super::outcome::Answer;
+use super::placeholder::{Escape, Names, Piece, RenderCx, Tmpl, pct};
+use crate::checks::http::Request;
 use bytes::Bytes;
+use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-/// Why a request did not succeed. A 429 or a 5xx is an error, as k6 counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrClass {
-    /// The connection was refused: nothing listens (a crashed backend).
-    Refused,
-    /// No answer within the request timeout.
-    Timeout,
-    /// 429 Too Many Requests.
-    RateLimited,
-    /// Another 4xx.
-    Client4xx,
-    /// 5xx.
-    Server5xx,
-    /// Reset, closed mid-response, protocol errors.
-    Transport,
+/// One request kind of the plan's mix, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixItem {
+    pub name: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// The same request syntax as the `http` check (method, url, headers,
+    /// query, json, body). The url starts with `${base_url}` or `/`.
+    pub request: Request,
+    /// Values kept from this request's successful answers, per virtual
+    /// user, for later requests as `${capture.NAME}` (the `http` check's
+    /// syntax: `json.PATH`, `header.NAME`, `status`, `body`).
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
 }
 
-impl ErrClass {
-    pub const ALL: [ErrClass; 6] = [
-        ErrClass::Refused,
-        ErrClass::Timeout,
-        ErrClass::RateLimited,
-        ErrClass::Client4xx,
-        ErrClass::Server5xx,
-        ErrClass::Transport,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrClass::Refused => "refused",
-            ErrClass::Timeout => "timeout",
-            ErrClass::RateLimited => "rate_limited",
-            ErrClass::Client4xx => "client_4xx",
-            ErrClass::Server5xx => "server_5xx",
-            ErrClass::Transport => "transport",
-        }
-    }
+fn one() -> u32 {
+    1
 }
 
-/// What one request came back with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A 1xx–3xx answer.
-    Ok(u16),
-    /// An error; `pool_timeout` when the body carries Prisma's P2024 (timed
-    /// out fetching a connection from the pool).
-    Err {
-        class: ErrClass,
-        status: Option<u16>,
-        pool_timeout: bool,
-    },
-}
-
-impl Outcome {
-    pub(super) fn err(class: ErrClass) -> Outcome {
-        Outcome::Err {
-            class,
-            status: None,
-            pool_timeout: false,
-        }
-    }
-    /// Whether the request got as far as an HTTP answer or a timeout (its
-    /// latency is meaningful).
-    pub fn has_latency(&self) -> bool {
-        !matches!(
-            self,
-            Outcome::Err {
-                class: ErrClass::Refused | ErrClass::Transport,
-                ..
-            }
-        )
-    }
-}
-
-/// Classifies an answer's status (and body, for P2024).
-pub fn classify(status: u16, body: &[u8]) -> Outcome {
-    if status < 400 {
-        return Outcome::Ok(status);
-    }
-    let class = match status {
-        429 => ErrClass::RateLimited,
-        400..=499 => ErrClass::Client4xx,
-        _ => ErrClass::Server5xx,
-    };
-    Outcome::Err {
-        class,
-        status: Some(status),
-        pool_timeout: is_pool_timeout(body),
-    }
-}
-
-fn is_pool_timeout(body: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 2] = [
-        b"P2024",
-        b"fetching a new connection from the connection pool",
-    ];
-    NEEDLES
-        .iter()
-        .any(|n| body.windows(n.len()).any(|w| w == *n))
-}
-
-/// What placeholders can name: the plan's lists and the mix's captures.
-#[derive(Debug, Clone, Default)]
-pub struct Names {
-    pub lists: Vec<(String, Vec<String>)>,
-    /// Every capture name of the mix; `${capture.NAME}` indexes this.
-    pub captures: Vec<String>,
-}
-
-impl Names {
-    pub fn new(vars: &BTreeMap<String, Vec<String>>, mix: &[MixItem]) -> Names {
-        let mut captures: Vec<String> =
-            mix.iter().flat_map(|m| m.capture.keys().cloned()).collect();
-        captures.sort();
-        captures.dedup();
-        Names {
-            lists: vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            captures,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Piece {
-    Lit(String),
-    Pick(usize),
-    /// A value this virtual user captured from an earlier answer.
-    Capture(usize),
-    Random,
-    Vu,
-    Seq,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Escape {
-    None,
-    Json,
-    Url,
-}
-
-/// A string with `${pick.NAME}`, `${random}`, `${vu}` and `${seq}`.
-#[derive(Debug, Clone)]
-struct Tmpl {
-    pieces: Vec<(Piece, Escape)>,
-}
-
-impl Tmpl {
-    fn parse(
-        s: &str,
-        esc: Escape,
-        names: &Names,
-        out: &mut Vec<(Piece, Escape)>,
-    ) -> Result<(), String> {
-        let lists = &names.lists;
-        let mut rest = s;
-        while let Some(i) = rest.find("${") {
-            if i > 0 {
-                out.push((Piece::Lit(rest[..i].to_string()), Escape::None));
-            }
-            let after = &rest[i + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
-            let name = after[..end].trim();
-            let piece = match name {
-                "random" => Piece::Random,
-                "vu" => Piece::Vu,
-                "seq" => Piece::Seq,
-                _ if name.starts_with("capture.") => {
-                    let c = &name["capture.".len()..];
-                    match names.captures.iter().position(|n| n == c) {
-                        Some(i) => Piece::Capture(i),
-                        None => {
-                            return Err(format!(
-                                "`${{capture.{c}}}` names no capture of the mix (captures: {})",
-                                if names.captures.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    names.captures.join(", ")
-                                }
-                            ));
-                        }
-                    }
-                }
-                _ => match name.strip_prefix("pick.") {
-                    Some(list) => match lists.iter().position(|(n, _)| n == list) {
-                        Some(idx) if !lists[idx].1.is_empty() => Piece::Pick(idx),
-                        Some(_) => return Err(format!("vars.{list} is empty")),
-                        None => {
-                            let names: Vec<&str> = lists.iter().map(|(n, _)| n.as_str()).collect();
-                            return Err(format!(
-                                "`${{pick.{list}}}` names no list in vars (lists: {})",
-                                if names.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    names.join(", ")
-                                }
-                            ));
-                        }
-                    },
-                    None => {
-                        return Err(format!(
-                            "unknown placeholder `${{{name}}}`: use ${{pick.LIST}}, ${{capture.NAME}}, ${{random}}, ${{vu}} or ${{seq}} (${{base_url}} only at the start of the url)"
-                        ));
-                    }
-                },
-            };
-            out.push((piece, esc));
-            rest = &after[end + 1..];
-        }
-        if !rest.is_empty() {
-            out.push((Piece::Lit(rest.to_string()), Escape::None));
-        }
-        Ok(())
-    }
-
-    fn constant(&self) -> Option<String> {
-        let mut s = String::new();
-        for (p, _) in &self.pieces {
-            match p {
-                Piece::Lit(l) => s.push_str(l),
-                _ => return None,
-            }
-        }
-        Some(s)
-    }
-
-    fn render(&self, cx: &mut RenderCx, lists: &[(String, Vec<String>)], out: &mut String) {
-        let _ = self.render_checked(cx, lists, out);
-    }
-
-    /// Renders; false when a captured value is not there yet.
-    fn render_checked(
-        &self,
-        cx: &mut RenderCx,
-        lists: &[(String, Vec<String>)],
-        out: &mut String,
-    ) -> bool {
-        let mut complete = true;
-        for (p, esc) in &self.pieces {
-            let value: std::borrow::Cow<str> = match p {
-                Piece::Lit(l) => {
-                    out.push_str(l);
-                    continue;
-                }
-                Piece::Pick(i) => {
-                    let l = &lists[*i].1;
-                    let k = (cx.rng.next_u64() % l.len() as u64) as usize;
-                    l[k].as_str().into()
-                }
-                Piece::Capture(i) => match cx.captures.get(*i).and_then(|c| c.as_deref()) {
-                    Some(v) => v.to_string().into(),
-                    None => {
-                        complete = false;
-                        continue;
-                    }
-                },
-                Piece::Random => format!("{:016x}", cx.rng.next_u64()).into(),
-                Piece::Vu => cx.vu.to_string().into(),
-                Piece::Seq => cx.seq.to_string().into(),
-            };
-            match esc {
-                Escape::None => out.push_str(&value),
-                Escape::Json => {
-                    let q = serde_json::to_string(value.as_ref()).unwrap_or_default();
-                    out.push_str(q.trim_matches('"'));
-                }
-                Escape::Url => pct_encode(&value, out),
-            }
-        }
-        complete
-    }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn pct_encode(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        }
-    }
-}
-
-fn pct(s: &str) -> String {
-    let mut o = String::new();
-    pct_encode(s, &mut o);
-    o
-}
-
-/// xorshift64*: per-task, allocation-free randomness for the mix.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
-pub struct RenderCx {
-    pub rng: Rng,
-    pub vu: u32,
-    pub seq: u64,
-    /// This virtual user's captured values, by [`Names::captures`] index.
-    pub captures: Vec<Option<String>>,
-}
-
-impl RenderCx {
-    pub fn new(vu: u32, captures: usize) -> RenderCx {
-        RenderCx {
-            rng: Rng::new(u64::from(vu) + 1),
-            vu,
-            seq: 0,
-            captures: vec![None; captures],
-        }
-    }
+/// What the mix's placeholders can name: the plan's lists and every
+/// capture of the mix.
+pub fn names(vars: &BTreeMap<String, Vec<String>>, mix: &[MixItem]) -> Names {
+    Names::new(vars, mix.iter().flat_map(|m| m.capture.keys()))
 }
 
 /// Where a capture takes its value from (the `http` check's syntax).
@@ -359,6 +60,24 @@ pub enum RenderError {
     Invalid,
 }
 
+/// Why a mix item does not compile: the field (`request.url`,
+/// `capture.NAME`, …) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct TemplateError {
+    pub field: String,
+    pub message: String,
+}
+
+impl TemplateError {
+    fn at(field: impl Into<String>, message: impl Into<String>) -> TemplateError {
+        TemplateError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// One request kind of the mix, ready to render against the target.
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {
@@ -379,7 +98,7 @@ pub struct RequestTemplate {
 
 impl RequestTemplate {
     /// Compiles a mix item; errors name the field (`request.url`, …).
-    pub fn compile(m: &MixItem, names: &Names) -> Result<RequestTemplate, (String, String)> {
+    pub fn compile(m: &MixItem, names: &Names) -> Result<RequestTemplate, TemplateError> {
         let lists = names.lists.clone();
         let mut captures = Vec::new();
         for (name, from) in &m.capture {
@@ -388,7 +107,7 @@ impl RequestTemplate {
                 .captures
                 .iter()
                 .position(|n| n == name)
-                .ok_or_else(|| (at.clone(), "unknown capture".to_string()))?;
+                .ok_or_else(|| TemplateError::at(at.clone(), "unknown capture"))?;
             let f = from.trim();
             let src = if f == "status" {
                 CaptureFrom::Status
@@ -398,14 +117,13 @@ impl RequestTemplate {
                 .strip_prefix("header.")
                 .or_else(|| f.strip_prefix("headers."))
             {
-                CaptureFrom::Header(
-                    hyper::header::HeaderName::from_bytes(h.as_bytes())
-                        .map_err(|_| (at.clone(), format!("`{h}` is not a header name")))?,
-                )
+                CaptureFrom::Header(hyper::header::HeaderName::from_bytes(h.as_bytes()).map_err(
+                    |_| TemplateError::at(at.clone(), format!("`{h}` is not a header name")),
+                )?)
             } else if let Some(p) = f.strip_prefix("json.") {
                 CaptureFrom::Json(p.split('|').map(|a| a.trim().to_string()).collect())
             } else {
-                return Err((
+                return Err(TemplateError::at(
                     at,
                     format!("`{f}`: capture from json.PATH, header.NAME, status or body"),
                 ));
@@ -415,8 +133,8 @@ impl RequestTemplate {
         let r = &m.request;
         let method = hyper::Method::from_bytes(r.method.trim().to_ascii_uppercase().as_bytes())
             .map_err(|_| {
-                (
-                    "request.method".to_string(),
+                TemplateError::at(
+                    "request.method",
                     format!("`{}` is not an HTTP method", r.method),
                 )
             })?;
@@ -425,8 +143,8 @@ impl RequestTemplate {
             Some(p) => p,
             None if url.starts_with('/') => url,
             None => {
-                return Err((
-                    "request.url".into(),
+                return Err(TemplateError::at(
+                    "request.url",
                     format!(
                         "`{url}` must start with ${{base_url}} or `/`: a load test sends to one target, the base URL"
                     ),
@@ -435,14 +153,14 @@ impl RequestTemplate {
         };
         let path = if path.is_empty() { "/" } else { path };
         if !path.starts_with('/') {
-            return Err((
-                "request.url".into(),
+            return Err(TemplateError::at(
+                "request.url",
                 format!("`{url}`: the path after ${{base_url}} must start with `/`"),
             ));
         }
         let mut pieces = Vec::new();
         Tmpl::parse(path, Escape::Url, names, &mut pieces)
-            .map_err(|e| ("request.url".to_string(), e))?;
+            .map_err(|e| TemplateError::at("request.url", e))?;
         let mut sep = if path.contains('?') { '&' } else { '?' };
         for (k, v) in &r.query {
             let key = pct(k);
@@ -450,7 +168,7 @@ impl RequestTemplate {
             sep = '&';
             let mut vp = Vec::new();
             Tmpl::parse(v, Escape::Url, names, &mut vp)
-                .map_err(|e| (format!("request.query.{k}"), e))?;
+                .map_err(|e| TemplateError::at(format!("request.query.{k}"), e))?;
             for (p, e) in vp {
                 match p {
                     Piece::Lit(l) => pieces.push((Piece::Lit(pct(&l)), Escape::None)),
@@ -462,38 +180,41 @@ impl RequestTemplate {
         let mut headers = Vec::new();
         for (k, v) in &r.headers {
             let name = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                (
+                TemplateError::at(
                     format!("request.headers.{k}"),
                     format!("`{k}` is not a header name"),
                 )
             })?;
             if v.contains(['\r', '\n']) {
-                return Err((
+                return Err(TemplateError::at(
                     format!("request.headers.{k}"),
-                    "a header value cannot hold a line break".into(),
+                    "a header value cannot hold a line break",
                 ));
             }
             let mut hp = Vec::new();
             Tmpl::parse(v, Escape::None, names, &mut hp)
-                .map_err(|e| (format!("request.headers.{k}"), e))?;
+                .map_err(|e| TemplateError::at(format!("request.headers.{k}"), e))?;
             headers.push((name, Tmpl { pieces: hp }));
         }
         let (body, content_type) = match (&r.json, &r.body) {
             (Some(_), Some(_)) => {
-                return Err(("request".into(), "give `json` or `body`, not both".into()));
+                return Err(TemplateError::at(
+                    "request",
+                    "give `json` or `body`, not both",
+                ));
             }
             (Some(j), None) => {
                 let text = serde_json::to_string(j)
-                    .map_err(|e| ("request.json".to_string(), e.to_string()))?;
+                    .map_err(|e| TemplateError::at("request.json", e.to_string()))?;
                 let mut bp = Vec::new();
                 Tmpl::parse(&text, Escape::Json, names, &mut bp)
-                    .map_err(|e| ("request.json".to_string(), e))?;
+                    .map_err(|e| TemplateError::at("request.json", e))?;
                 (Some(Tmpl { pieces: bp }), Some("application/json"))
             }
             (None, Some(b)) => {
                 let mut bp = Vec::new();
                 Tmpl::parse(b, Escape::None, names, &mut bp)
-                    .map_err(|e| ("request.body".to_string(), e))?;
+                    .map_err(|e| TemplateError::at("request.body", e))?;
                 (Some(Tmpl { pieces: bp }), None)
             }
             (None, None) => (None, None),
@@ -660,72 +381,6 @@ impl RequestTemplate {
     }
 }
 
-/// An answer's headers and body, kept for captures.
-pub struct Answer {
-    pub headers: hyper::HeaderMap,
-    pub body: Bytes,
-}
-
-/// Where the load goes: the resolved address, the Host header, and TLS
-/// for https://.
-#[derive(Clone)]
-pub struct Target {
-    pub addr: SocketAddr,
-    pub host: hyper::header::HeaderValue,
-    pub tls: Option<super::wire::Tls>,
-}
-
-/// The URL's host as a TLS server name (IP addresses without brackets).
-fn host_name(u: &url::Url) -> String {
-    match u.host() {
-        Some(url::Host::Ipv6(a)) => a.to_string(),
-        Some(h) => h.to_string(),
-        None => String::new(),
-    }
-}
-
-impl Target {
-    /// Resolves an `http://` or `https://` base URL. For https, the
-    /// certificate is checked against the system's roots (`SSL_CERT_FILE`
-    /// adds a CA) unless `insecure`.
-    pub async fn resolve(base_url: &str, insecure: bool) -> Result<Target, String> {
-        let u =
-            url::Url::parse(base_url).map_err(|e| format!("`{base_url}` is not a URL ({e})"))?;
-        if !matches!(u.scheme(), "http" | "https") {
-            return Err(format!(
-                "the load generator speaks http:// and https:// (got {}://)",
-                u.scheme()
-            ));
-        }
-        let host = u
-            .host_str()
-            .ok_or_else(|| format!("`{base_url}` has no host"))?;
-        let port = u.port_or_known_default().unwrap_or(80);
-        let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{host} resolves to no address"))?;
-        let hv = match u.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_string(),
-        };
-        let host = hyper::header::HeaderValue::from_str(&hv).map_err(|e| e.to_string())?;
-        let tls = if u.scheme() == "https" {
-            let config = crate::support::tls::http1_client(insecure)?;
-            let name = rustls::pki_types::ServerName::try_from(host_name(&u))
-                .map_err(|e| format!("`{base_url}`: no TLS server name ({e})"))?;
-            Some(super::wire::Tls {
-                connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
-                name,
-            })
-        } else {
-            None
-        };
-        Ok(Target { addr, host, tls })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -746,7 +401,7 @@ mod tests {
         let m = item(
             "name: send\nrequest:\n  method: post\n  url: \"${base_url}/c/${pick.rooms}/m\"\n  query: {user: \"${pick.users}\", n: \"a&b\"}\n  json: {userId: \"${pick.users}\", seq: \"${seq}\"}\n",
         );
-        let t = RequestTemplate::compile(&m, &Names::new(&vars(), &[])).expect("compiles");
+        let t = RequestTemplate::compile(&m, &names(&vars(), &[])).expect("compiles");
         let host = hyper::header::HeaderValue::from_static("127.0.0.1:1");
         let mut cx = RenderCx::new(3, 0);
         cx.seq = 7;
@@ -796,7 +451,7 @@ mod tests {
     fn fixed_requests_are_serialized_once_and_bad_values_refused() {
         let m =
             item("name: g\nrequest: {url: \"${base_url}/api/v1/health\", headers: {x-run: r1}}\n");
-        let t = RequestTemplate::compile(&m, &Names::new(&vars(), &[])).expect("compiles");
+        let t = RequestTemplate::compile(&m, &names(&vars(), &[])).expect("compiles");
         let host = hyper::header::HeaderValue::from_static("h:1");
         let mut cx = RenderCx::new(0, 0);
         let a = t.render(&host, &mut cx).expect("first");
@@ -814,7 +469,7 @@ mod tests {
         let mut v = vars();
         v.insert("evil".into(), vec!["a\r\nx: y".into()]);
         let m = item("name: g\nrequest: {url: \"/\", headers: {x-user: \"${pick.evil}\"}}\n");
-        let t = RequestTemplate::compile(&m, &Names::new(&v, &[])).expect("compiles");
+        let t = RequestTemplate::compile(&m, &names(&v, &[])).expect("compiles");
         assert_eq!(t.render(&host, &mut cx).err(), Some(RenderError::Invalid));
     }
 
@@ -824,7 +479,7 @@ mod tests {
             "name: send\nrequest: {method: POST, url: \"/m\"}\ncapture: {mid: \"json.message.id|json.id\", etag: header.etag}\n",
         );
         let read = item("name: read\nrequest: {url: \"/m/${capture.mid}?e=${capture.etag}\"}\n");
-        let names = Names::new(&vars(), &[send.clone(), read.clone()]);
+        let names = names(&vars(), &[send.clone(), read.clone()]);
         assert_eq!(names.captures, vec!["etag".to_string(), "mid".to_string()]);
         let send = RequestTemplate::compile(&send, &names).expect("send");
         let read = RequestTemplate::compile(&read, &names).expect("read");
@@ -845,30 +500,10 @@ mod tests {
         let r = read.render(&host, &mut cx).expect("rendered");
         assert_eq!(parse_request(&r).1, "/m/abc?e=v%201");
         let bad = item("name: x\nrequest: {url: \"/\"}\ncapture: {a: \"cookie\"}\n");
-        let names = Names::new(&vars(), std::slice::from_ref(&bad));
+        let names = super::names(&vars(), std::slice::from_ref(&bad));
         assert!(RequestTemplate::compile(&bad, &names).is_err());
         let dangling = item("name: x\nrequest: {url: \"/${capture.nope}\"}\n");
         assert!(RequestTemplate::compile(&dangling, &names).is_err());
-    }
-
-    #[test]
-    fn classifies_like_k6() {
-        assert_eq!(classify(201, b""), Outcome::Ok(201));
-        assert_eq!(classify(302, b""), Outcome::Ok(302));
-        let is = |o: Outcome, c: ErrClass, p: bool| {
-            assert!(
-                matches!(o, Outcome::Err { class, pool_timeout, .. } if class == c && pool_timeout == p),
-                "{o:?}"
-            )
-        };
-        is(classify(429, b"{}"), ErrClass::RateLimited, false);
-        is(classify(404, b""), ErrClass::Client4xx, false);
-        is(classify(503, b""), ErrClass::Server5xx, false);
-        is(
-            classify(400, b"{\"message\":\"Failed to send message: Timed out fetching a new connection from the connection pool.\"}"),
-            ErrClass::Client4xx,
-            true,
-        );
     }
 
     #[test]
@@ -888,8 +523,8 @@ mod tests {
                 "request.method",
             ),
         ] {
-            let e = RequestTemplate::compile(&item(y), &Names::new(&vars(), &[])).expect_err(y);
-            assert_eq!(e.0, field, "{y}: {}", e.1);
+            let e = RequestTemplate::compile(&item(y), &names(&vars(), &[])).expect_err(y);
+            assert_eq!(e.field, field, "{y}: {}", e.message);
         }
     }
 }

@@ -1,0 +1,81 @@
+//! What a load run produced: each stage's measurements, samples, status
+//! and missed criteria, the breaking point's diagnosis, and the generator's
+//! own CPU and memory. Read by the reports; made by the runner.
+
+use super::monitor;
+use super::plan::{Model, Stage};
+use super::stats::TaskStats;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Pass,
+    Fail,
+    /// Stopped by Ctrl-C or the time bound before its end.
+    Interrupted,
+}
+
+impl StageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Pass => "pass",
+            StageStatus::Fail => "fail",
+            StageStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+pub struct StageResult {
+    pub stage: Stage,
+    pub model: Model,
+    pub elapsed: Duration,
+    pub kinds: Vec<String>,
+    pub stats: TaskStats,
+    /// Open model: sends planned for the stage.
+    pub planned: Option<u64>,
+    pub samples: Vec<monitor::Sample>,
+    pub watch: monitor::Summary,
+    pub status: StageStatus,
+    /// Why the stage failed (criteria missed).
+    pub failures: Vec<String>,
+    /// The generator's own CPU use during the stage (% of one core).
+    pub cpu_pct: f64,
+}
+
+impl StageResult {
+    pub fn requests(&self) -> u64 {
+        self.stats.total().requests()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakingPoint {
+    pub stage: String,
+    pub cause: &'static str,
+    pub root_cause: String,
+    pub remedy: String,
+    /// The stage's figures the diagnosis rests on.
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Generator {
+    /// chatops's CPU time over the run's wall time (100 = one core busy).
+    pub cpu_pct: f64,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+pub struct RunResult {
+    pub plan: String,
+    pub model: Model,
+    pub base_url: String,
+    pub stages: Vec<StageResult>,
+    pub breaking_point: Option<BreakingPoint>,
+    pub interrupted: bool,
+    pub time_bound_hit: bool,
+    pub backend: monitor::Backend,
+    pub generator: Generator,
+    pub elapsed: Duration,
+}
