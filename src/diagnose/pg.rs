@@ -1,7 +1,7 @@
 //! PostgreSQL faults: connection errors classified (refused, timeout, auth,
-//! missing database, too many clients, TLS).
+//! missing database, too many clients, TLS), and their wording.
 
-use super::{Fault, NetError};
+use super::{Diagnosis, Fault, NetError, TlsProblem};
 use crate::pg::activity::ConnectError;
 use crate::pg::{DbUrl, error_chain};
 
@@ -35,16 +35,16 @@ pub fn classify(e: &tokio_postgres::Error, u: &DbUrl) -> Fault {
             _ => Fault::PgServerError { code, message },
         };
     }
+    // A failed handshake carries rustls's error (inside an io::Error).
+    if let Some(problem) = TlsProblem::from_chain(e) {
+        return tls_failed_as(u, handshake_message(e), problem);
+    }
     let text = e.to_string();
-    // tokio-postgres says "error performing TLS handshake" (its source is
-    // rustls's error, or "server does not support TLS").
+    // tokio-postgres's error kinds are private: its TLS failures are known
+    // by their text, "error performing TLS handshake" (with a bare string
+    // source, "server does not support TLS", when the server declines).
     if text.contains("TLS handshake") {
-        return tls_failed(
-            u,
-            error_chain(e)
-                .trim_start_matches("error performing TLS handshake: ")
-                .to_string(),
-        );
+        return tls_failed(u, handshake_message(e));
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
@@ -57,6 +57,8 @@ pub fn classify(e: &tokio_postgres::Error, u: &DbUrl) -> Fault {
         }
         src = s.source();
     }
+    // What remains has no type to go by (tokio-postgres's kinds are
+    // private): its text.
     let lower = text.to_ascii_lowercase();
     if lower.contains("timeout") || lower.contains("timed out") {
         Fault::PgNoResponse {
@@ -92,12 +94,112 @@ pub fn connect_fault(e: &ConnectError, url: &DbUrl) -> Fault {
     }
 }
 
-/// The fault for a TLS setup or handshake that failed on this URL.
+/// The error's text without tokio-postgres's prefix.
+fn handshake_message(e: &tokio_postgres::Error) -> String {
+    error_chain(e)
+        .trim_start_matches("error performing TLS handshake: ")
+        .to_string()
+}
+
+/// The fault for a TLS setup or handshake that failed on this URL, known
+/// only by its message (chatops's TLS set-up reports its errors as text).
 pub fn tls_failed(u: &DbUrl, message: String) -> Fault {
+    let problem = TlsProblem::from_message(&message);
+    tls_failed_as(u, message, problem)
+}
+
+/// The fault for a TLS error with a type: classified from the rustls error
+/// in its chain, else from its text.
+pub fn tls_failed_from(u: &DbUrl, e: &(dyn std::error::Error + 'static)) -> Fault {
+    let message = error_chain(e);
+    match TlsProblem::from_chain(e) {
+        Some(problem) => tls_failed_as(u, message, problem),
+        None => tls_failed(u, message),
+    }
+}
+
+fn tls_failed_as(u: &DbUrl, message: String, problem: TlsProblem) -> Fault {
     Fault::PgTlsFailed {
         host: u.host.clone(),
         port: u.port,
         sslmode: u.param("sslmode").unwrap_or("prefer").to_string(),
         message,
+        problem,
+    }
+}
+
+/// Root cause and fix of a fault of this family; `None` for another family's.
+pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
+    let d = |root: String, remedy: String| {
+        Some(Diagnosis {
+            root_cause: root,
+            remedy,
+        })
+    };
+    match f {
+        Fault::PgNoResponse { host, port, error } => d(
+            format!("PostgreSQL is not running or not reachable at {host}:{port} ({}).", error.describe()),
+            match error {
+                NetError::Dns => format!("Fix the host name `{host}` in DATABASE_URL, or use the server's IP address."),
+                NetError::Timeout => format!("Check that {host}:{port} is reachable (firewall, security group, listen_addresses) and that the server is not overloaded."),
+                _ => format!(
+                    "Start PostgreSQL (`sudo systemctl start postgresql`, `brew services start postgresql`, or `pg_ctl -D DATADIR start`) and confirm with `pg_isready -h {host} -p {port}`. If it runs, check `listen_addresses` and `port` in postgresql.conf."
+                ),
+            },
+        ),
+        Fault::PgRejecting { host, port, message } => d(
+            format!("PostgreSQL at {host}:{port} is up but rejecting connections: it is starting up, shutting down or in recovery ({message})."),
+            "Wait for start-up or recovery to finish (watch the server log), then retry; if it stays, check the server log for a crash loop.".into(),
+        ),
+        Fault::PgNoAttempt { reason } => d(
+            format!("The connection parameters are unusable: {reason}."),
+            "Fix DATABASE_URL: postgresql://USER:PASSWORD@HOST:PORT/DATABASE.".into(),
+        ),
+        Fault::PgAuthFailed { user, host } => d(
+            format!("PostgreSQL rejected the password for user `{user}` at {host} (SQLSTATE 28P01; Prisma P1000)."),
+            format!("Put the right password for `{user}` in DATABASE_URL (percent-encode special characters), or reset it: `ALTER ROLE \"{user}\" PASSWORD '…'`."),
+        ),
+        Fault::PgDatabaseMissing { database } => d(
+            format!("The database `{database}` does not exist (SQLSTATE 3D000; Prisma P1003)."),
+            format!("Create it and apply the schema: `createdb {database}` then `npx prisma migrate deploy` (or `npx prisma db push`)."),
+        ),
+        Fault::PgTooManyClients { message } => d(
+            format!("PostgreSQL has no connection slots left: max_connections is exhausted (SQLSTATE 53300: {message})."),
+            "Lower the pools (connection_limit × replicas + other clients must stay under max_connections − reserved), find idle sessions in pg_stat_activity, or put PgBouncer in transaction mode in front.".into(),
+        ),
+        Fault::PgTlsRequired { message } => d(
+            format!("The server requires an encrypted connection ({message})."),
+            "Add `sslmode=require` to DATABASE_URL (Prisma: `?sslmode=require`), or allow non-TLS connections for this host in pg_hba.conf.".into(),
+        ),
+        Fault::PgTlsFailed {
+            host,
+            port,
+            sslmode,
+            message,
+            problem,
+        } => {
+            let remedy = match problem {
+                TlsProblem::ServerWithoutTls => format!("The server at {host}:{port} has TLS off. Turn it on (`ssl = on` with `ssl_cert_file` and `ssl_key_file` in postgresql.conf, then `SELECT pg_reload_conf()`), or connect with `sslmode=prefer` where encryption is optional."),
+                TlsProblem::NameMismatch => format!("The certificate does not name `{host}`: connect by a name the certificate holds, or use `sslmode=verify-ca` (chain only). A certificate that names its host only in CN (the PostgreSQL docs' `openssl req -subj /CN=…` recipe) needs `subjectAltName=DNS:{host}` to be verified here."),
+                TlsProblem::CaAsServerCert => "The server presents a CA certificate (CA:TRUE, often a self-signed one that is also its own sslrootcert) as its own: libpq lets this pass, chatops does not. Issue a server certificate signed by that CA, or use `sslmode=require` to encrypt without verifying.".to_string(),
+                TlsProblem::UnknownIssuer => "The certificate is not signed by a CA chatops trusts: give the CA with `sslrootcert=/path/ca.pem` in the URL (Amazon RDS: the region's bundle; Prisma: `sslcert` with `sslaccept=strict`), or use `sslmode=require` to encrypt without verifying.".to_string(),
+                TlsProblem::Validity => "The server's certificate is outside its validity period: renew it (or check this machine's clock).".to_string(),
+                TlsProblem::Roots => "Point `sslrootcert` at a readable PEM file holding the server's CA (or `sslrootcert=system` for the system's store).".to_string(),
+                TlsProblem::Other => format!("Check the server's TLS settings (ssl, ssl_min_protocol_version) against sslmode={sslmode}."),
+            };
+            d(
+                format!("TLS with PostgreSQL at {host}:{port} failed (sslmode={sslmode}): {message}."),
+                remedy,
+            )
+        }
+        Fault::PgNoHbaEntry { message } => d(
+            format!("pg_hba.conf has no rule admitting this client ({message})."),
+            "Add a `host` line for this client address, user and database to pg_hba.conf and reload (`SELECT pg_reload_conf()`).".into(),
+        ),
+        Fault::PgServerError { code, message } => d(
+            format!("PostgreSQL refused the session: {message} (SQLSTATE {code})."),
+            "Read the server log around this time for the full error.".into(),
+        ),
+        _ => None,
     }
 }

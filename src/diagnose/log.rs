@@ -1,0 +1,47 @@
+//! Log faults: the backend's log file, unreadable or with problem lines.
+
+use super::{Diagnosis, Fault, excerpt, known_error};
+
+/// Root cause and fix of a fault of this family; `None` for another family's.
+pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
+    let d = |root: String, remedy: String| {
+        Some(Diagnosis {
+            root_cause: root,
+            remedy,
+        })
+    };
+    match f {
+        Fault::LogUnreadable {
+            path,
+            error,
+            missing,
+        } => d(
+            if *missing {
+                format!(
+                    "The log file {path} does not exist: the backend writes its log elsewhere, or was not started with its output redirected there."
+                )
+            } else {
+                format!("The log file {path} cannot be read ({error}).")
+            },
+            format!(
+                "Start the backend with its output in that file (`… > {path} 2>&1 &`, as the seed does), or point the check at the real log (`--var backend_log=PATH` or CHATOPS_BACKEND_LOG for the shipped playbook)."
+            ),
+        ),
+        Fault::LogMatches { path, count, first } => match known_error(first) {
+            Some((root, remedy)) => d(
+                format!("{root} ({count} problem line(s) in {path}.)"),
+                remedy,
+            ),
+            None => d(
+                format!(
+                    "The backend logged {count} problem line(s) in {path}, the first telling one: {}",
+                    excerpt(first, 200)
+                ),
+                format!(
+                    "Read them in context (`grep -n -iE 'error|warn|exception' {path} | tail`) and fix the cause; add an `ignore:` pattern to the check only for lines known to be harmless."
+                ),
+            ),
+        },
+        _ => None,
+    }
+}
