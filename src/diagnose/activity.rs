@@ -22,3 +22,53 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Fault;
+    use crate::diagnose::samples::words;
+
+    #[test]
+    fn activity_faults_give_counts_and_the_query_to_find_blockers() {
+        let a = |critical: bool| Fault::ActivityAboveThreshold {
+            database: "chat_backend_db".into(),
+            active: 49,
+            threshold: 48,
+            critical,
+        };
+        words(
+            &a(true),
+            &[
+                "49 sessions",
+                "`chat_backend_db`",
+                "critical threshold of 48",
+            ],
+            &["chatops pool-calc"],
+        );
+        words(
+            &a(false),
+            &["warning threshold of 48"],
+            &["watch-connections"],
+        );
+        let s = |oldest: Option<f64>| Fault::SessionsStuck {
+            database: "chat_backend_db".into(),
+            waiting_lock: 3,
+            idle_in_transaction: 2,
+            oldest_idle_s: oldest,
+        };
+        words(
+            &s(Some(41.25)),
+            &[
+                "3 waiting for a lock",
+                "2 idle in a transaction (oldest 41.2 s)",
+            ],
+            &[
+                "pg_blocking_pids",
+                "idle_in_transaction_session_timeout",
+                "pg_terminate_backend",
+            ],
+        );
+        let d = words(&s(None), &["2 idle in a transaction."], &[]);
+        assert!(!d.root_cause.contains("oldest"), "{}", d.root_cause);
+    }
+}

@@ -71,3 +71,110 @@ fn env_fix(name: &str, expected: Option<&String>, source: &str) -> String {
         format!("Set {name}={value} (`export {name}={value}`).")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Fault;
+    use crate::diagnose::samples::words;
+
+    const PROC: &str = "process 77 (node)";
+
+    #[test]
+    fn missing_and_wrong_variables_say_where_and_how_to_set_them() {
+        words(
+            &Fault::EnvMissing {
+                name: "DATABASE_URL".into(),
+                source: PROC.into(),
+            },
+            &["DATABASE_URL is not set in process 77", "mock mode"],
+            &[
+                "Restart the backend with DATABASE_URL=…",
+                "read once at start-up",
+            ],
+        );
+        words(
+            &Fault::EnvMismatch {
+                name: "PRISMA_CLIENT_MODE".into(),
+                source: PROC.into(),
+                expected: "equal to \"database\"".into(),
+                actual: "mock".into(),
+            },
+            &["PRISMA_CLIENT_MODE is \"mock\"", "mock mode"],
+            &["PRISMA_CLIENT_MODE=database"],
+        );
+        words(
+            &Fault::EnvMismatch {
+                name: "LOG_LEVEL".into(),
+                source: "chatops's shell".into(),
+                expected: "equal to \"info\"".into(),
+                actual: "debug".into(),
+            },
+            &["LOG_LEVEL is \"debug\" in chatops's shell, expected equal to \"info\""],
+            &["`export LOG_LEVEL=info`"],
+        );
+        words(
+            &Fault::EnvMismatch {
+                name: "NODE_OPTIONS".into(),
+                source: PROC.into(),
+                expected: "to be absent".into(),
+                actual: "--inspect".into(),
+            },
+            &[],
+            &["Remove NODE_OPTIONS from the backend's environment"],
+        );
+        words(
+            &Fault::EnvMissing {
+                name: "DISABLE_RATE_LIMIT".into(),
+                source: PROC.into(),
+            },
+            &["rate limiters are active"],
+            &["DISABLE_RATE_LIMIT=true"],
+        );
+    }
+
+    #[test]
+    fn process_and_url_faults_name_what_to_fix() {
+        words(
+            &Fault::ProcessNotFound {
+                selector: "port 3001".into(),
+            },
+            &["No running process matches port 3001"],
+            &["Start the backend first"],
+        );
+        words(
+            &Fault::EnvUnreadable {
+                pid: 77,
+                message: "permission denied".into(),
+            },
+            &["process 77", "permission denied"],
+            &["/proc/PID/environ"],
+        );
+        words(
+            &Fault::DbUrlInvalid {
+                name: "DATABASE_URL".into(),
+                message: "no host".into(),
+            },
+            &["DATABASE_URL is not a valid PostgreSQL URL: no host"],
+            &["postgresql://USER:PASSWORD@HOST:PORT/DATABASE"],
+        );
+        let p = |actual: Option<&str>| Fault::DbUrlParam {
+            name: "DATABASE_URL".into(),
+            param: "connection_limit".into(),
+            expected: "at least 20".into(),
+            actual: actual.map(String::from),
+        };
+        words(
+            &p(Some("5")),
+            &["sets connection_limit=5, expected at least 20"],
+            &["restart the backend"],
+        );
+        words(
+            &p(None),
+            &[
+                "does not set connection_limit",
+                "Prisma then uses its default",
+            ],
+            &["query string"],
+        );
+    }
+}

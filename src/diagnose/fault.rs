@@ -497,3 +497,131 @@ impl Fault {
         serde_json::from_value(v).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::samples;
+    use serde_json::json;
+
+    #[test]
+    fn every_fault_round_trips_and_its_tag_is_its_cause_code() {
+        for f in samples::all() {
+            let v = serde_json::to_value(&f).expect("serializes");
+            assert_eq!(v["cause"], f.cause_code(), "{v}");
+            let back: Fault = serde_json::from_value(v.clone()).expect("deserializes");
+            assert_eq!(back, f, "{v}");
+        }
+    }
+
+    #[test]
+    fn cause_codes_and_fields_are_stable() {
+        let f = Fault::PgAuthFailed {
+            user: "chat_app".into(),
+            host: "db:5432".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&f).expect("json"),
+            json!({"cause": "pg_auth_failed", "user": "chat_app", "host": "db:5432"})
+        );
+        assert_eq!(f.family(), Family::Pg);
+        let f = Fault::HttpConnect {
+            url: "http://x/".into(),
+            error: NetError::Refused,
+            detail: "d".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&f).expect("json"),
+            json!({"cause": "http_connect", "url": "http://x/", "error": "refused", "detail": "d"})
+        );
+        let all = samples::all();
+        let by = |code: &str| {
+            let f = all.iter().find(|f| f.cause_code() == code).expect(code);
+            serde_json::to_value(f).expect("json")
+        };
+        let r = by("rate_limited");
+        assert_eq!(r["env"]["state"], "process");
+        assert_eq!(r["limiter"]["window_s"], 900);
+        assert_eq!(by("pg_tls_failed")["problem"], "name_mismatch");
+        assert_eq!(by("load_pool_saturated")["headroom"], 57);
+        assert_eq!(by("activity_above_threshold")["critical"], true);
+        for (code, family) in [
+            ("port_held_by_other", Family::Port),
+            ("env_mismatch", Family::Env),
+            ("burst_errors", Family::RateLimit),
+            ("log_matches", Family::Log),
+            ("health_flapping", Family::Stability),
+            ("pool_exceeds_headroom", Family::Pool),
+            ("schema_drift", Family::Sql),
+            ("sessions_stuck", Family::Activity),
+            ("load_over_budget", Family::Load),
+        ] {
+            let f = all.iter().find(|f| f.cause_code() == code).expect(code);
+            assert_eq!(f.family(), family, "{code}");
+        }
+    }
+
+    #[test]
+    fn reading_faults_back() {
+        // A fault written before `problem` existed reads as an unclassified one.
+        let f: Fault = serde_json::from_value(json!({
+            "cause": "pg_tls_failed", "host": "h", "port": 5432, "sslmode": "require", "message": "m"
+        }))
+        .expect("reads");
+        assert!(matches!(
+            f,
+            Fault::PgTlsFailed {
+                problem: TlsProblem::Other,
+                ..
+            }
+        ));
+        let unknown = serde_json::from_value::<Fault>(json!({"cause": "no_such_cause"}));
+        assert!(unknown.is_err());
+        let missing =
+            serde_json::from_value::<Fault>(json!({"cause": "pg_auth_failed", "user": "u"}));
+        assert!(missing.is_err());
+    }
+
+    #[test]
+    fn map_strings_reaches_every_text_field_and_nothing_else() {
+        let f = Fault::RateLimited {
+            url: "http://x/?token=s3cret".into(),
+            requests: 10,
+            limited: 3,
+            first: 8,
+            limiter: Some(LimiterMatch {
+                name: "s3cret limiter".into(),
+                max: 5,
+                window_s: None,
+                how: "h".into(),
+            }),
+            env: EnvState::Process {
+                source: "process 1".into(),
+                value: Some("s3cret".into()),
+                in_shell: None,
+            },
+            var: "V".into(),
+            value: "s3cret".into(),
+        };
+        let g = f
+            .map_strings(|s| s.replace("s3cret", "***"))
+            .expect("still a fault");
+        let text = format!("{g:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(matches!(
+            g,
+            Fault::RateLimited {
+                requests: 10,
+                limited: 3,
+                first: 8,
+                ..
+            }
+        ));
+        assert_eq!(g.cause_code(), "rate_limited");
+        // The tag itself is not text to rewrite.
+        let h = f
+            .map_strings(|s| s.replace("rate_limited", "x"))
+            .expect("kept");
+        assert_eq!(h.cause_code(), "rate_limited");
+    }
+}

@@ -64,3 +64,125 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::samples::words;
+    use crate::diagnose::{Fault, NetError};
+
+    const URL: &str = "http://localhost:3001/api/v1/health";
+
+    fn connect(error: NetError) -> Fault {
+        Fault::HttpConnect {
+            url: URL.into(),
+            error,
+            detail: "the detail".into(),
+        }
+    }
+
+    fn status(status: u16, body: &str) -> Fault {
+        Fault::HttpStatus {
+            url: URL.into(),
+            expected: "200".into(),
+            status,
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn connect_failures_are_worded_by_their_class() {
+        let cases = [
+            (
+                NetError::Refused,
+                "Nothing accepts connections",
+                "Start the server",
+            ),
+            (NetError::Timeout, "did not answer in time", "CPU"),
+            (NetError::Dns, "does not resolve", "host name"),
+            (
+                NetError::Tls,
+                "TLS with",
+                "http:// for a plain local backend",
+            ),
+            (NetError::Reset, "connection reset", "network path"),
+        ];
+        for (e, root, fix) in cases {
+            words(&connect(e), &[URL, "the detail", root], &[fix]);
+        }
+    }
+
+    #[test]
+    fn statuses_and_bodies_choose_the_cause() {
+        words(
+            &status(429, ""),
+            &["429", "rate limiter"],
+            &["DISABLE_RATE_LIMIT=true"],
+        );
+        // A body the backend is known to send wins over the status's meaning.
+        words(
+            &status(
+                500,
+                "Timed out fetching a new connection from the connection pool",
+            ),
+            &["P2024"],
+            &["connection_limit"],
+        );
+        words(
+            &status(404, "Cannot GET"),
+            &["404", "global prefix"],
+            &["/api/v1"],
+        );
+        words(
+            &status(502, ""),
+            &["failed with 502"],
+            &["ExceptionsHandler"],
+        );
+        words(
+            &status(401, ""),
+            &["answered 401, expected 200"],
+            &["API contract"],
+        );
+    }
+
+    #[test]
+    fn assertions_recognise_mock_mode_and_a_sick_database() {
+        let a = |path: &str, actual: &str| Fault::HttpAssertion {
+            url: URL.into(),
+            path: path.into(),
+            expected: "\"healthy\"".into(),
+            actual: actual.into(),
+        };
+        words(
+            &a("database.overall", "\"mock\""),
+            &["mock mode", "PRISMA_CLIENT_MODE=mock"],
+            &["PRISMA_CLIENT_MODE=database", "DATABASE_URL"],
+        );
+        words(
+            &a("database.overall", "\"unhealthy\""),
+            &["database is unhealthy"],
+            &["pg_ready"],
+        );
+        words(
+            &a("status", "\"degraded\""),
+            &["`status` is \"degraded\", expected \"healthy\""],
+            &["assertion"],
+        );
+        words(
+            &Fault::HttpLatency {
+                url: URL.into(),
+                limit_ms: 500,
+                took_ms: 1830,
+            },
+            &["took 1830 ms", "500 ms bound"],
+            &["slow queries"],
+        );
+        words(
+            &Fault::HttpBody {
+                url: URL.into(),
+                message: "the body is not JSON".into(),
+            },
+            &["the body is not JSON"],
+            &["application/json"],
+        );
+    }
+}

@@ -39,3 +39,62 @@ pub fn excerpt(s: &str, n: usize) -> String {
         one
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{excerpt, known_error};
+    use crate::diagnose::samples::says;
+
+    #[test]
+    fn the_backends_known_errors_are_recognised() {
+        let cases: [(&str, &str, &str); 6] = [
+            (
+                "Invalid `prisma.message.create()`: P2022 The column `messageType` does not exist in the current database.",
+                "P2021/P2022",
+                "npx prisma generate",
+            ),
+            (
+                "Timed out fetching a new connection from the connection pool (P2024)",
+                "P2024",
+                "chatops pool-calc",
+            ),
+            (
+                "User is not a participant of this conversation",
+                "mock mode",
+                "PRISMA_CLIENT_MODE=database",
+            ),
+            (
+                "Error: connect ECONNREFUSED 127.0.0.1:5432",
+                "P1001",
+                "Start PostgreSQL",
+            ),
+            (
+                "Error: listen EADDRINUSE: address already in use :::3001",
+                "EADDRINUSE",
+                "lsof -ti:PORT",
+            ),
+            (
+                "FATAL: remaining connection slots are reserved",
+                "53300",
+                "PgBouncer",
+            ),
+        ];
+        for (text, root, fix) in cases {
+            let Some((r, f)) = known_error(text) else {
+                panic!("not recognised: {text}");
+            };
+            says(&r, &[root]);
+            says(&f, &[fix]);
+        }
+        // ECONNREFUSED to something else than the database is not P1001.
+        assert!(known_error("connect ECONNREFUSED 10.0.0.5:6379 (redis)").is_none());
+        assert!(known_error("all good").is_none());
+    }
+
+    #[test]
+    fn excerpts_are_one_line_and_cut() {
+        assert_eq!(excerpt("a\n  b\tc", 10), "a b c");
+        assert_eq!(excerpt("abcdef", 3), "abc…");
+        assert_eq!(excerpt("ééé", 3), "ééé");
+    }
+}

@@ -272,4 +272,151 @@ mod tests {
         m.memory = Some((100 << 20, 120 << 20));
         assert_eq!(breaking_point(&m).0, "over_budget");
     }
+
+    #[test]
+    fn breaking_point_thresholds() {
+        // Every signal at once: the crash explains the rest.
+        let all = StageEvidence {
+            refused: 10,
+            transport: 600,
+            rate_limited: 9,
+            pool_timeouts: 3,
+            memory: Some((100 << 20, 400 << 20)),
+            ..ev()
+        };
+        assert_eq!(breaking_point(&all).0, "crash");
+        // 1% of the requests refused is a crash even with the process alive;
+        // just under it is not.
+        let refused = |n: u64| StageEvidence {
+            refused: n,
+            backend_alive: Some(true),
+            ..ev()
+        };
+        assert_eq!(breaking_point(&refused(10)).0, "crash");
+        assert_eq!(breaking_point(&refused(9)).0, "over_budget");
+        // Transport failures must be half of the requests; they beat 429s.
+        let transport = |n: u64| StageEvidence {
+            transport: n,
+            rate_limited: 1,
+            ..ev()
+        };
+        assert_eq!(breaking_point(&transport(500)).0, "transport");
+        assert_eq!(breaking_point(&transport(499)).0, "rate_limiting");
+        // No request at all: nothing to share, no transport verdict.
+        let none = StageEvidence {
+            requests: 0,
+            ..ev()
+        };
+        assert_eq!(breaking_point(&none).0, "over_budget");
+        // Memory: more than 1.5× and more than 50 MB.
+        let mem = |from: u64, to: u64| StageEvidence {
+            memory: Some((from << 20, to << 20)),
+            ..ev()
+        };
+        assert_eq!(breaking_point(&mem(60, 100)).0, "over_budget"); // 1.67×, +40 MB
+        assert_eq!(breaking_point(&mem(200, 290)).0, "over_budget"); // +90 MB, 1.45×
+        assert_eq!(breaking_point(&mem(200, 310)).0, "memory_growth");
+        assert_eq!(breaking_point(&mem(0, 310)).0, "over_budget"); // no baseline
+        // Without both samples, the pool's headroom is unknown.
+        let (_, f) = breaking_point(&StageEvidence {
+            pool_timeouts: 1,
+            usable_connections: Some(97),
+            ..ev()
+        });
+        assert!(
+            matches!(f, Fault::LoadPoolSaturated { headroom: None, .. }),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn load_faults_are_worded_with_the_stage_and_its_numbers() {
+        use crate::diagnose::samples::words;
+        let crash = |alive| Fault::LoadCrash {
+            stage: "high".into(),
+            refused: 420,
+            requests: 9000,
+            backend_alive: alive,
+        };
+        words(
+            &crash(Some(false)),
+            &["`high`", "420 of 9000", "process is gone"],
+            &["dmesg", "supervisor"],
+        );
+        words(&crash(Some(true)), &["process still exists"], &[]);
+        let t = |tls| Fault::LoadTransport {
+            stage: "high".into(),
+            transport: 700,
+            requests: 1000,
+            tls,
+        };
+        words(
+            &t(true),
+            &["700 of 1000", "TLS handshake failed"],
+            &["SSL_CERT_FILE", "--insecure"],
+        );
+        words(&t(false), &["other than HTTP/1.1"], &["proxy"]);
+        words(
+            &Fault::LoadRateLimited {
+                stage: "warm-up".into(),
+                rate_limited: 350,
+                requests: 450,
+            },
+            &["429 to 350 of 450", "`warm-up`"],
+            &["DISABLE_RATE_LIMIT=true"],
+        );
+        let pool = |limit, headroom| Fault::LoadPoolSaturated {
+            stage: "high".into(),
+            connection_limit: limit,
+            max_active: Some(10),
+            pool_timeouts: 37,
+            timeouts: 5,
+            headroom,
+        };
+        words(
+            &pool(Some(10), Some(57)),
+            &[
+                "10 active sessions",
+                "connection_limit=10",
+                "37 answers carried Prisma's P2024",
+                "5 requests timed out",
+            ],
+            &[
+                "Raise connection_limit (now 10)",
+                "by at most 57 connections",
+                "chatops pool-calc",
+            ],
+        );
+        words(
+            &pool(None, None),
+            &["up to 10 active sessions"],
+            &["within max_connections headroom"],
+        );
+        words(
+            &Fault::LoadMemoryGrowth {
+                stage: "soak".into(),
+                from_bytes: 100 << 20,
+                to_bytes: 400 << 20,
+            },
+            &["from 100 MB to 400 MB", "`soak`"],
+            &["heap snapshots"],
+        );
+        let d = words(
+            &Fault::LoadOverBudget {
+                stage: "high".into(),
+                p95_ms: 912.5,
+                p95_limit_ms: Some(200.0),
+                error_pct: 0.5,
+                error_limit_pct: Some(1.0),
+                max_active: Some(4),
+            },
+            &[
+                "p95 912.5 ms is over the 200 ms bound",
+                "at most 4 active database sessions",
+            ],
+            &["Profile the backend"],
+        );
+        // Within its error bound: the error rate is not blamed.
+        assert!(!d.root_cause.contains("error rate"), "{}", d.root_cause);
+    }
 }

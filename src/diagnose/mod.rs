@@ -38,7 +38,17 @@ pub struct Diagnosis {
 
 /// Root cause and remedy for a fault, worded by its family's file.
 pub fn diagnose(f: &Fault) -> Diagnosis {
-    let worded = match f.family() {
+    // Each family's `word` covers its variants (a test checks every one);
+    // should a variant be filed under the wrong family, it still says what
+    // was observed rather than nothing.
+    word(f.family(), f).unwrap_or_else(|| Diagnosis {
+        root_cause: format!("{} ({} fault): {f:?}", f.cause_code(), f.family().as_str()),
+        remedy: "Read the check's evidence above.".into(),
+    })
+}
+
+fn word(family: Family, f: &Fault) -> Option<Diagnosis> {
+    match family {
         Family::Pg => pg::word(f),
         Family::Port => port::word(f),
         Family::Http => http::word(f),
@@ -50,12 +60,48 @@ pub fn diagnose(f: &Fault) -> Diagnosis {
         Family::Sql => sql::word(f),
         Family::Activity => activity::word(f),
         Family::Load => load::word(f),
-    };
-    // Each family's `word` covers its variants (a test checks every one);
-    // should a variant be filed under the wrong family, it still says what
-    // was observed rather than nothing.
-    worded.unwrap_or_else(|| Diagnosis {
-        root_cause: format!("{} ({} fault): {f:?}", f.cause_code(), f.family().as_str()),
-        remedy: "Read the check's evidence above.".into(),
-    })
+    }
+}
+
+#[cfg(test)]
+mod samples;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The variants, counted in `Fault::code`'s exhaustive match.
+    fn variants() -> usize {
+        include_str!("fault.rs").matches("{ .. } => (").count()
+    }
+
+    #[test]
+    fn every_variant_has_a_sample_with_its_own_code() {
+        let all = samples::all();
+        assert!(variants() >= 47, "{}", variants());
+        assert_eq!(all.len(), variants());
+        let codes: BTreeSet<&str> = all.iter().map(Fault::cause_code).collect();
+        assert_eq!(codes.len(), all.len(), "{codes:?}");
+        let families: BTreeSet<&str> = all.iter().map(|f| f.family().as_str()).collect();
+        assert_eq!(families.len(), Family::ALL.len(), "{families:?}");
+    }
+
+    #[test]
+    fn each_family_words_exactly_its_own_variants() {
+        for f in samples::all() {
+            for fam in Family::ALL {
+                assert_eq!(
+                    word(fam, &f).is_some(),
+                    fam == f.family(),
+                    "{fam:?} and {}",
+                    f.cause_code()
+                );
+            }
+            let d = diagnose(&f);
+            assert!(d.root_cause.len() > 20, "{}: {d:?}", f.cause_code());
+            assert!(d.remedy.len() > 20, "{}: {d:?}", f.cause_code());
+            assert_ne!(d.root_cause, d.remedy);
+        }
+    }
 }

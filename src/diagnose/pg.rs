@@ -203,3 +203,194 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{tls_failed, tls_failed_from};
+    use crate::diagnose::samples::words;
+    use crate::diagnose::{Fault, NetError, TlsProblem, diagnose};
+    use crate::pg::DbUrl;
+
+    fn url(q: &str) -> DbUrl {
+        DbUrl::parse(&format!(
+            "postgresql://chat_app@db.internal:5433/chat_backend_db{q}"
+        ))
+        .expect("url")
+    }
+
+    #[test]
+    fn no_response_is_worded_by_how_the_connection_failed() {
+        let r = |error| Fault::PgNoResponse {
+            host: "db.internal".into(),
+            port: 5433,
+            error,
+        };
+        words(
+            &r(NetError::Refused),
+            &["not running or not reachable at db.internal:5433 (connection refused)"],
+            &["pg_isready -h db.internal -p 5433", "listen_addresses"],
+        );
+        words(
+            &r(NetError::Dns),
+            &["host name did not resolve"],
+            &["`db.internal`"],
+        );
+        words(&r(NetError::Timeout), &["timed out"], &["firewall"]);
+    }
+
+    #[test]
+    fn login_refusals_name_the_user_database_and_sqlstate() {
+        words(
+            &Fault::PgAuthFailed {
+                user: "chat_app".into(),
+                host: "db.internal:5433".into(),
+            },
+            &["`chat_app`", "28P01", "P1000"],
+            &["ALTER ROLE \"chat_app\"", "percent-encode"],
+        );
+        words(
+            &Fault::PgDatabaseMissing {
+                database: "chat_backend_db".into(),
+            },
+            &["`chat_backend_db`", "3D000", "P1003"],
+            &["createdb chat_backend_db", "prisma migrate deploy"],
+        );
+        words(
+            &Fault::PgTooManyClients {
+                message: "sorry, too many clients already".into(),
+            },
+            &["53300", "sorry, too many clients already"],
+            &["PgBouncer", "max_connections"],
+        );
+        words(
+            &Fault::PgRejecting {
+                host: "db.internal".into(),
+                port: 5433,
+                message: "the database system is starting up".into(),
+            },
+            &["db.internal:5433", "starting up"],
+            &["recovery"],
+        );
+        words(
+            &Fault::PgNoAttempt {
+                reason: "no host".into(),
+            },
+            &["unusable: no host"],
+            &["DATABASE_URL"],
+        );
+        words(
+            &Fault::PgTlsRequired {
+                message: "no encryption".into(),
+            },
+            &["(no encryption)"],
+            &["sslmode=require"],
+        );
+        words(
+            &Fault::PgNoHbaEntry {
+                message: "no entry".into(),
+            },
+            &["pg_hba.conf", "no entry"],
+            &["pg_reload_conf()"],
+        );
+        words(
+            &Fault::PgServerError {
+                code: "XX000".into(),
+                message: "boom".into(),
+            },
+            &["boom (SQLSTATE XX000)"],
+            &["server log"],
+        );
+    }
+
+    #[test]
+    fn tls_fixes_follow_the_problem() {
+        let cases = [
+            (TlsProblem::ServerWithoutTls, "`ssl = on`"),
+            (TlsProblem::NameMismatch, "`sslmode=verify-ca`"),
+            (TlsProblem::CaAsServerCert, "CA:TRUE"),
+            (TlsProblem::UnknownIssuer, "sslrootcert=/path/ca.pem"),
+            (TlsProblem::Validity, "renew it"),
+            (TlsProblem::Roots, "readable PEM file"),
+            (TlsProblem::Other, "against sslmode=verify-full"),
+        ];
+        let mut fixes = std::collections::BTreeSet::new();
+        for (problem, fix) in cases {
+            let f = Fault::PgTlsFailed {
+                host: "db.internal".into(),
+                port: 5433,
+                sslmode: "verify-full".into(),
+                message: "the message".into(),
+                problem,
+            };
+            let d = words(
+                &f,
+                &["db.internal:5433", "(sslmode=verify-full): the message."],
+                &[fix],
+            );
+            fixes.insert(d.remedy);
+        }
+        assert_eq!(fixes.len(), cases.len());
+        // The name the certificate must hold is the host's.
+        let f = tls_failed(&url("?sslmode=verify-full"), "x".into());
+        assert!(matches!(&f, Fault::PgTlsFailed { sslmode, .. } if sslmode == "verify-full"));
+        let f = tls_failed(&url(""), "server does not support TLS".into());
+        assert!(matches!(
+            &f,
+            Fault::PgTlsFailed { sslmode, problem: TlsProblem::ServerWithoutTls, .. } if sslmode == "prefer"
+        ));
+        assert!(
+            diagnose(&f)
+                .remedy
+                .contains("The server at db.internal:5433 has TLS off")
+        );
+    }
+
+    #[test]
+    fn tls_errors_with_a_type_are_classified_by_it() {
+        let io = |c: rustls::CertificateError| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(c),
+            )
+        };
+        let f = tls_failed_from(
+            &url("?sslmode=verify-full"),
+            &io(rustls::CertificateError::UnknownIssuer),
+        );
+        assert!(
+            matches!(
+                f,
+                Fault::PgTlsFailed {
+                    problem: TlsProblem::UnknownIssuer,
+                    ..
+                }
+            ),
+            "{f:?}"
+        );
+        // Its text ("certificate not valid yet") names no Debug variant: the type decides.
+        let f = tls_failed_from(&url(""), &io(rustls::CertificateError::NotValidYet));
+        assert!(
+            matches!(
+                f,
+                Fault::PgTlsFailed {
+                    problem: TlsProblem::Validity,
+                    ..
+                }
+            ),
+            "{f:?}"
+        );
+        // Without a rustls error, the text decides.
+        let e = std::io::Error::other("cannot read the root certificate file /x.pem");
+        let f = tls_failed_from(&url(""), &e);
+        assert!(
+            matches!(
+                f,
+                Fault::PgTlsFailed {
+                    problem: TlsProblem::Roots,
+                    ..
+                }
+            ),
+            "{f:?}"
+        );
+    }
+}

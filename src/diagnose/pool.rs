@@ -61,3 +61,64 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Fault;
+    use crate::diagnose::samples::words;
+
+    #[test]
+    fn a_small_pool_gets_the_size_pool_math_gives() {
+        let small = |pool: u32| Fault::PoolTooSmall {
+            pool,
+            source: "connection_limit".into(),
+            concurrent: 12.5,
+            recommended: 23,
+            load: "120 VUs × 0.7 × 150 ms".into(),
+        };
+        words(
+            &small(5),
+            &[
+                "too small",
+                "connection_limit is 5",
+                "about 12.5 connections busy",
+                "P2024",
+            ],
+            &["connection_limit=23", "chatops pool-calc"],
+        );
+        words(
+            &small(15),
+            &["no room for bursts", "gives 23"],
+            &["connection_limit=23"],
+        );
+    }
+
+    #[test]
+    fn pools_over_the_ceiling_get_a_per_replica_limit() {
+        let over = |fits: bool| Fault::PoolExceedsHeadroom {
+            pool: 50,
+            replicas: 2,
+            other: 7,
+            demand: 107,
+            usable: 97,
+            max_connections: 100,
+            fits,
+        };
+        // floor(97 × 0.7) = 67, minus 7 other = 60, over 2 replicas = 30.
+        words(
+            &over(false),
+            &[
+                "cannot fit",
+                "50 × 2 replica(s) + 7 other = 107",
+                "only 97",
+                "53300",
+            ],
+            &["connection_limit to 30 per replica", "PgBouncer"],
+        );
+        words(
+            &over(true),
+            &["107 of 97 usable", "70% ceiling"],
+            &["30 per replica"],
+        );
+    }
+}

@@ -72,3 +72,77 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Fault;
+    use crate::diagnose::samples::words;
+
+    #[test]
+    fn port_faults_name_the_port_and_how_to_free_or_start_it() {
+        words(
+            &Fault::PortNotListening {
+                host: "localhost".into(),
+                port: 3001,
+                service: "chat backend".into(),
+                start_command: Some("npm run start:prod".into()),
+                health_url: Some("http://localhost:3001/api/v1/health".into()),
+            },
+            &[
+                "chat backend is not running",
+                "localhost:3001",
+                "ECONNREFUSED",
+            ],
+            &[
+                "`npm run start:prod`",
+                "until curl -sf http://localhost:3001/api/v1/health",
+            ],
+        );
+        let d = words(
+            &Fault::PortNotListening {
+                host: "localhost".into(),
+                port: 3001,
+                service: "chat backend".into(),
+                start_command: None,
+                health_url: None,
+            },
+            &[],
+            &["Start the chat backend"],
+        );
+        assert!(!d.remedy.contains("curl"), "{}", d.remedy);
+        words(
+            &Fault::PortTaken {
+                host: "0.0.0.0".into(),
+                port: 3001,
+                process: Some("node (pid 77)".into()),
+            },
+            &["Port 3001", "taken by node (pid 77)", "EADDRINUSE"],
+            &["lsof -ti:3001 | xargs kill", "another PORT"],
+        );
+        words(
+            &Fault::PortTaken {
+                host: "0.0.0.0".into(),
+                port: 3001,
+                process: None,
+            },
+            &["already in use"],
+            &[],
+        );
+        words(
+            &Fault::PortHeldByOther {
+                port: 3001,
+                pid: 77,
+                service: "chat backend".into(),
+                holder: "python3 (pid 77)".into(),
+                pattern: "node".into(),
+                start_command: Some("npm start".into()),
+            },
+            &["held by python3 (pid 77)", "`node`", "wrong program"],
+            &[
+                "kill 77",
+                "then start the chat backend: `npm start`",
+                "expect_command",
+            ],
+        );
+    }
+}

@@ -64,3 +64,106 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::samples::words;
+    use crate::diagnose::{EnvState, Fault, LimiterMatch};
+
+    const URL: &str = "http://localhost:3001/api/v1/conversations";
+
+    fn limited(first: u32, limiter: Option<LimiterMatch>, env: EnvState) -> Fault {
+        Fault::RateLimited {
+            url: URL.into(),
+            requests: 150,
+            limited: 50,
+            first,
+            limiter,
+            env,
+            var: "DISABLE_RATE_LIMIT".into(),
+            value: "true".into(),
+        }
+    }
+
+    fn process(value: Option<&str>, in_shell: Option<&str>) -> EnvState {
+        EnvState::Process {
+            source: "process 77 (node)".into(),
+            value: value.map(String::from),
+            in_shell: in_shell.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_limiter_is_named_with_its_budget_and_the_switch_where_it_matters() {
+        let api = LimiterMatch {
+            name: "apiLimiter".into(),
+            max: 100,
+            window_s: Some(900),
+            how: "RateLimit-Limit: 100".into(),
+        };
+        // Off switch missing in the server, set in the shell: the shell is
+        // not the server.
+        words(
+            &limited(101, Some(api.clone()), process(None, Some("true"))),
+            &[
+                "50 of 150 requests",
+                "from request #101",
+                "apiLimiter (100 requests per 900.00s; RateLimit-Limit: 100)",
+                "DISABLE_RATE_LIMIT is not set in process 77 (node)",
+                "set in your shell",
+            ],
+            &[
+                "Restart the backend with DISABLE_RATE_LIMIT=true",
+                "zero 429s",
+            ],
+        );
+        // Set in the server and still limited: another limiter or a proxy.
+        words(
+            &limited(101, None, process(Some("true"), None)),
+            &[
+                "a rate limiter is active",
+                "DISABLE_RATE_LIMIT=true is set",
+                "proxy",
+            ],
+            &["Find the limiter that ignores DISABLE_RATE_LIMIT"],
+        );
+        // Predicted from headers, process unknown.
+        words(
+            &limited(
+                0,
+                Some(api),
+                EnvState::Unknown {
+                    in_shell: Some("true".into()),
+                },
+            ),
+            &[
+                "sends rate-limit headers",
+                "proves nothing about the server",
+            ],
+            &["Set DISABLE_RATE_LIMIT=true in the backend process's environment"],
+        );
+    }
+
+    #[test]
+    fn bursts_that_stall_or_fail_say_how_many() {
+        words(
+            &Fault::BurstIncomplete {
+                url: URL.into(),
+                sent: 60,
+                planned: 150,
+            },
+            &["Only 60 of 150 requests", URL],
+            &["chatops watch-connections"],
+        );
+        words(
+            &Fault::BurstErrors {
+                url: URL.into(),
+                failed: 12,
+                requests: 150,
+                first: "500".into(),
+            },
+            &["12 of 150 requests", "the first with 500"],
+            &["P2024", "chatops pool-calc"],
+        );
+    }
+}

@@ -49,3 +49,76 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Fault;
+    use crate::diagnose::samples::words;
+
+    #[test]
+    fn schema_drift_lists_what_is_missing_and_what_exists_instead() {
+        let d = words(
+            &Fault::SchemaDrift {
+                schema: "public".into(),
+                missing_tables: vec!["readReceipts".into()],
+                missing_columns: vec!["messages.messageType".into(), "users.avatar".into()],
+                hints: vec!["messages has type, not messageType".into()],
+            },
+            &[
+                "schema `public`",
+                "table(s) readReceipts and column(s) messages.messageType, users.avatar",
+                "Found instead: messages has type, not messageType.",
+            ],
+            &["npx prisma migrate deploy", "npx prisma generate"],
+        );
+        let d2 = words(
+            &Fault::SchemaDrift {
+                schema: "public".into(),
+                missing_tables: vec![],
+                missing_columns: vec!["users.avatar".into()],
+                hints: vec![],
+            },
+            &["lacks column(s) users.avatar that"],
+            &[],
+        );
+        assert!(d.root_cause.contains("Found instead") && !d2.root_cause.contains("Found instead"));
+    }
+
+    #[test]
+    fn statement_faults_name_the_sqlstate_and_the_fix_for_it() {
+        words(
+            &Fault::ReadOnlyViolation {
+                message: "cannot execute DELETE in a read-only transaction".into(),
+            },
+            &["25006", "cannot execute DELETE", "Nothing was changed"],
+            &["SELECT", "migration"],
+        );
+        words(
+            &Fault::SqlTimeout { limit_ms: 2000 },
+            &["2000 ms", "57014"],
+            &["EXPLAIN"],
+        );
+        let e = |code: &str| Fault::SqlError {
+            code: code.into(),
+            message: "the message".into(),
+        };
+        words(
+            &e("42P01"),
+            &["the message (SQLSTATE 42P01)"],
+            &["tables_exist"],
+        );
+        words(&e("42703"), &[], &["columns_exist"]);
+        words(&e("42601"), &[], &["SQL syntax"]);
+        words(&e("42501"), &[], &["Grant the check's role SELECT"]);
+        words(&e("22P02"), &[], &["psql", "$1"]);
+        words(
+            &Fault::SqlAssertion {
+                what: "row count".into(),
+                expected: "1".into(),
+                actual: "0".into(),
+            },
+            &["row count is 0, expected 1"],
+            &["adjust the assertion"],
+        );
+    }
+}

@@ -29,3 +29,46 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Fault;
+    use crate::diagnose::samples::words;
+
+    #[test]
+    fn restarts_flapping_and_growth_carry_their_numbers() {
+        let r = |to: Option<u32>| Fault::ProcessRestarted {
+            selector: "port 3001".into(),
+            from: 77,
+            to,
+        };
+        words(
+            &r(Some(91)),
+            &["restarted", "pid 77, now pid 91"],
+            &["dmesg | grep -i oom", "start:prod"],
+        );
+        words(&r(None), &["exited", "(pid 77) is gone"], &["exit reason"]);
+        words(
+            &Fault::HealthFlapping {
+                url: "http://localhost:3001/api/v1/health".into(),
+                failed: 4,
+                samples: 30,
+                first: "503".into(),
+            },
+            &["failed 4 of 30 times", "(first: 503)"],
+            &["chatops watch-connections"],
+        );
+        words(
+            &Fault::MemoryGrowth {
+                what: "RSS".into(),
+                from_mb: 120.0,
+                to_mb: 310.5,
+                percent: 158.75,
+                bound: 50.0,
+                over: "30s".into(),
+            },
+            &["RSS grew 159% in 30s", "120.0 MB → 310.5 MB", "50% bound"],
+            &["heap snapshots"],
+        );
+    }
+}
