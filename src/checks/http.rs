@@ -300,44 +300,10 @@ impl Assertion {
     }
 }
 
-/// Classifies a reqwest error.
+/// Classifies a reqwest error (from its typed sources: see
+/// [`crate::diagnose::net::classify_http`]).
 pub fn classify(e: &reqwest::Error) -> (NetError, String) {
-    let mut chain = e.to_string();
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    let mut io_kind = None;
-    while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            io_kind = Some(NetError::from_io(io));
-        }
-        src = s.source();
-    }
-    let lower = chain.to_ascii_lowercase();
-    let kind = if e.is_timeout() || lower.contains("timed out") {
-        NetError::Timeout
-    } else if lower.contains("dns error")
-        || lower.contains("failed to lookup")
-        || lower.contains("name or service not known")
-    {
-        NetError::Dns
-    } else if lower.contains("certificate")
-        || lower.contains("tls")
-        || lower.contains("handshake")
-        || lower.contains("ssl")
-        || lower.contains("corrupt message")
-        || lower.contains("invalidcontenttype")
-        || lower.contains("rustls")
-    {
-        NetError::Tls
-    } else if let Some(k) = io_kind {
-        k
-    } else if lower.contains("connection refused") {
-        NetError::Refused
-    } else {
-        NetError::Other
-    };
-    (kind, chain)
+    crate::diagnose::net::classify_http(e)
 }
 
 /// A request ready to send (any number of times), with the equivalent curl

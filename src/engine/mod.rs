@@ -26,6 +26,9 @@ pub struct CheckResult {
     pub root_cause: Option<String>,
     pub remedy: Option<String>,
     pub blocked_by: Option<String>,
+    /// What the check observed going wrong, as data (its `cause` code and
+    /// the facts); kept, like root_cause and remedy, when it did not pass.
+    pub fault: Option<diagnose::Fault>,
     pub attempts: u32,
     pub duration_ms: u64,
     /// Values captured for later checks (`${checks.<id>.<name>}`); secret
@@ -297,6 +300,7 @@ fn blocked(c: &CheckSpec, pb: &Playbook, root: &str, via: &str) -> CheckResult {
         root_cause: None,
         remedy: None,
         blocked_by: Some(root.to_string()),
+        fault: None,
         attempts: 0,
         duration_ms: 0,
         captures: serde_json::Map::new(),
@@ -312,7 +316,7 @@ fn finish(
 ) -> CheckResult {
     let failed = matches!(o.status, Status::Fail | Status::Error | Status::Warn);
     let d = o.fault.as_ref().map(diagnose::diagnose);
-    let (root_cause, remedy) = if failed {
+    let (root_cause, remedy, fault) = if failed {
         (
             c.root_cause
                 .clone()
@@ -322,9 +326,10 @@ fn finish(
                         .then(|| format!("The check could not complete: {}", o.summary))
                 }),
             c.remedy.clone().or(d.map(|d| d.remedy)),
+            o.fault,
         )
     } else {
-        (None, None)
+        (None, None, None)
     };
     let mut evidence = o.evidence;
     if attempts > 1 {
@@ -346,6 +351,7 @@ fn finish(
         root_cause,
         remedy,
         blocked_by: None,
+        fault,
         attempts,
         duration_ms: took.as_millis() as u64,
         captures: o.captures,

@@ -67,6 +67,10 @@ fn redact_check(c: &mut CheckResult, red: &Redactor) {
     {
         f(s);
     }
+    c.fault = c
+        .fault
+        .take()
+        .and_then(|x| x.map_strings(|s| red.redact(s)));
     for (k, v) in c.captures.iter_mut() {
         redact_value(red, k, v, false);
     }
@@ -193,6 +197,7 @@ mod tests {
             root_cause: None,
             remedy: None,
             blocked_by: None,
+            fault: None,
             attempts: 1,
             duration_ms: 1,
             captures: captures.as_object().cloned().unwrap_or_default(),

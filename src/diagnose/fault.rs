@@ -1,0 +1,627 @@
+//! [`Fault`]: what a check observed going wrong, as data. Its wording (root
+//! cause and fix) lives in the family's file (`pg.rs`, `http.rs`, …).
+
+use super::net::{NetError, TlsProblem};
+use serde::{Deserialize, Serialize};
+
+/// A failure as a check observed it: plain data, kept in the check's result
+/// and printed in the JSON report.
+///
+/// # Cause codes
+/// A fault serializes as one object whose `cause` names the variant in
+/// snake_case (`#[serde(tag = "cause", rename_all = "snake_case")]`), next
+/// to the variant's fields: `PgAuthFailed { user, host }` is
+/// `{"cause": "pg_auth_failed", "user": "…", "host": "…"}`.
+/// [`Fault::cause_code`] gives the same string without serializing. The
+/// codes are stable, machine-readable names: a renamed variant keeps its
+/// old code with `#[serde(rename = "…")]` (and in `cause_code`); a test
+/// checks that both agree.
+///
+/// The variants are grouped by [`Family`]; each group is worded in the
+/// file of that name under `src/diagnose/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum Fault {
+    // ── pg: PostgreSQL itself (pg_ready, pg_connect, every login) ──────────
+    /// pg_isready's "no response": nothing answered the PostgreSQL protocol.
+    PgNoResponse {
+        host: String,
+        port: u16,
+        error: NetError,
+    },
+    /// pg_isready's "rejecting connections": starting up or shutting down (57P03).
+    PgRejecting {
+        host: String,
+        port: u16,
+        message: String,
+    },
+    /// pg_isready's "no attempt": the parameters were unusable.
+    PgNoAttempt {
+        reason: String,
+    },
+    PgAuthFailed {
+        user: String,
+        host: String,
+    },
+    PgDatabaseMissing {
+        database: String,
+    },
+    PgTooManyClients {
+        message: String,
+    },
+    PgTlsRequired {
+        message: String,
+    },
+    /// The TLS handshake the URL's sslmode asks for did not succeed. Built by
+    /// `diagnose::pg::tls_failed` and `tls_failed_from`, which classify it.
+    PgTlsFailed {
+        host: String,
+        port: u16,
+        sslmode: String,
+        message: String,
+        /// What went wrong, which chooses the fix.
+        #[serde(default)]
+        problem: TlsProblem,
+    },
+    PgNoHbaEntry {
+        message: String,
+    },
+    PgServerError {
+        code: String,
+        message: String,
+    },
+
+    // ── port: who listens where ──────────────────────────────────────────
+    /// Nothing listens where the service should.
+    PortNotListening {
+        host: String,
+        port: u16,
+        service: String,
+        start_command: Option<String>,
+        health_url: Option<String>,
+    },
+    /// Something listens where we need the port free.
+    PortTaken {
+        host: String,
+        port: u16,
+        process: Option<String>,
+    },
+    /// The port listens, but another program holds it.
+    PortHeldByOther {
+        port: u16,
+        pid: u32,
+        service: String,
+        holder: String,
+        pattern: String,
+        start_command: Option<String>,
+    },
+
+    // ── http: one request and its answer ─────────────────────────────────
+    HttpConnect {
+        url: String,
+        error: NetError,
+        detail: String,
+    },
+    HttpStatus {
+        url: String,
+        expected: String,
+        status: u16,
+        body: String,
+    },
+    HttpAssertion {
+        url: String,
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    HttpLatency {
+        url: String,
+        limit_ms: u64,
+        took_ms: u64,
+    },
+    HttpBody {
+        url: String,
+        message: String,
+    },
+
+    // ── env: the backend process's environment and its DATABASE_URL ──────
+    ProcessNotFound {
+        selector: String,
+    },
+    EnvUnreadable {
+        pid: u32,
+        message: String,
+    },
+    EnvMissing {
+        name: String,
+        source: String,
+    },
+    EnvMismatch {
+        name: String,
+        source: String,
+        expected: String,
+        actual: String,
+    },
+    DbUrlInvalid {
+        name: String,
+        message: String,
+    },
+    DbUrlParam {
+        name: String,
+        param: String,
+        expected: String,
+        actual: Option<String>,
+    },
+
+    // ── rate_limit: bursts of requests ───────────────────────────────────
+    /// A burst met 429s: a rate limiter is active.
+    RateLimited {
+        url: String,
+        requests: u32,
+        limited: u32,
+        /// Number of the first request answered 429 (0: predicted by a probe).
+        first: u32,
+        limiter: Option<LimiterMatch>,
+        env: EnvState,
+        /// The variable that disables the limiters, and its value.
+        var: String,
+        value: String,
+    },
+    /// A burst did not finish within the check's timeout.
+    BurstIncomplete {
+        url: String,
+        sent: u32,
+        planned: u32,
+    },
+    /// A burst met no 429, but other errors.
+    BurstErrors {
+        url: String,
+        failed: u32,
+        requests: u32,
+        first: String,
+    },
+
+    // ── log: the backend's log file ──────────────────────────────────────
+    LogUnreadable {
+        path: String,
+        error: String,
+        missing: bool,
+    },
+    /// Problem lines in a log; `first` is the most telling one.
+    LogMatches {
+        path: String,
+        count: u32,
+        first: String,
+    },
+
+    // ── stability: the backend watched over time ─────────────────────────
+    /// The backend process exited or was replaced.
+    ProcessRestarted {
+        selector: String,
+        from: u32,
+        to: Option<u32>,
+    },
+    HealthFlapping {
+        url: String,
+        failed: u32,
+        samples: u32,
+        first: String,
+    },
+    MemoryGrowth {
+        what: String,
+        from_mb: f64,
+        to_mb: f64,
+        percent: f64,
+        bound: f64,
+        over: String,
+    },
+
+    // ── pool: pool size against load and max_connections ─────────────────
+    /// The pool is smaller than pool math gives for the planned load.
+    PoolTooSmall {
+        pool: u32,
+        /// Where the pool size came from (`connection_limit` in the backend's DATABASE_URL, …).
+        source: String,
+        /// Connections busy on average under the load.
+        concurrent: f64,
+        recommended: u32,
+        /// The planned load, for the text (`120 VUs × 0.7 × 150 ms`).
+        load: String,
+    },
+    /// pool × replicas + other clients is above 70% of the usable
+    /// connections (`fits`) or above all of them.
+    PoolExceedsHeadroom {
+        pool: u32,
+        replicas: u32,
+        other: u32,
+        demand: u32,
+        usable: u32,
+        max_connections: u32,
+        fits: bool,
+    },
+
+    // ── sql: the schema and read-only queries ────────────────────────────
+    /// Tables or columns the backend needs are missing (Prisma P2021/P2022).
+    SchemaDrift {
+        schema: String,
+        missing_tables: Vec<String>,
+        missing_columns: Vec<String>,
+        /// What exists instead (`messages has messageType, not type`).
+        hints: Vec<String>,
+    },
+    /// A `sql` check tried to write: the read-only transaction refused it (25006).
+    ReadOnlyViolation {
+        message: String,
+    },
+    /// A `sql` check ran longer than its statement_timeout (57014).
+    SqlTimeout {
+        limit_ms: u64,
+    },
+    /// A `sql` check's statement failed.
+    SqlError {
+        code: String,
+        message: String,
+    },
+    /// A `sql` check's result is not what was expected.
+    SqlAssertion {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+
+    // ── activity: pg_stat_activity ───────────────────────────────────────
+    /// Too many active sessions on the database (the seed: warn > 40, critical > 48).
+    ActivityAboveThreshold {
+        database: String,
+        active: u32,
+        threshold: u32,
+        critical: bool,
+    },
+    /// Sessions blocked: waiting for locks, or transactions left idle holding them.
+    SessionsStuck {
+        database: String,
+        waiting_lock: u32,
+        idle_in_transaction: u32,
+        oldest_idle_s: Option<f64>,
+    },
+
+    // ── load: a `chatops load` stage's breaking point ────────────────────
+    /// Load test: connections were refused during the stage (the backend
+    /// crashed or stopped listening).
+    LoadCrash {
+        stage: String,
+        refused: u64,
+        requests: u64,
+        backend_alive: Option<bool>,
+    },
+    /// Load test: most requests failed below HTTP.
+    LoadTransport {
+        stage: String,
+        transport: u64,
+        requests: u64,
+        tls: bool,
+    },
+    /// Load test: the stage failed with 429 answers.
+    LoadRateLimited {
+        stage: String,
+        rate_limited: u64,
+        requests: u64,
+    },
+    /// Load test: the backend's pool was the bottleneck.
+    LoadPoolSaturated {
+        stage: String,
+        connection_limit: Option<u32>,
+        max_active: Option<u32>,
+        pool_timeouts: u64,
+        timeouts: u64,
+        /// Connections the pool could grow by within max_connections.
+        headroom: Option<u32>,
+    },
+    /// Load test: the backend's memory grew markedly during the stage.
+    LoadMemoryGrowth {
+        stage: String,
+        from_bytes: u64,
+        to_bytes: u64,
+    },
+    /// Load test: the stage missed its criteria with no cause above.
+    LoadOverBudget {
+        stage: String,
+        p95_ms: f64,
+        p95_limit_ms: Option<f64>,
+        error_pct: f64,
+        error_limit_pct: Option<f64>,
+        max_active: Option<u32>,
+    },
+}
+
+/// The limiter that answered a 429, and how it was recognised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimiterMatch {
+    pub name: String,
+    pub max: u32,
+    pub window_s: Option<u64>,
+    pub how: String,
+}
+
+/// Whether the limiters' off switch is set in the backend process, and in
+/// chatops's own shell. Serialized with a `state` tag (`unknown`, `process`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EnvState {
+    /// The process could not be read (or was not named).
+    Unknown { in_shell: Option<String> },
+    Process {
+        source: String,
+        value: Option<String>,
+        in_shell: Option<String>,
+    },
+}
+
+/// A fault's family: which file under `src/diagnose/` words it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Pg,
+    Port,
+    Http,
+    Env,
+    RateLimit,
+    Log,
+    Stability,
+    Pool,
+    Sql,
+    Activity,
+    Load,
+}
+
+impl Family {
+    pub const ALL: [Family; 11] = [
+        Family::Pg,
+        Family::Port,
+        Family::Http,
+        Family::Env,
+        Family::RateLimit,
+        Family::Log,
+        Family::Stability,
+        Family::Pool,
+        Family::Sql,
+        Family::Activity,
+        Family::Load,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Pg => "pg",
+            Family::Port => "port",
+            Family::Http => "http",
+            Family::Env => "env",
+            Family::RateLimit => "rate_limit",
+            Family::Log => "log",
+            Family::Stability => "stability",
+            Family::Pool => "pool",
+            Family::Sql => "sql",
+            Family::Activity => "activity",
+            Family::Load => "load",
+        }
+    }
+}
+
+impl Fault {
+    /// The family whose file words this fault.
+    pub fn family(&self) -> Family {
+        self.code().0
+    }
+
+    /// The stable machine-readable cause: the serialized `cause` tag.
+    pub fn cause_code(&self) -> &'static str {
+        self.code().1
+    }
+
+    /// One exhaustive match, so that a new variant must be given a family
+    /// and a code.
+    fn code(&self) -> (Family, &'static str) {
+        use Family::*;
+        match self {
+            Fault::PgNoResponse { .. } => (Pg, "pg_no_response"),
+            Fault::PgRejecting { .. } => (Pg, "pg_rejecting"),
+            Fault::PgNoAttempt { .. } => (Pg, "pg_no_attempt"),
+            Fault::PgAuthFailed { .. } => (Pg, "pg_auth_failed"),
+            Fault::PgDatabaseMissing { .. } => (Pg, "pg_database_missing"),
+            Fault::PgTooManyClients { .. } => (Pg, "pg_too_many_clients"),
+            Fault::PgTlsRequired { .. } => (Pg, "pg_tls_required"),
+            Fault::PgTlsFailed { .. } => (Pg, "pg_tls_failed"),
+            Fault::PgNoHbaEntry { .. } => (Pg, "pg_no_hba_entry"),
+            Fault::PgServerError { .. } => (Pg, "pg_server_error"),
+            Fault::PortNotListening { .. } => (Port, "port_not_listening"),
+            Fault::PortTaken { .. } => (Port, "port_taken"),
+            Fault::PortHeldByOther { .. } => (Port, "port_held_by_other"),
+            Fault::HttpConnect { .. } => (Http, "http_connect"),
+            Fault::HttpStatus { .. } => (Http, "http_status"),
+            Fault::HttpAssertion { .. } => (Http, "http_assertion"),
+            Fault::HttpLatency { .. } => (Http, "http_latency"),
+            Fault::HttpBody { .. } => (Http, "http_body"),
+            Fault::ProcessNotFound { .. } => (Env, "process_not_found"),
+            Fault::EnvUnreadable { .. } => (Env, "env_unreadable"),
+            Fault::EnvMissing { .. } => (Env, "env_missing"),
+            Fault::EnvMismatch { .. } => (Env, "env_mismatch"),
+            Fault::DbUrlInvalid { .. } => (Env, "db_url_invalid"),
+            Fault::DbUrlParam { .. } => (Env, "db_url_param"),
+            Fault::RateLimited { .. } => (RateLimit, "rate_limited"),
+            Fault::BurstIncomplete { .. } => (RateLimit, "burst_incomplete"),
+            Fault::BurstErrors { .. } => (RateLimit, "burst_errors"),
+            Fault::LogUnreadable { .. } => (Log, "log_unreadable"),
+            Fault::LogMatches { .. } => (Log, "log_matches"),
+            Fault::ProcessRestarted { .. } => (Stability, "process_restarted"),
+            Fault::HealthFlapping { .. } => (Stability, "health_flapping"),
+            Fault::MemoryGrowth { .. } => (Stability, "memory_growth"),
+            Fault::PoolTooSmall { .. } => (Pool, "pool_too_small"),
+            Fault::PoolExceedsHeadroom { .. } => (Pool, "pool_exceeds_headroom"),
+            Fault::SchemaDrift { .. } => (Sql, "schema_drift"),
+            Fault::ReadOnlyViolation { .. } => (Sql, "read_only_violation"),
+            Fault::SqlTimeout { .. } => (Sql, "sql_timeout"),
+            Fault::SqlError { .. } => (Sql, "sql_error"),
+            Fault::SqlAssertion { .. } => (Sql, "sql_assertion"),
+            Fault::ActivityAboveThreshold { .. } => (Activity, "activity_above_threshold"),
+            Fault::SessionsStuck { .. } => (Activity, "sessions_stuck"),
+            Fault::LoadCrash { .. } => (Load, "load_crash"),
+            Fault::LoadTransport { .. } => (Load, "load_transport"),
+            Fault::LoadRateLimited { .. } => (Load, "load_rate_limited"),
+            Fault::LoadPoolSaturated { .. } => (Load, "load_pool_saturated"),
+            Fault::LoadMemoryGrowth { .. } => (Load, "load_memory_growth"),
+            Fault::LoadOverBudget { .. } => (Load, "load_over_budget"),
+        }
+    }
+
+    /// This fault with `f` applied to every text field (numbers, flags and
+    /// the cause code are left alone): how a report redacts it. Goes
+    /// through the serialized form, so no field can be forgotten; `None`
+    /// only if the result no longer reads as a fault, which `f` returning
+    /// text cannot cause.
+    pub fn map_strings(&self, f: impl Fn(&str) -> String) -> Option<Fault> {
+        fn walk(v: &mut serde_json::Value, f: &dyn Fn(&str) -> String) {
+            match v {
+                serde_json::Value::String(s) => *s = f(s),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, f)),
+                serde_json::Value::Object(m) => m.values_mut().for_each(|x| walk(x, f)),
+                _ => {}
+            }
+        }
+        let mut v = serde_json::to_value(self).ok()?;
+        if let serde_json::Value::Object(m) = &mut v {
+            for (k, x) in m.iter_mut() {
+                if k != "cause" {
+                    walk(x, &f);
+                }
+            }
+        }
+        serde_json::from_value(v).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::samples;
+    use serde_json::json;
+
+    #[test]
+    fn every_fault_round_trips_and_its_tag_is_its_cause_code() {
+        for f in samples::all() {
+            let v = serde_json::to_value(&f).expect("serializes");
+            assert_eq!(v["cause"], f.cause_code(), "{v}");
+            let back: Fault = serde_json::from_value(v.clone()).expect("deserializes");
+            assert_eq!(back, f, "{v}");
+        }
+    }
+
+    #[test]
+    fn cause_codes_and_fields_are_stable() {
+        let f = Fault::PgAuthFailed {
+            user: "chat_app".into(),
+            host: "db:5432".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&f).expect("json"),
+            json!({"cause": "pg_auth_failed", "user": "chat_app", "host": "db:5432"})
+        );
+        assert_eq!(f.family(), Family::Pg);
+        let f = Fault::HttpConnect {
+            url: "http://x/".into(),
+            error: NetError::Refused,
+            detail: "d".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&f).expect("json"),
+            json!({"cause": "http_connect", "url": "http://x/", "error": "refused", "detail": "d"})
+        );
+        let all = samples::all();
+        let by = |code: &str| {
+            let f = all.iter().find(|f| f.cause_code() == code).expect(code);
+            serde_json::to_value(f).expect("json")
+        };
+        let r = by("rate_limited");
+        assert_eq!(r["env"]["state"], "process");
+        assert_eq!(r["limiter"]["window_s"], 900);
+        assert_eq!(by("pg_tls_failed")["problem"], "name_mismatch");
+        assert_eq!(by("load_pool_saturated")["headroom"], 57);
+        assert_eq!(by("activity_above_threshold")["critical"], true);
+        for (code, family) in [
+            ("port_held_by_other", Family::Port),
+            ("env_mismatch", Family::Env),
+            ("burst_errors", Family::RateLimit),
+            ("log_matches", Family::Log),
+            ("health_flapping", Family::Stability),
+            ("pool_exceeds_headroom", Family::Pool),
+            ("schema_drift", Family::Sql),
+            ("sessions_stuck", Family::Activity),
+            ("load_over_budget", Family::Load),
+        ] {
+            let f = all.iter().find(|f| f.cause_code() == code).expect(code);
+            assert_eq!(f.family(), family, "{code}");
+        }
+    }
+
+    #[test]
+    fn reading_faults_back() {
+        // A fault written before `problem` existed reads as an unclassified one.
+        let f: Fault = serde_json::from_value(json!({
+            "cause": "pg_tls_failed", "host": "h", "port": 5432, "sslmode": "require", "message": "m"
+        }))
+        .expect("reads");
+        assert!(matches!(
+            f,
+            Fault::PgTlsFailed {
+                problem: TlsProblem::Other,
+                ..
+            }
+        ));
+        let unknown = serde_json::from_value::<Fault>(json!({"cause": "no_such_cause"}));
+        assert!(unknown.is_err());
+        let missing =
+            serde_json::from_value::<Fault>(json!({"cause": "pg_auth_failed", "user": "u"}));
+        assert!(missing.is_err());
+    }
+
+    #[test]
+    fn map_strings_reaches_every_text_field_and_nothing_else() {
+        let f = Fault::RateLimited {
+            url: "http://x/?token=s3cret".into(),
+            requests: 10,
+            limited: 3,
+            first: 8,
+            limiter: Some(LimiterMatch {
+                name: "s3cret limiter".into(),
+                max: 5,
+                window_s: None,
+                how: "h".into(),
+            }),
+            env: EnvState::Process {
+                source: "process 1".into(),
+                value: Some("s3cret".into()),
+                in_shell: None,
+            },
+            var: "V".into(),
+            value: "s3cret".into(),
+        };
+        let g = f
+            .map_strings(|s| s.replace("s3cret", "***"))
+            .expect("still a fault");
+        let text = format!("{g:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(matches!(
+            g,
+            Fault::RateLimited {
+                requests: 10,
+                limited: 3,
+                first: 8,
+                ..
+            }
+        ));
+        assert_eq!(g.cause_code(), "rate_limited");
+        // The tag itself is not text to rewrite.
+        let h = f
+            .map_strings(|s| s.replace("rate_limited", "x"))
+            .expect("kept");
+        assert_eq!(h.cause_code(), "rate_limited");
+    }
+}
