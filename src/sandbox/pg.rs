@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
+use crate::support::percent;
 use tokio_postgres::NoTls;
 
 /// The chat backend's schema (12 tables plus the seed's test identities).
@@ -369,10 +370,10 @@ impl PgCluster {
         format!(
             "postgresql://{}:{}@{}:{}/{}",
             SUPERUSER,
-            percent_encode(&self.password),
+            percent::encode(&self.password),
             HOST,
             self.port(),
-            percent_encode(database)
+            percent::encode(database)
         )
     }
 
@@ -1085,17 +1086,4 @@ fn quote_ident(name: &str) -> String {
 /// treats backslashes as escapes, so they are doubled too).
 fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

@@ -43,15 +43,17 @@ impl Redactor {
         Self::default()
     }
 
-    /// Remembers a secret value (and its percent-encoded and decoded forms).
+    /// Remembers a secret value (and its percent-encoded and form-encoded forms).
     pub fn add(&mut self, s: &str) {
         if s.len() < 4 || self.secrets.iter().any(|x| x == s) {
             return;
         }
         self.secrets.push(s.to_string());
-        let enc: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
-        if enc != s {
-            self.secrets.push(enc);
+        // As it shows in a URL (RFC 3986) and in a form-encoded query string.
+        for enc in [super::percent::encode(s), super::percent::encode_form(s)] {
+            if enc != s && !self.secrets.contains(&enc) {
+                self.secrets.push(enc);
+            }
         }
         // Longest first, so a secret containing another is replaced whole.
         self.secrets.sort_by_key(|x| std::cmp::Reverse(x.len()));
@@ -63,12 +65,8 @@ impl Redactor {
             if let Some(p) = cap.get(2) {
                 let raw = p.as_str();
                 self.add(raw);
-                let dec = url::form_urlencoded::parse(format!("a={raw}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned());
-                if let Some(d) = dec {
-                    self.add(&d);
-                }
+                // Decoded as libpq decodes it (`+` stays a plus).
+                self.add(&super::percent::decode(raw));
             }
         }
         for cap in patterns().query_secret.captures_iter(value) {
@@ -202,6 +200,27 @@ mod tests {
             "DB_PASSWORD=*** OTHER=1"
         );
         assert_eq!(r.redact("no secrets here"), "no secrets here");
+    }
+
+    /// A secret shows up percent-encoded (RFC 3986: a space is `%20`) in a
+    /// URL path or a libpq URL, and form-encoded (a space is `+`) in a query
+    /// string built by a form encoder: both are redacted.
+    #[test]
+    fn a_known_secret_is_redacted_in_both_url_encodings() {
+        let mut r = Redactor::new();
+        r.add("se cret/value");
+        for shown in [
+            "GET /s/se%20cret%2Fvalue",
+            "GET /s?x=se+cret%2Fvalue",
+            "GET se cret/value",
+        ] {
+            let out = r.redact(shown);
+            assert!(!out.contains("cret"), "{shown} -> {out}");
+        }
+        // A URL password is decoded as libpq decodes it: `+` stays a plus.
+        let mut r = Redactor::new();
+        r.learn("postgresql://u:p%2Fss+word@h/db");
+        assert_eq!(r.redact("password p/ss+word"), "password ***");
     }
 
     #[test]

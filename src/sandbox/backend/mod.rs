@@ -13,6 +13,7 @@ mod db;
 pub(crate) mod logs;
 mod ratelimit;
 
+use crate::support::percent;
 use bytes::Bytes;
 use db::{Db, PrismaError};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -524,44 +525,10 @@ fn node_ip(ip: IpAddr) -> String {
     }
 }
 
-fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn query_get(query: Option<&str>, key: &str) -> Option<String> {
     query?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (percent_decode(k, true) == key).then(|| percent_decode(v, true))
+        (percent::decode_form(k) == key).then(|| percent::decode_form(v))
     })
 }
 
@@ -684,7 +651,7 @@ impl App {
             .and_then(|r| r.strip_suffix("/messages"))
             .filter(|c| !c.is_empty() && !c.contains('/'))
         {
-            let cid = percent_decode(cid, false);
+            let cid = percent::decode(cid);
             if method == Method::POST {
                 return self.send(req, &cid).await;
             }
@@ -924,8 +891,8 @@ mod tests {
 
     #[test]
     fn decodes() {
-        assert_eq!(percent_decode("a%20b+c%", true), "a b c%");
-        assert_eq!(percent_decode("%zz%4", false), "%zz%4");
+        assert_eq!(percent::decode_form("a%20b+c%"), "a b c%");
+        assert_eq!(percent::decode("%zz%4"), "%zz%4");
         assert_eq!(
             query_get(Some("userId=00%2D1&limit=5"), "userId").as_deref(),
             Some("00-1")
