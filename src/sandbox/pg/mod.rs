@@ -19,6 +19,7 @@ mod bindir;
 mod cleanup;
 mod server;
 mod setup;
+pub mod tls;
 mod util;
 
 pub use cleanup::cleanup_all;
