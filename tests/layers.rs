@@ -89,12 +89,7 @@ fn crate_refs(code: &str) -> BTreeSet<String> {
 
 fn top_module(src: &Path, file: &Path) -> Option<String> {
     let rel = file.strip_prefix(src).ok()?;
-    let first = rel
-        .components()
-        .next()?
-        .as_os_str()
-        .to_string_lossy()
-        .to_string();
+    let first = rel.components().next()?.as_os_str().to_string_lossy().to_string();
     Some(first.trim_end_matches(".rs").to_string())
 }
 
@@ -108,17 +103,12 @@ fn imports_point_down() {
     let mut bad = Vec::new();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &files {
-        let Some(top) = top_module(&src, f) else {
-            continue;
-        };
+        let Some(top) = top_module(&src, f) else { continue };
         if top == "lib" || top == "main" {
             continue;
         }
         let Some(&from) = rank.get(top.as_str()) else {
-            bad.push(format!(
-                "{}: top-level module `{top}` has no layer in tests/layers.rs",
-                f.display()
-            ));
+            bad.push(format!("{}: top-level module `{top}` has no layer in tests/layers.rs", f.display()));
             continue;
         };
         let code = code_of(&std::fs::read_to_string(f).unwrap_or_default());
@@ -126,9 +116,7 @@ fn imports_point_down() {
             if to == top {
                 continue;
             }
-            let Some(&to_rank) = rank.get(to.as_str()) else {
-                continue;
-            };
+            let Some(&to_rank) = rank.get(to.as_str()) else { continue };
             graph.entry(top.clone()).or_default().insert(to.clone());
             if to_rank <= from {
                 bad.push(format!(
@@ -138,11 +126,7 @@ fn imports_point_down() {
             }
         }
     }
-    assert!(
-        bad.is_empty(),
-        "module graph violations:\n{}",
-        bad.join("\n")
-    );
+    assert!(bad.is_empty(), "module graph violations:\n{}", bad.join("\n"));
     // With strictly increasing ranks a cycle is impossible; check anyway, so a
     // mistaken rank table cannot hide one.
     assert_eq!(find_cycle(&graph), None);
@@ -190,10 +174,7 @@ fn the_cycle_finder_finds_cycles() {
     assert_eq!(find_cycle(&g).map(|c| c.len()), Some(3));
     assert_eq!(
         crate_refs("use crate::{checks::Status, engine};\nlet x = crate::pg::DbUrl::parse(s);"),
-        ["checks", "engine", "pg"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        ["checks", "engine", "pg"].iter().map(|s| s.to_string()).collect()
     );
 }
 
@@ -210,10 +191,7 @@ fn commands_do_not_import_commands() {
     assert!(commands.len() >= 10, "{commands:?}");
     let mut bad = Vec::new();
     for f in &files {
-        let me = f
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let me = f.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         if COMMAND_SUPPORT.contains(&me.as_str()) {
             continue;
         }
@@ -247,15 +225,8 @@ fn no_source_file_is_a_god_file() {
         let body = text.split("\n#[cfg(test)]").next().unwrap_or("");
         let n = body.lines().count();
         if n > 600 {
-            big.push(format!(
-                "{}: {n} lines",
-                f.strip_prefix(&src).unwrap_or(&f).display()
-            ));
+            big.push(format!("{}: {n} lines", f.strip_prefix(&src).unwrap_or(&f).display()));
         }
     }
-    assert!(
-        big.is_empty(),
-        "files over 600 lines (tests excluded):\n{}",
-        big.join("\n")
-    );
+    assert!(big.is_empty(), "files over 600 lines (tests excluded):\n{}", big.join("\n"));
 }
