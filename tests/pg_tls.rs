@@ -1,5 +1,5 @@
 //! TLS to PostgreSQL with libpq's sslmode meanings, against a real cluster
-//! whose certificates the test makes with the openssl command: first with
+//! whose certificates the test makes (rcgen, in-process): first with
 //! TLS off, then turned on by a reload.
 
 mod common;

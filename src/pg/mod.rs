@@ -5,6 +5,7 @@ mod error;
 pub use error::error_chain;
 pub mod tls;
 
+use crate::support::percent;
 use std::collections::BTreeMap;
 
 /// A parsed `postgresql://` URL.
@@ -40,16 +41,9 @@ impl DbUrl {
         if !matches!(u.scheme(), "postgres" | "postgresql") {
             return Err(format!("scheme `{}` is not postgresql://", u.scheme()));
         }
-        let decode = |x: &str| {
-            url::form_urlencoded::parse(format!("a={x}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_else(|| x.to_string())
-        };
-        let params: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        // libpq percent-decodes every part and never reads `+` as a space.
+        let decode = percent::decode;
+        let params = percent::query_pairs(u.query().unwrap_or_default());
         let param = |k: &str| {
             params
                 .iter()
@@ -57,7 +51,7 @@ impl DbUrl {
                 .map(|(_, v)| v.clone())
         };
         let host = match u.host_str() {
-            Some(h) if !h.is_empty() => h.trim_matches(['[', ']']).to_string(),
+            Some(h) if !h.is_empty() => decode(h.trim_matches(['[', ']'])),
             _ => param("host").unwrap_or_else(|| "localhost".into()),
         };
         let port = match param("port") {
@@ -176,20 +170,30 @@ impl DbUrl {
     }
 }
 
-/// Sets (adds or replaces) query parameters of a URL, keeping the others.
+/// Sets (adds or replaces) query parameters of a URL, keeping the others
+/// as written; the new values are percent-encoded (a space is `%20`, which
+/// libpq reads back as a space, where a form encoder's `+` would stay a plus).
 pub fn with_params(url: &str, set: &[(&str, String)]) -> Result<String, String> {
     let mut u = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
     let mut pairs: Vec<(String, String)> = u
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), v.to_string())
+        })
         .collect();
     for (k, v) in set {
-        match pairs.iter_mut().find(|(pk, _)| pk == k) {
-            Some(p) => p.1 = v.clone(),
-            None => pairs.push((k.to_string(), v.clone())),
+        let v = percent::encode(v);
+        match pairs.iter_mut().find(|(pk, _)| percent::decode(pk) == *k) {
+            Some(p) => p.1 = v,
+            None => pairs.push((percent::encode(k), v)),
         }
     }
-    u.query_pairs_mut().clear().extend_pairs(pairs);
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    u.set_query(Some(&query.join("&")));
     Ok(u.to_string())
 }
 
@@ -225,6 +229,44 @@ mod tests {
         );
         assert!(DbUrl::parse("mysql://x@y/z").is_err());
         assert!(DbUrl::parse("not a url").is_err());
+    }
+
+    /// libpq percent-decodes every part of the URI and never reads `+` as a
+    /// space: `a+b` is the password `a+b` (not `a b`), in the userinfo, the
+    /// database name and the query parameters alike.
+    #[test]
+    fn a_plus_is_a_plus_in_every_part_as_libpq_reads_it() {
+        let u = DbUrl::parse("postgresql://us+er:a+b%2Bc%20d@h/my+db%2F1").expect("url");
+        assert_eq!(u.user, "us+er");
+        assert_eq!(u.password.as_deref(), Some("a+b+c d"));
+        assert_eq!(u.database, "my+db/1");
+        let u = DbUrl::parse(
+            "postgresql://h/?user=u+1&password=p+w&dbname=d+b&options=-c%20geqo%3Doff+x",
+        )
+        .expect("url");
+        assert_eq!(u.user, "u+1");
+        assert_eq!(u.password.as_deref(), Some("p+w"));
+        assert_eq!(u.database, "d+b");
+        assert_eq!(u.param("options"), Some("-c geqo=off+x"));
+    }
+
+    #[test]
+    fn setting_params_keeps_a_plus_and_encodes_a_space_as_libpq_reads_it() {
+        let s = with_params(
+            "postgresql://u:a+b@h/d?password=p+w&connection_limit=5",
+            &[
+                ("connection_limit", "50".into()),
+                ("options", "-c geqo=off".into()),
+            ],
+        )
+        .expect("url");
+        assert_eq!(
+            s,
+            "postgresql://u:a+b@h/d?password=p+w&connection_limit=50&options=-c%20geqo%3Doff"
+        );
+        let u = DbUrl::parse(&s).expect("url");
+        assert_eq!(u.param("password"), Some("p+w"));
+        assert_eq!(u.param("options"), Some("-c geqo=off"));
     }
 
     #[test]

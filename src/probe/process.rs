@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 /// A process, for evidence.
 #[derive(Debug, Clone)]
@@ -22,10 +24,45 @@ impl std::fmt::Display for Proc {
 /// kernel's sock_diag netlink interface when it answers, else from
 /// /proc/net/tcp.
 fn listening_inodes(port: u16) -> HashSet<u64> {
-    match listening_inodes_netlink(port) {
+    listening_inodes_with(port, set_recv_timeout)
+}
+
+/// How long the kernel may take to answer a sock_diag dump before we read
+/// /proc instead.
+const NETLINK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `listening_inodes`, with the receive-timeout setter given (tests force
+/// it to fail).
+fn listening_inodes_with(port: u16, set_timeout: SetTimeout) -> HashSet<u64> {
+    match listening_inodes_netlink(port, set_timeout) {
         Ok(found) => found,
         Err(_) => listening_inodes_proc(port),
     }
+}
+
+/// Sets a socket's receive timeout (SO_RCVTIMEO).
+type SetTimeout = fn(BorrowedFd<'_>, Duration) -> io::Result<()>;
+
+/// SO_RCVTIMEO on `fd`: a `recv` that waits longer fails with EAGAIN.
+fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+        tv_usec: timeout.subsec_micros().into(),
+    };
+    // SAFETY: setsockopt(2) with a pointer to a live timeval and its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Listening TCP sockets on `port` through NETLINK_SOCK_DIAG, as `ss` asks:
@@ -33,16 +70,8 @@ fn listening_inodes(port: u16) -> HashSet<u64> {
 /// where reading /proc/net/tcp walks every bucket of the established hash
 /// (262,144 on this machine: 2.5 ms per tcp+tcp6 read, and far more on a
 /// busy host), once per check that looks for a port's owner.
-fn listening_inodes_netlink(port: u16) -> io::Result<HashSet<u64>> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+fn listening_inodes_netlink(port: u16, set_timeout: SetTimeout) -> io::Result<HashSet<u64>> {
     const NETLINK_SOCK_DIAG: i32 = 4;
-    const SOCK_DIAG_BY_FAMILY: u16 = 20;
-    const NLM_F_REQUEST: u16 = 0x1;
-    const NLM_F_DUMP: u16 = 0x300;
-    const NLMSG_ERROR: u16 = 2;
-    const NLMSG_DONE: u16 = 3;
-    const TCP_LISTEN: u32 = 10;
-    const HDR: usize = 16;
     // SAFETY: socket(2) with constant arguments; the result is checked and
     // then owned by `sock`, which closes it.
     let raw = unsafe {
@@ -57,23 +86,23 @@ fn listening_inodes_netlink(port: u16) -> io::Result<HashSet<u64>> {
     }
     // SAFETY: `raw` is a fresh descriptor nothing else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // Nothing may hang: a kernel that does not answer in time sends us to
+    // /proc, and so does a timeout that cannot be set.
+    set_timeout(sock.as_fd(), NETLINK_TIMEOUT)?;
+    dump_listening(sock.as_fd(), port)
+}
+
+/// Sends the LISTEN-state dump requests (IPv4, then IPv6) on a sock_diag
+/// socket and collects the inodes of sockets bound to `port`.
+fn dump_listening(sock: BorrowedFd<'_>, port: u16) -> io::Result<HashSet<u64>> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 0x1;
+    const NLM_F_DUMP: u16 = 0x300;
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    const TCP_LISTEN: u32 = 10;
+    const HDR: usize = 16;
     let fd = sock.as_raw_fd();
-    // Nothing may hang: a kernel that does not answer within a second
-    // sends us to /proc.
-    let tv = libc::timeval {
-        tv_sec: 1,
-        tv_usec: 0,
-    };
-    // SAFETY: setsockopt(2) with a pointer to a live timeval and its size.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-    }
     let mut out = HashSet::new();
     let mut buf = vec![0u8; 32 * 1024];
     for (seq, family) in [(1u32, libc::AF_INET), (2, libc::AF_INET6)] {
@@ -356,6 +385,41 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// setsockopt's answer is checked: on a descriptor that is not a socket
+    /// it fails (ENOTSOCK), and the caller hears of it.
+    #[test]
+    fn a_receive_timeout_that_cannot_be_set_is_an_error() {
+        let f = std::fs::File::open("/dev/null").expect("open /dev/null");
+        let e = set_recv_timeout(f.as_fd(), NETLINK_TIMEOUT).expect_err("not a socket");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTSOCK), "{e}");
+    }
+
+    /// When the timeout cannot be set, the netlink lookup fails before it
+    /// waits on `recv`, and the listeners come from /proc.
+    #[test]
+    fn a_failed_timeout_falls_back_to_proc() {
+        fn refuse(_: BorrowedFd<'_>, _: Duration) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(libc::ENOPROTOOPT))
+        }
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let e = listening_inodes_netlink(port, refuse).expect_err("refused");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOPROTOOPT), "{e}");
+        let found = listening_inodes_with(port, refuse);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found, listening_inodes_proc(port));
+    }
+
+    /// A peer that never answers ends the dump with EAGAIN once the receive
+    /// timeout passes, instead of blocking the check for ever.
+    #[test]
+    fn a_silent_peer_is_an_error_not_a_hang() {
+        let (ours, _silent) = std::os::unix::net::UnixDatagram::pair().expect("socketpair");
+        set_recv_timeout(ours.as_fd(), Duration::from_millis(20)).expect("timeout");
+        let e = dump_listening(ours.as_fd(), 5432).expect_err("no answer");
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+    }
+
     /// Netlink and /proc agree on real listeners (IPv4 and, where the
     /// machine has it, IPv6), and on a port nothing listens on.
     #[test]
@@ -364,15 +428,25 @@ mod tests {
         let port = v4.local_addr().expect("addr").port();
         let from_proc = listening_inodes_proc(port);
         assert_eq!(from_proc.len(), 1, "{from_proc:?}");
-        assert_eq!(listening_inodes_netlink(port).expect("netlink"), from_proc);
+        assert_eq!(
+            listening_inodes_netlink(port, set_recv_timeout).expect("netlink"),
+            from_proc
+        );
         if let Ok(v6) = std::net::TcpListener::bind("[::1]:0") {
             let p6 = v6.local_addr().expect("addr").port();
             let from_proc = listening_inodes_proc(p6);
             assert_eq!(from_proc.len(), 1, "{from_proc:?}");
-            assert_eq!(listening_inodes_netlink(p6).expect("netlink"), from_proc);
+            assert_eq!(
+                listening_inodes_netlink(p6, set_recv_timeout).expect("netlink"),
+                from_proc
+            );
         }
         drop(v4);
-        assert!(listening_inodes_netlink(port).expect("netlink").is_empty());
+        assert!(
+            listening_inodes_netlink(port, set_recv_timeout)
+                .expect("netlink")
+                .is_empty()
+        );
         // The owner is found through the inode: this test process.
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let owners = listeners(l.local_addr().expect("addr").port());

@@ -160,21 +160,8 @@ pub fn running(rt: &tokio::runtime::Runtime, knobs: Knobs) -> (Sandbox, String) 
     (sb, url)
 }
 
-pub fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("the openssl command is needed to make test certificates: {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A CA (`ca.crt`) and a server certificate for `localhost`
-/// (`server.crt`, `server.key`), signed by it, made with the openssl command.
+/// (`server.crt`, `server.key`), signed by it (made in-process with rcgen).
 pub fn make_certs() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "chatops-tls-{}-{}",
@@ -182,57 +169,7 @@ pub fn make_certs() -> PathBuf {
         unique("certs")
     ));
     std::fs::create_dir_all(&dir).expect("cert dir");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=chatops test CA",
-    ]);
-    openssl(&dir, &ca);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    csr.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(&dir, &csr);
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").expect("ext");
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
+    chatops::sandbox::pg::tls::write_test_certs(&dir)
+        .unwrap_or_else(|e| panic!("test certificates: {e}"));
     dir
 }
