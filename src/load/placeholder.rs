@@ -189,16 +189,7 @@ impl Tmpl {
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn pct_encode(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        }
-    }
+    out.push_str(&crate::support::percent::encode(s));
 }
 
 pub(super) fn pct(s: &str) -> String {
