@@ -4,7 +4,7 @@
 use super::error::{LoadError, nearest};
 use super::interp::{self, Scope};
 use super::yaml::{self, Loc, Node, Value};
-use super::{CheckSpec, Phase, Playbook, Settings};
+use super::{CheckSpec, FieldDoc, KindSet, Phase, Playbook, Settings};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -89,12 +89,15 @@ enum Place {
 struct Loader<'a> {
     files: Vec<SourceFile>,
     opts: &'a LoadOptions,
+    kinds: &'a dyn KindSet,
 }
 
-pub fn load(src: &Source, opts: &LoadOptions) -> Result<Playbook, LoadError> {
+/// Loads a playbook whose checks may use the kinds of `kinds`.
+pub fn load(src: &Source, opts: &LoadOptions, kinds: &dyn KindSet) -> Result<Playbook, LoadError> {
     let mut l = Loader {
         files: Vec::new(),
         opts,
+        kinds,
     };
     let (name, text, dir) = match src {
         Source::File(p) => {
@@ -626,21 +629,21 @@ impl Loader<'_> {
                 &join(path, "kind"),
                 format!(
                     "missing `kind`; one of: {}",
-                    crate::checks::names().collect::<Vec<_>>().join(", ")
+                    self.kinds.kind_names().join(", ")
                 ),
             )
         })?;
         let kind_name = self.string(kind_node, &join(path, "kind"))?;
-        let kind = crate::checks::find(&kind_name).ok_or_else(|| {
+        let kind = self.kinds.find_kind(&kind_name).ok_or_else(|| {
             self.err(
                 Some(kind_node.loc),
                 &join(path, "kind"),
                 format!(
                     "unknown check kind `{kind_name}`; known kinds: {}",
-                    crate::checks::names().collect::<Vec<_>>().join(", ")
+                    self.kinds.kind_names().join(", ")
                 ),
             )
-            .suggest(nearest(&kind_name, crate::checks::names()))
+            .suggest(nearest(&kind_name, self.kinds.kind_names()))
         })?;
         let id_node = node.get("id").ok_or_else(|| {
             self.err(
@@ -760,8 +763,8 @@ impl Loader<'_> {
             }
         };
         // Values interpolated into SQL text would be spliced, not bound.
-        if kind.name() == "sql" {
-            for f in crate::checks::sql::LITERAL_FIELDS {
+        {
+            for f in kind.literal_fields() {
                 if let Some(q) = params.get(*f).and_then(|v| v.as_str())
                     && q.contains("${")
                 {
@@ -789,7 +792,10 @@ impl Loader<'_> {
             }
         }
         // Type-check now; values that wait for captures are checked again at run time.
-        if let Err((p, m)) = kind.validate(&params)
+        if let Err(super::ParamError {
+            path: p,
+            message: m,
+        }) = kind.validate(&params)
             && !waits_for_capture(&params, &p)
         {
             let full = if p.is_empty() {
@@ -885,7 +891,7 @@ fn collect_check_refs(v: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 /// Rewrites serde's messages for people and finds a suggestion in them.
-fn explain_serde(m: &str, fields: &[crate::checks::FieldDoc]) -> (String, Option<String>) {
+fn explain_serde(m: &str, fields: &[FieldDoc]) -> (String, Option<String>) {
     // "unknown field `x`, expected one of `a`, `b`" / "unknown variant `x`, expected `a` or `b`"
     let word = m.split('`').nth(1).map(str::to_string);
     let expected: Vec<String> = m

@@ -9,11 +9,13 @@
 pub mod embedded;
 pub mod error;
 pub mod interp;
+mod kind;
 mod load;
 pub mod schema;
 pub mod yaml;
 
 pub use error::LoadError;
+pub use kind::{FieldDoc, KindSchema, KindSet, ParamError};
 pub use load::{LoadOptions, Source, load};
 
 use std::collections::BTreeMap;

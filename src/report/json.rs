@@ -1,7 +1,7 @@
 //! `--format json`: stable, documented in the README (schema_version 1).
 
-use crate::checks::Status;
 use crate::engine::Report;
+use crate::engine::Status;
 use serde_json::json;
 
 pub fn render(r: &Report) -> String {
