@@ -15,8 +15,11 @@ use crate::playbook::{CheckSpec, Playbook};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::task::JoinSet;
+// The runtime's clock: the same as std's in a real run, and the paused,
+// instantly advancing clock of the engine's tests.
+use tokio::time::Instant;
 
 /// Why the run stopped early, if it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,3 +329,6 @@ fn finish(
 }
 
 pub use crate::support::time::now_rfc3339;
+
+#[cfg(test)]
+mod tests;
