@@ -11,6 +11,7 @@ pub mod error;
 pub mod interp;
 mod kind;
 mod load;
+pub mod located;
 pub mod schema;
 pub mod yaml;
 
