@@ -79,9 +79,41 @@ impl Located {
         }
     }
 
-    /// Deserializes the node into `T`.
+    /// Deserializes the node into `T`. Of several misspelt keys in one
+    /// mapping, the first written is reported.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PathError> {
-        decode_json(&self.json)
+        decode_json(&self.json).map_err(|mut e| {
+            if let Some(u) = e.unknown.as_mut().filter(|u| u.field)
+                && let Some(first) = self.first_unknown_key(&e.path, &u.expected)
+                && first != u.word
+            {
+                e.message = e
+                    .message
+                    .replacen(&format!("`{}`", u.word), &format!("`{first}`"), 1);
+                e.path = match e.path.rsplit_once('.') {
+                    Some((parent, _)) => format!("{parent}.{first}"),
+                    None => first.clone(),
+                };
+                u.word = first;
+            }
+            e
+        })
+    }
+
+    /// The first key, in document order, of the mapping holding `path`
+    /// that is not one of `expected`. (JSON objects here are sorted.)
+    fn first_unknown_key(&self, path: &str, expected: &[String]) -> Option<String> {
+        let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
+        let prefix = if parent.is_empty() {
+            String::new()
+        } else {
+            format!("{parent}.")
+        };
+        self.locs.iter().find_map(|(p, _)| {
+            let key = p.strip_prefix(&prefix)?;
+            let plain = !key.is_empty() && !key.contains(['.', '[']);
+            (plain && !expected.iter().any(|x| x == key)).then(|| key.to_string())
+        })
     }
 
     /// A [`LoadError`] for `e`: at the key of a misspelt field, at the value

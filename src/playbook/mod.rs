@@ -6,13 +6,18 @@
 //! fields and the dependency graph, and reports any problem with its file,
 //! line, column and key path.
 
+mod check;
 pub mod embedded;
 pub mod error;
+mod file;
+mod graph;
+mod includes;
 pub mod interp;
 mod kind;
 mod load;
 pub mod located;
 pub mod schema;
+mod source;
 pub mod yaml;
 
 pub use error::LoadError;
