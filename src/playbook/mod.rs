@@ -99,3 +99,6 @@ impl Playbook {
         self.phases.iter().flat_map(|p| p.checks.iter())
     }
 }
+
+#[cfg(test)]
+mod tests;
