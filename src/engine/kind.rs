@@ -3,6 +3,7 @@
 //! [`Registry`] of kinds the engine and the loader are given.
 
 use super::result::Observation;
+use crate::playbook::located::decode_json;
 use crate::playbook::{FieldDoc, KindSchema, KindSet, ParamError};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -131,14 +132,12 @@ impl<C: Check> Kind for Erased<C> {
     }
 }
 
+/// Decodes a check's fields with the playbook's located loader (the loader
+/// turns the path into a line and column).
 fn decode<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, ParamError> {
-    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        ParamError {
-            path,
-            message: e.into_inner().to_string(),
-        }
+    decode_json(v).map_err(|e| ParamError {
+        path: e.path,
+        message: e.message,
     })
 }
 

@@ -6,7 +6,7 @@ use super::error::{LoadError, nearest};
 use super::file::{COMMON_KEYS, CheckHeader};
 use super::interp::{self, Scope};
 use super::load::{Loader, join};
-use super::located::{Located, decode_json, join_path, plain_message};
+use super::located::{Located, decode_json, join_path, plain_message, unknown_of};
 use super::yaml::{Loc, Node, Value};
 use super::{CheckSpec, FieldDoc, KindSchema, ParamError, Settings};
 use std::collections::BTreeMap;
@@ -215,29 +215,14 @@ fn collect_check_refs(v: &serde_json::Value, out: &mut Vec<String>) {
 
 /// Rewrites serde's messages for people and finds a suggestion in them.
 fn explain_serde(m: &str, fields: &[FieldDoc]) -> (String, Option<String>) {
-    // "unknown field `x`, expected one of `a`, `b`" / "unknown variant `x`, expected `a` or `b`"
-    let word = m.split('`').nth(1).map(str::to_string);
-    let expected: Vec<String> = m
-        .split_once("expected")
-        .map(|(_, rest)| {
-            rest.split('`')
-                .skip(1)
-                .step_by(2)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    let hint = match (&word, m.starts_with("unknown")) {
-        (Some(w), true) => {
-            let cands: Vec<&str> = if expected.is_empty() {
-                fields.iter().map(|f| f.name.as_str()).collect()
-            } else {
-                expected.iter().map(String::as_str).collect()
-            };
-            nearest(w, cands)
+    // A misspelt field or variant: the nearest expected word (or field).
+    let hint = unknown_of(m).and_then(|u| {
+        if u.expected.is_empty() {
+            nearest(&u.word, fields.iter().map(|f| f.name.as_str()))
+        } else {
+            nearest(&u.word, u.expected.iter().map(String::as_str))
         }
-        _ => None,
-    };
+    });
     let msg = m
         .replace("expected u16", "expected a whole number from 0 to 65535")
         .replace("expected u32", "expected a whole number")

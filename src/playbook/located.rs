@@ -146,7 +146,7 @@ pub fn decode_json<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, Path
 
 /// Reads serde's "unknown field `x`, expected one of `a`, `b`" and
 /// "unknown variant `x`, expected `a` or `b`".
-fn unknown_of(m: &str) -> Option<Unknown> {
+pub fn unknown_of(m: &str) -> Option<Unknown> {
     let field = m.starts_with("unknown field `");
     if !field && !m.starts_with("unknown variant `") {
         return None;
