@@ -45,7 +45,11 @@ impl Target {
 
     /// Loads the playbook (with the check registry).
     pub fn load(&self) -> Result<Playbook, LoadError> {
-        playbook::load(&self.source(), &self.load_options())
+        playbook::load(
+            &self.source(),
+            &self.load_options(),
+            crate::checks::registry(),
+        )
     }
 
     /// A redactor that knows every secret the playbook and the command line hold.
@@ -94,6 +98,7 @@ pub async fn run(t: &Target, cancel: CancellationToken) -> Result<Session, LoadE
     let red = t.redactor(Some(&pb));
     let report = engine::run(
         &pb,
+        crate::checks::registry(),
         RunOptions {
             http: engine::http_client(),
         },

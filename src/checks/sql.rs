@@ -183,6 +183,7 @@ impl Check for Sql {
     const KIND: &'static str = "sql";
     const HELP: &'static str = "runs a query in a READ ONLY transaction with a statement timeout and bound $1 parameters, asserts rows; tables_exist / columns_exist find schema drift";
     type Params = Params;
+    const LITERAL_FIELDS: &'static [&'static str] = LITERAL_FIELDS;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
         let u = match super::db_url(&p.url) {

@@ -4,13 +4,14 @@ use super::{CommandError, CommandResult, Outcome};
 use crate::support::suggest::nearest;
 
 pub fn run(only: Option<&str>) -> CommandResult {
-    let kinds: Vec<_> = crate::checks::KINDS
+    let registry = crate::checks::registry();
+    let kinds: Vec<_> = registry
         .iter()
         .filter(|k| only.is_none_or(|o| o == k.name()))
         .collect();
     if kinds.is_empty() {
         let o = only.unwrap_or_default();
-        let hint = nearest(o, crate::checks::names())
+        let hint = nearest(o, registry.names())
             .map(|h| format!(" (did you mean `{h}`?)"))
             .unwrap_or_default();
         return Err(CommandError::Usage(format!(

@@ -2,59 +2,24 @@
 //! each with a timeout and retries, the whole run under a deadline. A check
 //! whose need did not pass is `blocked` by the root cause, not run.
 
-use crate::checks::{self, Ctx, Observation, Status};
+mod kind;
+mod result;
+
+pub use crate::playbook::{FieldDoc, KindSchema};
+pub use kind::{BoxFuture, Check, Ctx, Erased, HttpClient, Kind, Registry};
+pub use result::{CheckResult, Observation, Report, Status};
+
 use crate::diagnose;
 use crate::playbook::interp::{self, Scope};
 use crate::playbook::{CheckSpec, Playbook};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinSet;
-
-/// One check's outcome, diagnosed.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckResult {
-    pub id: String,
-    pub phase: String,
-    pub kind: String,
-    pub title: String,
-    pub status: Status,
-    pub summary: String,
-    pub evidence: Vec<String>,
-    pub command: Option<String>,
-    pub root_cause: Option<String>,
-    pub remedy: Option<String>,
-    pub blocked_by: Option<String>,
-    /// What the check observed going wrong, as data (its `cause` code and
-    /// the facts); kept, like root_cause and remedy, when it did not pass.
-    pub fault: Option<diagnose::Fault>,
-    pub attempts: u32,
-    pub duration_ms: u64,
-    /// Values captured for later checks (`${checks.<id>.<name>}`); secret
-    /// ones are redacted in reports.
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub captures: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub playbook: String,
-    pub file: String,
-    pub status: Status,
-    pub interrupted: bool,
-    pub started_at: String,
-    pub duration_ms: u64,
-    pub target: BTreeMap<String, String>,
-    pub phases: Vec<String>,
-    pub checks: Vec<CheckResult>,
-}
-
-impl Report {
-    pub fn count(&self, s: Status) -> usize {
-        self.checks.iter().filter(|c| c.status == s).count()
-    }
-}
+// The runtime's clock: the same as std's in a real run, and the paused,
+// instantly advancing clock of the engine's tests.
+use tokio::time::Instant;
 
 /// Why the run stopped early, if it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,16 +29,22 @@ pub enum Stop {
 }
 
 pub struct RunOptions {
-    pub http: crate::checks::HttpClient,
+    pub http: HttpClient,
 }
 
 /// The HTTP client checks share (built lazily, on the first HTTP check).
-pub fn http_client() -> crate::checks::HttpClient {
-    crate::checks::HttpClient::default()
+pub fn http_client() -> HttpClient {
+    HttpClient::default()
 }
 
-/// Runs every check. `cancel` resolves when the user interrupts.
-pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = ()>) -> Report {
+/// Runs every check with the kinds of `registry`. `cancel` resolves when the
+/// user interrupts.
+pub async fn run(
+    pb: &Playbook,
+    registry: &Registry,
+    opts: RunOptions,
+    cancel: impl Future<Output = ()>,
+) -> Report {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let specs: Vec<&CheckSpec> = pb.checks().collect();
@@ -93,7 +64,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
     // State some kinds record before anything runs (a log file's length).
     let at_start: Vec<Option<serde_json::Value>> = specs
         .iter()
-        .map(|c| checks::find(&c.kind).and_then(|k| k.at_start(&c.params)))
+        .map(|c| registry.find(&c.kind).and_then(|k| k.at_start(&c.params)))
         .collect();
 
     loop {
@@ -138,6 +109,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
                 let vars = pb.vars.clone();
                 let target = pb.target.clone();
                 let caps = captures.clone();
+                let kind = registry.find(&spec.kind).cloned();
                 let ctx = Ctx {
                     timeout: spec.timeout,
                     http: opts.http.clone(),
@@ -148,7 +120,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
                     let t = Instant::now();
                     // An inner task, so that a panicking check becomes this check's error.
                     let inner = tokio::spawn(async move {
-                        run_with_retries(&spec, ctx, &vars, &target, &caps).await
+                        run_with_retries(kind, &spec, ctx, &vars, &target, &caps).await
                     });
                     let (obs, attempts) = match inner.await {
                         Ok(r) => r,
@@ -223,13 +195,14 @@ pub async fn run(pb: &Playbook, opts: RunOptions, cancel: impl Future<Output = (
 }
 
 async fn run_with_retries(
+    kind: Option<Arc<dyn Kind>>,
     spec: &CheckSpec,
     ctx: Ctx,
     vars: &BTreeMap<String, String>,
     target: &BTreeMap<String, String>,
     caps: &BTreeMap<String, serde_json::Value>,
 ) -> (Observation, u32) {
-    let Some(kind) = checks::find(&spec.kind) else {
+    let Some(kind) = kind else {
         return (
             Observation::error(format!("unknown kind `{}`", spec.kind)),
             0,
@@ -359,3 +332,6 @@ fn finish(
 }
 
 pub use crate::support::time::now_rfc3339;
+
+#[cfg(test)]
+mod tests;

@@ -4,8 +4,8 @@
 //! the shipped seed plan; `--quick` scales every duration down.
 
 use super::template::{self, MixItem, RequestTemplate};
-use crate::playbook::LoadError;
-use crate::playbook::yaml;
+use crate::playbook::located::Located;
+use crate::playbook::{LoadError, yaml};
 use crate::support::duration::Dur;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -107,44 +107,14 @@ pub const SEED_STAGES: &[(&str, u32, u64, f64, f64)] = &[
 pub fn parse(text: &str, file: &str) -> Result<Plan, LoadError> {
     let node = yaml::parse(text)
         .map_err(|e| LoadError::new(file, e.loc, "", e.message).with_source(text))?;
-    let mut locs = Vec::new();
-    let json = node.to_json("", &mut locs);
-    let locate = |path: &str| {
-        locs.iter()
-            .find(|(p, _)| p == path)
-            .or_else(|| {
-                // the nearest enclosing path that exists
-                let mut p = path.to_string();
-                loop {
-                    match p.rfind(['.', '[']) {
-                        Some(i) => p.truncate(i),
-                        None => return None,
-                    }
-                    if let Some(hit) = locs.iter().find(|(q, _)| *q == p) {
-                        return Some(hit);
-                    }
-                }
-            })
-            .map(|(_, l)| *l)
+    let located = Located::new(&node, "");
+    let err = |path: &str, msg: String| {
+        LoadError::new(file, Some(located.key_loc(path)), path, msg).with_source(text)
     };
-    let err =
-        |path: &str, msg: String| LoadError::new(file, locate(path), path, msg).with_source(text);
-    let pf: PlanFile = serde_path_to_error::deserialize(&json).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        let msg = e.into_inner().to_string();
-        let suggestion = unknown_field_suggestion(&msg);
-        err(&path, msg).suggest(suggestion)
-    })?;
+    let pf: PlanFile = located
+        .decode()
+        .map_err(|e| err(&e.path, e.message.clone()).suggest(e.suggestion()))?;
     validate(pf, file).map_err(|(path, msg)| err(&path, msg))
-}
-
-fn unknown_field_suggestion(msg: &str) -> Option<String> {
-    // serde: "unknown field `x`, expected one of `a`, `b`"
-    let rest = msg.strip_prefix("unknown field `")?;
-    let (word, tail) = rest.split_once('`')?;
-    let candidates: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
-    crate::support::suggest::nearest(word, candidates)
 }
 
 /// Why a stage's rate does not fit the model.

@@ -6,14 +6,22 @@
 //! fields and the dependency graph, and reports any problem with its file,
 //! line, column and key path.
 
+mod check;
 pub mod embedded;
 pub mod error;
+mod file;
+mod graph;
+mod includes;
 pub mod interp;
+mod kind;
 mod load;
+pub mod located;
 pub mod schema;
+mod source;
 pub mod yaml;
 
 pub use error::LoadError;
+pub use kind::{FieldDoc, KindSchema, KindSet, ParamError};
 pub use load::{LoadOptions, Source, load};
 
 use std::collections::BTreeMap;
@@ -91,3 +99,6 @@ impl Playbook {
         self.phases.iter().flat_map(|p| p.checks.iter())
     }
 }
+
+#[cfg(test)]
+mod tests;

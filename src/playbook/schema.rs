@@ -1,12 +1,14 @@
 //! `chatops schema`: a JSON Schema of the playbook format, built from the
 //! check registry so it never drifts from what the loader accepts.
 
+use super::KindSet;
 use serde_json::{Value, json};
 
-pub fn playbook_schema() -> Value {
+/// The schema of a playbook whose checks may use the kinds of `kinds`.
+pub fn playbook_schema(kinds: &dyn KindSet) -> Value {
     let mut defs = serde_json::Map::new();
     let mut variants = Vec::new();
-    for k in crate::checks::KINDS {
+    for k in kinds.kind_schemas() {
         let mut s = k.schema();
         if let Some(d) = s
             .as_object_mut()
@@ -99,7 +101,7 @@ pub fn playbook_schema() -> Value {
                     "properties": {
                         "name": {"type": "string"},
                         "description": {"type": "string"},
-                        "checks": {"type": "array", "items": {"anyOf": [include, {"type": "object", "required": ["id", "kind"], "properties": {"kind": {"enum": crate::checks::names().collect::<Vec<_>>()}}, "allOf": check_rules}]}}
+                        "checks": {"type": "array", "items": {"anyOf": [include, {"type": "object", "required": ["id", "kind"], "properties": {"kind": {"enum": kinds.kind_names()}}, "allOf": check_rules}]}}
                     }
                 }
             }

@@ -2,9 +2,9 @@
 //! with its evidence, root cause and remedy.
 
 use super::{Style, blocked_by, findings};
-use crate::checks::Status;
 use crate::engine::Report;
 use crate::support::style::{Tone, paint};
+use crate::engine::Status;
 use owo_colors::OwoColorize;
 use std::fmt::Write;
 use tabled::settings::{Modify, Style as TStyle, Width, object::Columns};

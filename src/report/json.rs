@@ -4,8 +4,8 @@
 //! object whose `cause` is a stable code (`pg_auth_failed`,
 //! `port_not_listening`, …; see `diagnose::Fault`) beside the observed facts.
 
-use crate::checks::Status;
 use crate::engine::Report;
+use crate::engine::Status;
 use serde_json::json;
 
 pub fn render(r: &Report) -> String {

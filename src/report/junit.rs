@@ -2,8 +2,8 @@
 //! Blocked checks are `skipped` with the root cause, failures carry the
 //! evidence, root cause and remedy.
 
-use crate::checks::Status;
 use crate::engine::Report;
+use crate::engine::Status;
 use std::fmt::Write;
 
 pub fn esc(s: &str) -> String {

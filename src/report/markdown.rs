@@ -3,8 +3,8 @@
 //! remediation, validation criteria as checkboxes, and an environment reference.
 
 use super::{blocked_by, icon};
-use crate::checks::Status;
 use crate::engine::Report;
+use crate::engine::Status;
 use std::fmt::Write;
 
 fn phase_status(r: &Report, phase: &str) -> Status {

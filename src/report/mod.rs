@@ -110,9 +110,9 @@ pub fn findings(r: &Report) -> impl Iterator<Item = &CheckResult> {
     r.checks.iter().filter(|c| {
         matches!(
             c.status,
-            crate::checks::Status::Fail
-                | crate::checks::Status::Error
-                | crate::checks::Status::Warn
+            crate::engine::Status::Fail
+                | crate::engine::Status::Error
+                | crate::engine::Status::Warn
         )
     })
 }
@@ -124,8 +124,8 @@ pub fn blocked_by<'a>(r: &'a Report, id: &'a str) -> impl Iterator<Item = &'a Ch
         .filter(move |c| c.blocked_by.as_deref() == Some(id))
 }
 
-pub fn icon(s: crate::checks::Status) -> &'static str {
-    use crate::checks::Status::*;
+pub fn icon(s: crate::engine::Status) -> &'static str {
+    use crate::engine::Status::*;
     match s {
         Pass => "✅",
         Warn => "⚠️",
@@ -146,7 +146,7 @@ mod tests {
             phase: "p".into(),
             kind: "http".into(),
             title: "login".into(),
-            status: crate::checks::Status::Pass,
+            status: crate::engine::Status::Pass,
             summary: "ok".into(),
             evidence: vec![],
             command: Some(command.into()),
@@ -161,7 +161,7 @@ mod tests {
         Report {
             playbook: "p".into(),
             file: "f".into(),
-            status: crate::checks::Status::Pass,
+            status: crate::engine::Status::Pass,
             interrupted: false,
             started_at: String::new(),
             duration_ms: 1,
