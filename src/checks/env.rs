@@ -3,7 +3,7 @@
 //! server), or of chatops itself when no process is named. It also parses
 //! DATABASE_URL with Prisma's pool parameters.
 
-use super::http::Assertion;
+use super::expect::Assertion;
 use super::{Check, Ctx, Observation};
 use crate::diagnose::Fault;
 use crate::pg::DbUrl;

@@ -4,6 +4,7 @@
 
 use super::{Check, Ctx, Observation};
 use crate::diagnose::Fault;
+use crate::support::shell;
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -178,10 +179,6 @@ fn scan<'a>(
     (n, hits)
 }
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 impl Check for LogScan {
     const KIND: &'static str = "log_scan";
     const HELP: &'static str = "the backend log has no errors (last N lines, or since the run began); JSON lines judged by level";
@@ -250,13 +247,13 @@ impl Check for LogScan {
             Some(off) => format!(
                 "tail -c +{} {} | grep -inE {}",
                 off + 1,
-                shell_quote(&p.path),
-                shell_quote(&p.pattern)
+                shell::quote(&p.path),
+                shell::quote(&p.pattern)
             ),
             None => format!(
                 "tail -n {lines} {} | grep -inE {}",
-                shell_quote(&p.path),
-                shell_quote(&p.pattern)
+                shell::quote(&p.path),
+                shell::quote(&p.pattern)
             ),
         };
         let mut o = Observation::pass(format!(

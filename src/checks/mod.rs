@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub mod env;
+pub mod expect;
 pub mod http;
 pub mod log_scan;
 pub mod pg_activity;
@@ -21,6 +22,7 @@ pub mod port;
 pub mod rate_limit;
 pub mod sql;
 pub mod stability;
+pub mod util;
 
 /// Outcome status of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

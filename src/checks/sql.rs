@@ -4,7 +4,7 @@
 //! `tables_exist` (the seed's 12 tables) and `columns_exist` (`messages.type`,
 //! `message_reads`), so Prisma field drift is a named finding.
 
-use super::http::Assertion;
+use super::expect::Assertion;
 use super::{Check, Ctx, Observation, Status};
 use crate::diagnose::Fault;
 use crate::pg::activity;

@@ -224,7 +224,9 @@ impl Check for Stability {
                             }
                             Ok(status)
                         }
-                        Err(e) => Err(super::http::classify(&e).0.describe().to_string()),
+                        Err(e) => Err(super::util::net_error(crate::probe::http::classify(&e).0)
+                            .describe()
+                            .to_string()),
                     },
                 ),
             };

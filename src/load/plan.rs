@@ -3,9 +3,9 @@
 //! located errors (like playbooks), from `--stages` on the command line, or
 //! the shipped seed plan; `--quick` scales every duration down.
 
-use crate::checks::http::Request;
 use crate::playbook::LoadError;
 use crate::playbook::yaml;
+use crate::probe::http::Request;
 use crate::support::duration::Dur;
 use serde::Deserialize;
 use std::collections::BTreeMap;
