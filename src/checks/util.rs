@@ -2,7 +2,10 @@
 
 use super::{Observation, Status};
 use crate::diagnose::{Fault, NetError};
+use crate::pg::DbUrl;
+use crate::pg::activity::{self, Snapshot};
 use crate::probe::http::Failure;
+use std::time::Duration;
 
 /// Marks an observation as judged `status` (fail or warn), with the
 /// summary and the fault that explain it; its evidence, command and
@@ -51,6 +54,39 @@ pub fn worst_finding(
             judged(o, status, summary, fault)
         }
         None => o,
+    }
+}
+
+/// Why a pg_stat_activity snapshot could not be taken.
+#[derive(Debug)]
+pub enum SnapshotError {
+    /// The login failed: the error's text and its classified fault.
+    Login {
+        message: String,
+        fault: Box<Fault>,
+    },
+    /// The sampling query failed.
+    Failed(String),
+    TimedOut,
+}
+
+/// Logs in as `chatops` and takes one pg_stat_activity snapshot of
+/// `database` (None: the whole server), each step within `timeout`.
+pub async fn pg_snapshot(
+    u: &DbUrl,
+    database: Option<&str>,
+    timeout: Duration,
+) -> Result<Snapshot, SnapshotError> {
+    let client = activity::connect(u, "chatops", timeout)
+        .await
+        .map_err(|e| SnapshotError::Login {
+            message: e.to_string(),
+            fault: Box::new(crate::diagnose::pg::connect_fault(&e, u)),
+        })?;
+    match tokio::time::timeout(timeout, activity::sample(&client, database)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(SnapshotError::Failed(e)),
+        Err(_) => Err(SnapshotError::TimedOut),
     }
 }
 
