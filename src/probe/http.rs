@@ -203,13 +203,23 @@ pub fn classify(e: &reqwest::Error) -> (Failure, String) {
         tls |= s.is::<rustls::Error>();
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             io_kind = Some(Failure::from_io(io));
-            tls |= io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>());
+            tls |= holds_tls_error(io);
         }
         src = s.source();
     }
     (classify_chain(e.is_timeout(), tls, io_kind, &chain), chain)
+}
+
+/// Whether an I/O error carries a rustls error (hyper wraps it in one or
+/// two I/O errors, which do not expose it as their `source`).
+fn holds_tls_error(io: &std::io::Error) -> bool {
+    match io.get_ref() {
+        Some(inner) if inner.is::<rustls::Error>() => true,
+        Some(inner) => inner
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(holds_tls_error),
+        None => false,
+    }
 }
 
 /// The classification rules, on what was read off the error.
@@ -349,5 +359,41 @@ mod tests {
             .unwrap();
         let (kind, chain) = classify(&e);
         assert_eq!(kind, Failure::Refused, "{chain}");
+    }
+
+    #[test]
+    fn tls_errors_are_found_by_type_inside_io_errors() {
+        use std::io::{Error, ErrorKind};
+        let tls = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        let wrapped = Error::other(Error::new(ErrorKind::InvalidData, tls));
+        assert!(holds_tls_error(&wrapped));
+        assert!(!holds_tls_error(&Error::other("plain")));
+        assert!(!holds_tls_error(&Error::from(ErrorKind::ConnectionReset)));
+    }
+
+    #[tokio::test]
+    async fn a_plain_text_answer_to_https_is_a_tls_failure() {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            if let Ok((mut s, _)) = l.accept().await {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let e = client
+            .get(format!("https://127.0.0.1:{port}/"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .err()
+            .unwrap();
+        let (kind, chain) = classify(&e);
+        assert_eq!(kind, Failure::Tls, "{chain}");
+        server.abort();
     }
 }
