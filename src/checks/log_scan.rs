@@ -2,7 +2,7 @@
 //! was written since the run began. JSON log lines (pino, winston, bunyan)
 //! are judged by their level, so `"errors":0` in an info line is no error.
 //!
-//! [`observe`] reads the log's tail; [`judge`] finds the problem lines.
+//! `observe` reads the log's tail; `judge` finds the problem lines.
 
 use super::util::judged;
 use super::{Check, Ctx, Observation, Status};
@@ -185,7 +185,7 @@ fn scan<'a>(
 /// What reading the log gave.
 #[derive(Debug)]
 pub enum LogRead {
-    /// The scanned text, and whether only its last [`MAX_BYTES`] were read.
+    /// The scanned text, and whether only its last `MAX_BYTES` were read.
     Read { text: String, cut: bool },
     /// The file could not be read.
     Failed { error: String, missing: bool },

@@ -98,7 +98,7 @@ fn certificate_check(policy: &Policy) -> String {
 }
 
 /// Words the login's outcome. `certificate` says how the certificate was
-/// checked (see [`certificate_check`]); `cmd` is the psql line to rerun.
+/// checked (see `certificate_check`); `cmd` is the psql line to rerun.
 pub fn judge(
     u: &DbUrl,
     timeout: Duration,

@@ -5,7 +5,7 @@
 //!
 //! The burst is sent here (its own small sender: a fixed number of requests
 //! at a fixed concurrency, measured at 1.01× oha's time for the seed's 250
-//! at 10 in flight); [`judge_burst`] and [`judge_probe`] judge what it saw.
+//! at 10 in flight); `judge_burst` and `judge_probe` judge what it saw.
 
 pub mod limiter;
 

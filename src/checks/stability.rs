@@ -2,7 +2,7 @@
 //! or more): the same process throughout (no restarts), health answering at
 //! every sample, and memory not growing beyond a bound.
 //!
-//! [`observe`] samples the process and the health URL; [`judge`] decides.
+//! `observe` samples the process and the health URL; [`judge`] decides.
 
 use super::env::ProcessSel;
 use super::util::failed;
