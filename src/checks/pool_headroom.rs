@@ -431,6 +431,32 @@ mod tests {
     }
 
     #[test]
+    fn warnings_below_pool_math_and_above_the_ceiling() {
+        let p = params(serde_json::json!({}));
+        let o = judge(&p, &pool(20), &snap(400));
+        assert_eq!(o.status, Status::Warn, "{o:?}");
+        assert!(
+            o.summary.starts_with("pool of 20 is below the ")
+                && o.summary
+                    .ends_with(" pool math gives for 120 VUs × 0.7 × 150 ms"),
+            "{}",
+            o.summary
+        );
+        let o = judge(&p, &pool(80), &snap(100));
+        assert_eq!(o.status, Status::Warn, "{o:?}");
+        assert!(
+            o.summary
+                .starts_with("pools take 80 of 97 usable connections ("),
+            "{}",
+            o.summary
+        );
+        assert!(matches!(
+            o.fault,
+            Some(Fault::PoolExceedsHeadroom { fits: true, .. })
+        ));
+    }
+
+    #[test]
     fn the_pool_from_the_backends_environment() {
         let p = params(serde_json::json!({}));
         let pe = |vars: &[(&str, &str)]| ProcEnv {
