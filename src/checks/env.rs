@@ -2,8 +2,11 @@
 //! /proc/PID/environ, because `echo $VAR` in a shell proves nothing about the
 //! server), or of chatops itself when no process is named. It also parses
 //! DATABASE_URL with Prisma's pool parameters.
+//!
+//! [`read_env`] observes; [`judge`] holds the variables against the assertions.
 
-use super::http::Assertion;
+use super::expect::Assertion;
+use super::util::failed;
 use super::{Check, Ctx, Observation};
 use crate::diagnose::Fault;
 use crate::pg::DbUrl;
@@ -147,185 +150,316 @@ impl Check for Env {
     type Params = Params;
 
     async fn run(p: Params, _ctx: Ctx) -> Observation {
-        let ProcEnv {
-            source,
-            env,
-            command: cmd,
-            pid,
-        } = match read_env(p.process.as_ref()) {
-            Ok(e) => e,
-            Err(o) => return *o,
+        match read_env(p.process.as_ref()) {
+            Ok(pe) => judge(&p, pe),
+            Err(o) => *o,
+        }
+    }
+}
+
+/// Judges an environment: every variable assertion (the first failure is
+/// the root cause), then the database URL and its pool parameters.
+pub fn judge(p: &Params, pe: ProcEnv) -> Observation {
+    let ProcEnv {
+        source,
+        env,
+        command,
+        pid,
+    } = pe;
+    let mut o = Observation::pass(format!(
+        "{} variable(s) as expected in {source}",
+        p.vars.len() + usize::from(p.database_url.is_some())
+    ))
+    .command(command)
+    .evidence(format!("source: {source}"));
+    let mut wrong = 0usize;
+    for (name, a) in &p.vars {
+        let Err(expected) = a.check(
+            env.get(name)
+                .map(|s| serde_json::Value::String(s.clone()))
+                .as_ref(),
+        ) else {
+            o.evidence.push(format!(
+                "✓ {name}={}",
+                env.get(name).map(String::as_str).unwrap_or("(unset)")
+            ));
+            continue;
         };
-        let mut o = Observation::pass(format!(
-            "{} variable(s) as expected in {source}",
-            p.vars.len() + usize::from(p.database_url.is_some())
+        o.evidence.push(format!("✗ {name}: expected {expected}"));
+        wrong += 1;
+        // Every variable is reported; the first one is the finding's root cause.
+        if o.fault.is_none() {
+            let (summary, fault) = match env.get(name) {
+                None => (
+                    format!("{name} is not set in {source}"),
+                    Fault::EnvMissing {
+                        name: name.clone(),
+                        source: source.clone(),
+                    },
+                ),
+                Some(actual) => (
+                    format!("{name}={actual:?}, expected {expected}"),
+                    Fault::EnvMismatch {
+                        name: name.clone(),
+                        source: source.clone(),
+                        expected,
+                        actual: actual.clone(),
+                    },
+                ),
+            };
+            o = failed(o, summary, fault);
+        }
+    }
+    if wrong > 0 {
+        if wrong > 1 {
+            o.summary = format!("{} (and {} more variable(s) wrong)", o.summary, wrong - 1);
+        }
+        return o;
+    }
+    let captured: serde_json::Map<String, serde_json::Value> = env
+        .iter()
+        .filter(|(k, _)| p.vars.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    o = o.capture("vars", serde_json::Value::Object(captured));
+    if let Some(d) = &p.database_url {
+        let u = match parse_database_url(d, env.get(&d.var), &source) {
+            Ok(u) => u,
+            Err(problem) => {
+                let (summary, fault) = *problem;
+                return failed(o, summary, fault);
+            }
+        };
+        o = show_database_url(o, d, &u);
+        if let Some((summary, fault)) = url_problem(d, &u) {
+            o = failed(o, summary, fault);
+        }
+    }
+    if let Some(pid) = pid {
+        o = o.capture("pid", pid);
+    }
+    o
+}
+
+/// The database URL variable, parsed.
+fn parse_database_url(
+    d: &DbUrlExpect,
+    raw: Option<&String>,
+    source: &str,
+) -> Result<DbUrl, Box<(String, Fault)>> {
+    let Some(raw) = raw else {
+        return Err(Box::new((
+            format!("{} is not set in {source}", d.var),
+            Fault::EnvMissing {
+                name: d.var.clone(),
+                source: source.to_string(),
+            },
+        )));
+    };
+    DbUrl::parse(raw).map_err(|e| {
+        Box::new((
+            format!("{} is not a valid PostgreSQL URL: {e}", d.var),
+            Fault::DbUrlInvalid {
+                name: d.var.clone(),
+                message: e,
+            },
         ))
-        .command(cmd)
-        .evidence(format!("source: {source}"));
-        let mut failed = 0usize;
-        for (name, a) in &p.vars {
-            let v = env.get(name).map(|s| serde_json::Value::String(s.clone()));
-            match a.check(v.as_ref()) {
-                Ok(()) => {
-                    o = o.evidence(format!(
-                        "✓ {name}={}",
-                        env.get(name).map(String::as_str).unwrap_or("(unset)")
-                    ))
-                }
-                Err(expected) => {
-                    let fault = match env.get(name) {
-                        None => Fault::EnvMissing {
-                            name: name.clone(),
-                            source: source.clone(),
-                        },
-                        Some(actual) => Fault::EnvMismatch {
-                            name: name.clone(),
-                            source: source.clone(),
-                            expected: expected.clone(),
-                            actual: actual.clone(),
-                        },
-                    };
-                    let summary = match env.get(name) {
-                        None => format!("{name} is not set in {source}"),
-                        Some(actual) => format!("{name}={actual:?}, expected {expected}"),
-                    };
-                    o.evidence.push(format!("✗ {name}: expected {expected}"));
-                    failed += 1;
-                    // Every variable is reported; the first one is the
-                    // finding's root cause.
-                    if o.fault.is_none() {
-                        o.status = super::Status::Fail;
-                        o.summary = summary;
-                        o.fault = Some(fault);
-                    }
-                }
-            }
+    })
+}
+
+/// The URL's parts and Prisma pool parameters, as evidence and captures.
+fn show_database_url(o: Observation, d: &DbUrlExpect, u: &DbUrl) -> Observation {
+    let prisma = u.prisma();
+    let o = o
+        .evidence(format!(
+            "{} → host {}:{}, database {}, user {}",
+            d.var, u.host, u.port, u.database, u.user
+        ))
+        .evidence(format!(
+            "Prisma pool: connection_limit={} pool_timeout={} connect_timeout={}",
+            prisma["connection_limit"].as_deref().unwrap_or("(default)"),
+            prisma["pool_timeout"].as_deref().unwrap_or("(default 10)"),
+            prisma["connect_timeout"]
+                .as_deref()
+                .unwrap_or("(default 5)")
+        ));
+    let mut url_caps = serde_json::Map::new();
+    url_caps.insert("host".into(), u.host.clone().into());
+    url_caps.insert("port".into(), u.port.into());
+    url_caps.insert("database".into(), u.database.clone().into());
+    url_caps.insert("user".into(), u.user.clone().into());
+    for (k, v) in &prisma {
+        if let Some(v) = v {
+            let v = v
+                .parse::<i64>()
+                .map(serde_json::Value::from)
+                .unwrap_or_else(|_| v.clone().into());
+            url_caps.insert(k.to_string(), v);
         }
-        if failed > 0 {
-            if failed > 1 {
-                o.summary = format!("{} (and {} more variable(s) wrong)", o.summary, failed - 1);
-            }
-            return o;
-        }
-        let captured: serde_json::Map<String, serde_json::Value> = env
-            .iter()
-            .filter(|(k, _)| p.vars.contains_key(*k))
-            .map(|(k, v)| (k.clone(), v.clone().into()))
-            .collect();
-        o = o.capture("vars", serde_json::Value::Object(captured));
-        if let Some(d) = &p.database_url {
-            let Some(raw) = env.get(&d.var) else {
-                o.status = super::Status::Fail;
-                o.summary = format!("{} is not set in {source}", d.var);
-                o.fault = Some(Fault::EnvMissing {
-                    name: d.var.clone(),
-                    source,
-                });
-                return o;
-            };
-            let u = match DbUrl::parse(raw) {
-                Ok(u) => u,
-                Err(e) => {
-                    o.status = super::Status::Fail;
-                    o.summary = format!("{} is not a valid PostgreSQL URL: {e}", d.var);
-                    o.fault = Some(Fault::DbUrlInvalid {
-                        name: d.var.clone(),
-                        message: e,
-                    });
-                    return o;
-                }
-            };
-            o = o.evidence(format!(
-                "{} → host {}:{}, database {}, user {}",
-                d.var, u.host, u.port, u.database, u.user
+    }
+    o.capture("database_url", serde_json::Value::Object(url_caps))
+}
+
+/// The first part of the URL that is not as expected.
+fn url_problem(d: &DbUrlExpect, u: &DbUrl) -> Option<(String, Fault)> {
+    let param = |param: &str, expected: String, actual: Option<String>| Fault::DbUrlParam {
+        name: d.var.clone(),
+        param: param.into(),
+        expected,
+        actual,
+    };
+    if let Some(db) = &d.database
+        && &u.database != db
+    {
+        return Some((
+            format!("{} names database `{}`, expected `{db}`", d.var, u.database),
+            param("database", db.clone(), Some(u.database.clone())),
+        ));
+    }
+    if let Some(h) = &d.host
+        && &u.host != h
+    {
+        return Some((
+            format!("{} points at host `{}`, expected `{h}`", d.var, u.host),
+            param("host", h.clone(), Some(u.host.clone())),
+        ));
+    }
+    for (name, a) in [
+        ("connection_limit", &d.connection_limit),
+        ("pool_timeout", &d.pool_timeout),
+        ("connect_timeout", &d.connect_timeout),
+    ] {
+        let Some(a) = a else { continue };
+        let actual = u.param(name);
+        if let Err(expected) = a.check(
+            actual
+                .map(|s| serde_json::Value::String(s.to_string()))
+                .as_ref(),
+        ) {
+            return Some((
+                match actual {
+                    Some(v) => format!("{} has {name}={v}, expected {expected}", d.var),
+                    None => format!("{} has no {name} (expected {expected})", d.var),
+                },
+                param(name, expected, actual.map(str::to_string)),
             ));
-            let prisma = u.prisma();
-            o = o.evidence(format!(
-                "Prisma pool: connection_limit={} pool_timeout={} connect_timeout={}",
-                prisma["connection_limit"].as_deref().unwrap_or("(default)"),
-                prisma["pool_timeout"].as_deref().unwrap_or("(default 10)"),
-                prisma["connect_timeout"]
-                    .as_deref()
-                    .unwrap_or("(default 5)")
-            ));
-            let mut url_caps = serde_json::Map::new();
-            url_caps.insert("host".into(), u.host.clone().into());
-            url_caps.insert("port".into(), u.port.into());
-            url_caps.insert("database".into(), u.database.clone().into());
-            url_caps.insert("user".into(), u.user.clone().into());
-            for (k, v) in &prisma {
-                if let Some(v) = v {
-                    let v = v
-                        .parse::<i64>()
-                        .map(serde_json::Value::from)
-                        .unwrap_or_else(|_| v.clone().into());
-                    url_caps.insert(k.to_string(), v);
-                }
-            }
-            o = o.capture("database_url", serde_json::Value::Object(url_caps));
-            let mut problem: Option<(String, Fault)> = None;
-            if let Some(db) = &d.database
-                && &u.database != db
-            {
-                problem = Some((
-                    format!("{} names database `{}`, expected `{db}`", d.var, u.database),
-                    Fault::DbUrlParam {
-                        name: d.var.clone(),
-                        param: "database".into(),
-                        expected: db.clone(),
-                        actual: Some(u.database.clone()),
-                    },
-                ));
-            }
-            if let Some(h) = &d.host
-                && problem.is_none()
-                && &u.host != h
-            {
-                problem = Some((
-                    format!("{} points at host `{}`, expected `{h}`", d.var, u.host),
-                    Fault::DbUrlParam {
-                        name: d.var.clone(),
-                        param: "host".into(),
-                        expected: h.clone(),
-                        actual: Some(u.host.clone()),
-                    },
-                ));
-            }
-            for (param, a) in [
-                ("connection_limit", &d.connection_limit),
-                ("pool_timeout", &d.pool_timeout),
-                ("connect_timeout", &d.connect_timeout),
-            ] {
-                let (Some(a), None) = (a, &problem) else {
-                    continue;
-                };
-                let actual = u
-                    .param(param)
-                    .map(|s| serde_json::Value::String(s.to_string()));
-                if let Err(expected) = a.check(actual.as_ref()) {
-                    problem = Some((
-                        match u.param(param) {
-                            Some(v) => format!("{} has {param}={v}, expected {expected}", d.var),
-                            None => format!("{} has no {param} (expected {expected})", d.var),
-                        },
-                        Fault::DbUrlParam {
-                            name: d.var.clone(),
-                            param: param.into(),
-                            expected,
-                            actual: u.param(param).map(str::to_string),
-                        },
-                    ));
-                }
-            }
-            if let Some((summary, fault)) = problem {
-                o.status = super::Status::Fail;
-                o.summary = summary;
-                o.fault = Some(fault);
-            }
         }
-        if let Some(pid) = pid {
-            o = o.capture("pid", pid);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    fn params(v: serde_json::Value) -> Params {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn env(vars: &[(&str, &str)]) -> ProcEnv {
+        ProcEnv {
+            source: "process 42 (node dist/main)".into(),
+            env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            command: "tr '\\0' '\\n' < /proc/42/environ".into(),
+            pid: Some(42),
         }
-        o
+    }
+
+    const URL: &str = "postgresql://chat:pw@127.0.0.1:5432/chat_db?connection_limit=10";
+
+    #[test]
+    fn matching_variables_pass_with_captures() {
+        let p = params(serde_json::json!({
+            "vars": {"DISABLE_RATE_LIMIT": "true"},
+            "database_url": {"database": "chat_db", "connection_limit": {"gte": 5}},
+        }));
+        let o = judge(
+            &p,
+            env(&[("DISABLE_RATE_LIMIT", "true"), ("DATABASE_URL", URL)]),
+        );
+        assert_eq!(o.status, Status::Pass, "{o:?}");
+        assert_eq!(
+            o.summary,
+            "2 variable(s) as expected in process 42 (node dist/main)"
+        );
+        assert_eq!(
+            o.evidence,
+            [
+                "source: process 42 (node dist/main)",
+                "✓ DISABLE_RATE_LIMIT=true",
+                "DATABASE_URL → host 127.0.0.1:5432, database chat_db, user chat",
+                "Prisma pool: connection_limit=10 pool_timeout=(default 10) connect_timeout=(default 5)",
+            ]
+        );
+        assert_eq!(
+            o.captures["database_url"]["connection_limit"],
+            serde_json::json!(10)
+        );
+        assert_eq!(o.captures["pid"], serde_json::json!(42));
+    }
+
+    #[test]
+    fn every_wrong_variable_is_listed_the_first_is_the_cause() {
+        let p = params(serde_json::json!({
+            "vars": {"A": "1", "B": {"exists": true}, "C": "3"},
+        }));
+        let o = judge(&p, env(&[("A", "2"), ("C", "3")]));
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(
+            o.summary,
+            "A=\"2\", expected equal to \"1\" (and 1 more variable(s) wrong)"
+        );
+        assert!(o.evidence.contains(&"✗ B: expected to exist".to_string()));
+        assert!(o.evidence.contains(&"✓ C=3".to_string()));
+        assert!(matches!(&o.fault, Some(Fault::EnvMismatch { name, .. }) if name == "A"));
+        assert!(o.captures.get("pid").is_none());
+        let p = params(serde_json::json!({"vars": {"B": {"exists": true}}}));
+        let o = judge(&p, env(&[]));
+        assert_eq!(o.summary, "B is not set in process 42 (node dist/main)");
+        assert!(matches!(o.fault, Some(Fault::EnvMissing { .. })));
+    }
+
+    #[test]
+    fn database_url_problems() {
+        let p = params(serde_json::json!({"database_url": {}}));
+        let o = judge(&p, env(&[]));
+        assert_eq!(
+            o.summary,
+            "DATABASE_URL is not set in process 42 (node dist/main)"
+        );
+        let o = judge(&p, env(&[("DATABASE_URL", "mysql://x")]));
+        assert!(
+            o.summary
+                .starts_with("DATABASE_URL is not a valid PostgreSQL URL: "),
+            "{}",
+            o.summary
+        );
+        assert!(matches!(o.fault, Some(Fault::DbUrlInvalid { .. })));
+        let p = params(serde_json::json!({"database_url": {"database": "chat"}}));
+        let o = judge(&p, env(&[("DATABASE_URL", URL)]));
+        assert_eq!(
+            o.summary,
+            "DATABASE_URL names database `chat_db`, expected `chat`"
+        );
+        assert_eq!(o.captures["pid"], serde_json::json!(42));
+        let p = params(serde_json::json!({"database_url": {"pool_timeout": {"gte": 20}}}));
+        let o = judge(&p, env(&[("DATABASE_URL", URL)]));
+        assert_eq!(
+            o.summary,
+            "DATABASE_URL has no pool_timeout (expected >= 20)"
+        );
+        let p = params(serde_json::json!({"database_url": {"connection_limit": {"gte": 50}}}));
+        let o = judge(&p, env(&[("DATABASE_URL", URL)]));
+        assert_eq!(
+            o.summary,
+            "DATABASE_URL has connection_limit=10, expected >= 50"
+        );
+        assert!(
+            matches!(&o.fault, Some(Fault::DbUrlParam { param, .. }) if param == "connection_limit")
+        );
     }
 }

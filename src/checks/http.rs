@@ -1,12 +1,19 @@
 //! `http`: one request, with expectations on status, JSON paths, headers,
 //! body and latency, and values captured for later checks.
+//!
+//! [`observe`] sends the request and collects what came back; [`judge`]
+//! holds it against the expectations. The request syntax and its curl line
+//! live in [`crate::probe::http`], the assertion language in [`super::expect`].
 
-use super::{Check, Ctx, Observation, Status};
+use super::expect::Assertion;
+use super::util::{failed, net_error};
+use super::{Check, Ctx, Observation};
 use crate::diagnose::{Fault, NetError, excerpt};
+use crate::probe::http::{Prepared, Request, classify};
 use crate::support::dotpath;
-use crate::support::duration::Dur;
+use crate::support::duration::{self, Dur};
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -24,28 +31,6 @@ pub struct Params {
     /// Use them as `${checks.ID.name}`; the whole JSON body is also kept as `${checks.ID.json.…}`.
     #[serde(default)]
     pub capture: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Request {
-    /// HTTP method (default GET).
-    #[serde(default = "default_method")]
-    pub method: String,
-    pub url: String,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Query parameters appended to the URL.
-    #[serde(default)]
-    pub query: BTreeMap<String, String>,
-    /// A JSON body (sets Content-Type: application/json).
-    pub json: Option<serde_json::Value>,
-    /// A text body.
-    pub body: Option<String>,
-}
-
-fn default_method() -> String {
-    "GET".into()
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -110,291 +95,327 @@ impl StatusSpec {
     }
 }
 
-/// One assertion on a value.
-#[derive(Debug, Clone, Default, JsonSchema)]
-pub struct Assertion {
-    pub equals: Option<serde_json::Value>,
-    pub not_equals: Option<serde_json::Value>,
-    pub exists: Option<bool>,
-    pub matches: Option<String>,
-    pub contains: Option<String>,
-    pub one_of: Option<Vec<serde_json::Value>>,
-    pub lt: Option<f64>,
-    pub lte: Option<f64>,
-    pub gt: Option<f64>,
-    pub gte: Option<f64>,
+/// What one request brought back.
+#[derive(Debug)]
+pub enum Exchange {
+    /// No answer: the connection or the request failed.
+    NoAnswer {
+        error: NetError,
+        detail: String,
+        took: Duration,
+    },
+    /// An answer whose body could not be read.
+    BodyFailed {
+        error: NetError,
+        detail: String,
+    },
+    /// An answer whose body did not arrive within the check's time.
+    BodyTimedOut,
+    Answered(Response),
 }
 
-const OPERATORS: &[&str] = &[
-    "equals",
-    "not_equals",
-    "exists",
-    "matches",
-    "contains",
-    "one_of",
-    "lt",
-    "lte",
-    "gt",
-    "gte",
-];
-
-impl<'de> Deserialize<'de> for Assertion {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Assertion, D::Error> {
-        use serde::de::Error;
-        let v = serde_json::Value::deserialize(d)?;
-        let serde_json::Value::Object(m) = v else {
-            return Ok(Assertion {
-                equals: Some(v),
-                ..Default::default()
-            });
-        };
-        let mut a = Assertion::default();
-        let num = |k: &str, v: &serde_json::Value| {
-            v.as_f64()
-                .ok_or_else(|| D::Error::custom(format!("`{k}` expects a number")))
-        };
-        for (k, v) in m {
-            match k.as_str() {
-                "equals" => a.equals = Some(v),
-                "not_equals" => a.not_equals = Some(v),
-                "exists" => {
-                    a.exists = Some(
-                        v.as_bool()
-                            .ok_or_else(|| D::Error::custom("`exists` expects true or false"))?,
-                    )
-                }
-                "matches" => {
-                    let s = v.as_str().ok_or_else(|| {
-                        D::Error::custom("`matches` expects a regular expression")
-                    })?;
-                    regex::Regex::new(s).map_err(|e| {
-                        D::Error::custom(format!("`matches`: invalid regular expression: {e}"))
-                    })?;
-                    a.matches = Some(s.to_string())
-                }
-                "contains" => {
-                    a.contains = Some(
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                }
-                "one_of" => {
-                    a.one_of = Some(
-                        v.as_array()
-                            .cloned()
-                            .ok_or_else(|| D::Error::custom("`one_of` expects a list"))?,
-                    )
-                }
-                "lt" => a.lt = Some(num(&k, &v)?),
-                "lte" => a.lte = Some(num(&k, &v)?),
-                "gt" => a.gt = Some(num(&k, &v)?),
-                "gte" => a.gte = Some(num(&k, &v)?),
-                other => {
-                    return Err(D::Error::custom(format!(
-                        "unknown operator `{other}`, expected one of {}",
-                        OPERATORS
-                            .iter()
-                            .map(|o| format!("`{o}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
-        }
-        Ok(a)
-    }
+/// A whole answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+    pub took: Duration,
 }
 
-fn loose_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    use serde_json::Value as J;
-    match (a, b) {
-        (J::Number(x), J::Number(y)) => x.as_f64() == y.as_f64(),
-        (J::String(s), other) | (other, J::String(s)) if !matches!(other, J::String(_)) => {
-            *s == dotpath::scalar_text(other)
-        }
-        _ => a == b,
-    }
-}
-
-impl Assertion {
-    /// Checks a value (None: absent). Returns what was expected when it fails.
-    pub fn check(&self, v: Option<&serde_json::Value>) -> Result<(), String> {
-        if let Some(want) = self.exists
-            && want != v.is_some()
-        {
-            return Err(if want {
-                "to exist".into()
-            } else {
-                "to be absent".into()
-            });
-        }
-        let needs_value = self.equals.is_some()
-            || self.not_equals.is_some()
-            || self.matches.is_some()
-            || self.contains.is_some()
-            || self.one_of.is_some()
-            || self.lt.is_some()
-            || self.lte.is_some()
-            || self.gt.is_some()
-            || self.gte.is_some();
-        let Some(v) = v else {
-            return if needs_value {
-                Err(self.describe())
-            } else {
-                Ok(())
+/// Sends the request once and reads the whole answer within `timeout`.
+pub async fn observe(prep: &Prepared, client: &reqwest::Client, timeout: Duration) -> Exchange {
+    let req = prep.builder(client, timeout);
+    let started = Instant::now();
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let (kind, detail) = classify(&e);
+            return Exchange::NoAnswer {
+                error: net_error(kind),
+                detail,
+                took: started.elapsed(),
             };
-        };
-        let text = dotpath::scalar_text(v);
-        if let Some(e) = &self.equals
-            && !loose_eq(v, e)
-        {
-            return Err(format!("equal to {e}"));
         }
-        if let Some(e) = &self.not_equals
-            && loose_eq(v, e)
-        {
-            return Err(format!("not equal to {e}"));
-        }
-        if let Some(re) = &self.matches
-            && !regex::Regex::new(re).is_ok_and(|r| r.is_match(&text))
-        {
-            return Err(format!("matching /{re}/"));
-        }
-        if let Some(c) = &self.contains {
-            let ok = match v {
-                serde_json::Value::Array(items) => {
-                    items.iter().any(|i| dotpath::scalar_text(i) == *c)
-                }
-                _ => text.contains(c.as_str()),
-            };
-            if !ok {
-                return Err(format!("containing {c:?}"));
+    };
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    match tokio::time::timeout(timeout.saturating_sub(started.elapsed()), resp.bytes()).await {
+        Ok(Ok(body)) => Exchange::Answered(Response {
+            status,
+            headers,
+            body: body.to_vec(),
+            took: started.elapsed(),
+        }),
+        Ok(Err(e)) => {
+            let (kind, detail) = classify(&e);
+            Exchange::BodyFailed {
+                error: net_error(kind),
+                detail,
             }
         }
-        if let Some(list) = &self.one_of
-            && !list.iter().any(|x| loose_eq(v, x))
-        {
-            return Err(format!("one of {}", serde_json::Value::Array(list.clone())));
-        }
-        let n = v.as_f64().or_else(|| text.parse::<f64>().ok());
-        for (bound, op, ok) in [
-            (self.lt, "<", n.zip(self.lt).map(|(n, b)| n < b)),
-            (self.lte, "<=", n.zip(self.lte).map(|(n, b)| n <= b)),
-            (self.gt, ">", n.zip(self.gt).map(|(n, b)| n > b)),
-            (self.gte, ">=", n.zip(self.gte).map(|(n, b)| n >= b)),
-        ] {
-            if let Some(b) = bound
-                && ok != Some(true)
-            {
-                return Err(format!("{op} {b}"));
-            }
-        }
-        Ok(())
-    }
-
-    fn describe(&self) -> String {
-        self.check(Some(&serde_json::Value::Null))
-            .err()
-            .unwrap_or_else(|| "a value".into())
+        Err(_) => Exchange::BodyTimedOut,
     }
 }
 
-/// Classifies a reqwest error (from its typed sources: see
-/// [`crate::diagnose::net::classify_http`]).
-pub fn classify(e: &reqwest::Error) -> (NetError, String) {
-    crate::diagnose::net::classify_http(e)
+/// Judges what came back against the expectations and takes the captures.
+pub fn judge(p: &Params, prep: &Prepared, x: Exchange) -> Observation {
+    let (method, url) = (&prep.method, &prep.shown_url);
+    let connect = |error: NetError, detail: String| Fault::HttpConnect {
+        url: url.clone(),
+        error,
+        detail,
+    };
+    match x {
+        Exchange::NoAnswer {
+            error,
+            detail,
+            took,
+        } => Observation::fail(
+            format!(
+                "{method} {url}: {} after {}",
+                error.describe(),
+                duration::fmt(took)
+            ),
+            connect(error, excerpt(&detail, 200)),
+        )
+        .evidence(excerpt(&detail, 300))
+        .command(prep.curl.clone()),
+        Exchange::BodyFailed { error, detail } => Observation::fail(
+            format!(
+                "{method} {url}: reading the body failed ({})",
+                error.describe()
+            ),
+            connect(error, detail),
+        )
+        .command(prep.curl.clone()),
+        Exchange::BodyTimedOut => Observation::fail(
+            format!("{method} {url}: the body did not arrive in time"),
+            connect(NetError::Timeout, "body read timed out".into()),
+        )
+        .command(prep.curl.clone()),
+        Exchange::Answered(r) => judge_answer(p, prep, &r),
+    }
 }
 
-/// A request ready to send (any number of times), with the equivalent curl
-/// line (secret headers shown as `***`).
-#[derive(Clone)]
-pub struct Prepared {
-    pub method: reqwest::Method,
-    pub url: reqwest::Url,
-    pub shown_url: String,
-    pub curl: String,
-    headers: Vec<(String, String)>,
+/// A failed expectation: the summary and the fault. Each `expect_*`
+/// gives `None` when its expectation holds (or was not asked for).
+type Problem = (String, Fault);
+
+/// The answer, decoded once for every expectation.
+struct Seen<'a> {
+    url: &'a str,
+    r: &'a Response,
+    text: String,
     json: Option<serde_json::Value>,
-    body: Option<String>,
 }
 
-impl Request {
-    /// Validates the method and URL and builds the curl line.
-    pub fn prepare(&self) -> Result<Prepared, String> {
-        let method = reqwest::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("`{}` is not an HTTP method", self.method))?;
-        let mut url = reqwest::Url::parse(&self.url)
-            .map_err(|e| format!("invalid URL {:?}: {e}", self.url))?;
-        if !self.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(self.query.iter());
-        }
-        let shown_url = url.to_string();
-        let mut curl = format!("curl -sS -i -X {} {}", method, shell_quote(&shown_url));
-        for (k, v) in &self.headers {
-            let shown = if is_secret_header(k) {
-                "***".to_string()
-            } else {
-                v.clone()
-            };
-            curl.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {shown}"))));
-        }
-        if let Some(j) = &self.json {
-            curl.push_str(&format!(
-                " -H 'Content-Type: application/json' -d {}",
-                shell_quote(&j.to_string())
+fn judge_answer(p: &Params, prep: &Prepared, r: &Response) -> Observation {
+    let seen = Seen {
+        url: &prep.shown_url,
+        r,
+        text: String::from_utf8_lossy(&r.body).into_owned(),
+        json: serde_json::from_slice(&r.body).ok(),
+    };
+    let line = format!(
+        "{} {} → {} in {}",
+        prep.method,
+        prep.shown_url,
+        r.status,
+        duration::fmt(r.took)
+    );
+    let mut o = Observation::pass(line.clone())
+        .evidence(line)
+        .evidence(format!("body: {}", excerpt(&seen.text, 300)))
+        .command(prep.curl.clone())
+        .capture("status", r.status)
+        .capture("latency_ms", r.took.as_millis() as u64);
+    if let Some(j) = &seen.json {
+        o = o.capture("json", j.clone());
+    }
+    // The first expectation that does not hold is the finding.
+    let problem = expect_status(&p.expect, &seen, &prep.method)
+        .or_else(|| expect_latency(&p.expect, &seen))
+        .or_else(|| expect_body(&p.expect, &seen))
+        .or_else(|| expect_json(&p.expect, &seen, &mut o))
+        .or_else(|| expect_headers(&p.expect, &seen))
+        .or_else(|| take_captures(&p.capture, &seen, &mut o));
+    match problem {
+        None => o,
+        Some((summary, fault)) => failed(o, summary, fault),
+    }
+}
+
+fn expect_status(e: &Expect, s: &Seen, method: &reqwest::Method) -> Option<Problem> {
+    let status = s.r.status;
+    let expected = e
+        .status
+        .as_ref()
+        .map(|s| s.items())
+        .unwrap_or_else(|| vec![StatusItem::Text("2xx".into())]);
+    if expected.iter().any(|i| i.matches(status)) {
+        return None;
+    }
+    let exp = expected
+        .iter()
+        .map(StatusItem::text)
+        .collect::<Vec<_>>()
+        .join(" or ");
+    Some((
+        format!("{method} {} answered {status}, expected {exp}", s.url),
+        Fault::HttpStatus {
+            url: s.url.to_string(),
+            expected: exp,
+            status,
+            body: excerpt(&s.text, 400),
+        },
+    ))
+}
+
+fn expect_latency(e: &Expect, s: &Seen) -> Option<Problem> {
+    let took_ms = s.r.took.as_millis() as u64;
+    let limit_ms = e.max_latency.map(|max| max.0.as_millis() as u64)?;
+    (took_ms > limit_ms).then(|| {
+        (
+            format!("{} took {took_ms} ms (limit {limit_ms} ms)", s.url),
+            Fault::HttpLatency {
+                url: s.url.to_string(),
+                limit_ms,
+                took_ms,
+            },
+        )
+    })
+}
+
+fn expect_body(e: &Expect, s: &Seen) -> Option<Problem> {
+    match &e.body_contains {
+        Some(c) if !s.text.contains(c.as_str()) => Some((
+            format!("the body does not contain {c:?}"),
+            Fault::HttpAssertion {
+                url: s.url.to_string(),
+                path: "body".into(),
+                expected: format!("containing {c:?}"),
+                actual: excerpt(&s.text, 120),
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// The first of `path`'s `|`-separated alternatives that exists in `j`.
+fn lookup_alternatives<'j>(j: &'j serde_json::Value, path: &str) -> Option<&'j serde_json::Value> {
+    path.split('|')
+        .map(str::trim)
+        .find_map(|alt| dotpath::lookup(j, alt))
+}
+
+fn expect_json(e: &Expect, s: &Seen, o: &mut Observation) -> Option<Problem> {
+    if e.json.is_empty() {
+        return None;
+    }
+    let Some(j) = &s.json else {
+        return Some((
+            format!("{} did not answer JSON", s.url),
+            Fault::HttpBody {
+                url: s.url.to_string(),
+                message: format!("the body is not JSON: {}", excerpt(&s.text, 120)),
+            },
+        ));
+    };
+    for (path, a) in &e.json {
+        let found = lookup_alternatives(j, path);
+        if let Err(expected) = a.check(found) {
+            let actual = found
+                .map(|v| excerpt(&v.to_string(), 120))
+                .unwrap_or_else(|| "absent".into());
+            return Some((
+                format!("`{path}` is {actual}, expected {expected}"),
+                Fault::HttpAssertion {
+                    url: s.url.to_string(),
+                    path: path.clone(),
+                    expected,
+                    actual,
+                },
             ));
-        } else if let Some(b) = &self.body {
-            curl.push_str(&format!(" -d {}", shell_quote(b)));
         }
-        Ok(Prepared {
-            method,
-            url,
-            shown_url,
-            curl,
-            headers: self.headers.clone().into_iter().collect(),
-            json: self.json.clone(),
-            body: self.body.clone(),
-        })
+        o.evidence.push(format!(
+            "✓ {path} = {}",
+            found
+                .map(|v| excerpt(&v.to_string(), 80))
+                .unwrap_or_else(|| "(absent)".into())
+        ));
     }
+    None
 }
 
-impl Prepared {
-    /// A request builder for one send.
-    pub fn builder(&self, client: &reqwest::Client, timeout: Duration) -> reqwest::RequestBuilder {
-        let mut req = client
-            .request(self.method.clone(), self.url.clone())
-            .timeout(timeout);
-        for (k, v) in &self.headers {
-            req = req.header(k, v);
-        }
-        if let Some(j) = &self.json {
-            req = req.json(j);
-        } else if let Some(b) = &self.body {
-            req = req.body(b.clone());
-        }
-        req
-    }
-
-    /// The JSON body, for senders that vary it per request.
-    pub fn json_mut(&mut self) -> Option<&mut serde_json::Value> {
-        self.json.as_mut()
-    }
+fn header_value(s: &Seen, name: &str) -> Option<serde_json::Value> {
+    s.r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| serde_json::Value::String(v.to_string()))
 }
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
+fn expect_headers(e: &Expect, s: &Seen) -> Option<Problem> {
+    for (name, a) in &e.headers {
+        let v = header_value(s, name);
+        if let Err(expected) = a.check(v.as_ref()) {
+            let actual = v
+                .map(|v| dotpath::scalar_text(&v))
+                .unwrap_or_else(|| "absent".into());
+            return Some((
+                format!("header `{name}` is {actual}, expected {expected}"),
+                Fault::HttpAssertion {
+                    url: s.url.to_string(),
+                    path: format!("header {name}"),
+                    expected,
+                    actual,
+                },
+            ));
+        }
+    }
+    None
 }
 
-fn is_secret_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "authorization"
-        || n == "cookie"
-        || n == "proxy-authorization"
-        || n.contains("token")
-        || n.contains("api-key")
-        || n.contains("apikey")
-        || n.contains("secret")
+fn take_captures(
+    capture: &BTreeMap<String, String>,
+    s: &Seen,
+    o: &mut Observation,
+) -> Option<Problem> {
+    for (name, from) in capture {
+        let value = if from == "status" {
+            Some(serde_json::Value::from(s.r.status))
+        } else if from == "body" {
+            Some(serde_json::Value::String(s.text.clone()))
+        } else if let Some(h) = from
+            .strip_prefix("header.")
+            .or_else(|| from.strip_prefix("headers."))
+        {
+            header_value(s, h)
+        } else {
+            let path = from.strip_prefix("json.").unwrap_or(from);
+            s.json
+                .as_ref()
+                .and_then(|j| lookup_alternatives(j, path))
+                .cloned()
+        };
+        let Some(v) = value else {
+            return Some((
+                format!("nothing to capture as `{name}` at `{from}`"),
+                Fault::HttpAssertion {
+                    url: s.url.to_string(),
+                    path: from.clone(),
+                    expected: "to exist (for a capture)".into(),
+                    actual: "absent".into(),
+                },
+            ));
+        };
+        o.evidence.push(format!(
+            "captured {name} = {}",
+            excerpt(&dotpath::scalar_text(&v), 80)
+        ));
+        o.captures.insert(name.clone(), v);
+    }
+    None
 }
 
 impl Check for Http {
@@ -406,300 +427,46 @@ impl Check for Http {
     async fn run(p: Params, ctx: Ctx) -> Observation {
         let prepared = match p.request.prepare() {
             Ok(x) => x,
-            Err(e) => return Observation::error(e),
+            Err(e) => return Observation::error(e.to_string()),
         };
-        let req = prepared.builder(ctx.http.get(), ctx.timeout);
-        let Prepared {
-            method,
-            shown_url,
-            curl,
-            ..
-        } = prepared;
-        let started = Instant::now();
-        let resp = req.send().await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                let (kind, detail) = classify(&e);
-                let took = started.elapsed();
-                return Observation::fail(
-                    format!(
-                        "{method} {shown_url}: {} after {}",
-                        kind.describe(),
-                        crate::support::duration::fmt(took)
-                    ),
-                    Fault::HttpConnect {
-                        url: shown_url.clone(),
-                        error: kind,
-                        detail: excerpt(&detail, 200),
-                    },
-                )
-                .evidence(excerpt(&detail, 300))
-                .command(curl);
-            }
-        };
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body =
-            match tokio::time::timeout(ctx.timeout.saturating_sub(started.elapsed()), resp.bytes())
-                .await
-            {
-                Ok(Ok(b)) => b,
-                Ok(Err(e)) => {
-                    let (kind, detail) = classify(&e);
-                    return Observation::fail(
-                        format!(
-                            "{method} {shown_url}: reading the body failed ({})",
-                            kind.describe()
-                        ),
-                        Fault::HttpConnect {
-                            url: shown_url.clone(),
-                            error: kind,
-                            detail,
-                        },
-                    )
-                    .command(curl);
-                }
-                Err(_) => {
-                    return Observation::fail(
-                        format!("{method} {shown_url}: the body did not arrive in time"),
-                        Fault::HttpConnect {
-                            url: shown_url.clone(),
-                            error: NetError::Timeout,
-                            detail: "body read timed out".into(),
-                        },
-                    )
-                    .command(curl);
-                }
-            };
-        let took = started.elapsed();
-        let took_ms = took.as_millis() as u64;
-        let text = String::from_utf8_lossy(&body).into_owned();
-        let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-        let mut o = Observation::pass(format!(
-            "{method} {shown_url} → {status} in {}",
-            crate::support::duration::fmt(took)
-        ))
-        .evidence(format!(
-            "{method} {shown_url} → {status} in {}",
-            crate::support::duration::fmt(took)
-        ))
-        .evidence(format!("body: {}", excerpt(&text, 300)))
-        .command(curl)
-        .capture("status", status)
-        .capture("latency_ms", took_ms);
-        if let Some(j) = &json {
-            o = o.capture("json", j.clone());
-        }
-        let fail = |o: Observation, summary: String, fault: Fault| {
-            let mut o = o;
-            o.status = Status::Fail;
-            o.summary = summary;
-            o.fault = Some(fault);
-            o
-        };
-
-        let expected_status = p
-            .expect
-            .status
-            .as_ref()
-            .map(|s| s.items())
-            .unwrap_or_else(|| vec![StatusItem::Text("2xx".into())]);
-        if !expected_status.iter().any(|s| s.matches(status)) {
-            let exp = expected_status
-                .iter()
-                .map(StatusItem::text)
-                .collect::<Vec<_>>()
-                .join(" or ");
-            return fail(
-                o,
-                format!("{method} {shown_url} answered {status}, expected {exp}"),
-                Fault::HttpStatus {
-                    url: shown_url,
-                    expected: exp,
-                    status,
-                    body: excerpt(&text, 400),
-                },
-            );
-        }
-        if let Some(max) = p.expect.max_latency {
-            let limit_ms = max.0.as_millis() as u64;
-            if took_ms > limit_ms {
-                return fail(
-                    o,
-                    format!("{shown_url} took {took_ms} ms (limit {limit_ms} ms)"),
-                    Fault::HttpLatency {
-                        url: shown_url,
-                        limit_ms,
-                        took_ms,
-                    },
-                );
-            }
-        }
-        if let Some(c) = &p.expect.body_contains
-            && !text.contains(c.as_str())
-        {
-            return fail(
-                o,
-                format!("the body does not contain {c:?}"),
-                Fault::HttpAssertion {
-                    url: shown_url,
-                    path: "body".into(),
-                    expected: format!("containing {c:?}"),
-                    actual: excerpt(&text, 120),
-                },
-            );
-        }
-        if !p.expect.json.is_empty() && json.is_none() {
-            return fail(
-                o,
-                format!("{shown_url} did not answer JSON"),
-                Fault::HttpBody {
-                    url: shown_url,
-                    message: format!("the body is not JSON: {}", excerpt(&text, 120)),
-                },
-            );
-        }
-        for (path, a) in &p.expect.json {
-            let j = json.as_ref().unwrap_or(&serde_json::Value::Null);
-            let found = path
-                .split('|')
-                .map(str::trim)
-                .find_map(|alt| dotpath::lookup(j, alt));
-            match a.check(found) {
-                Ok(()) => {
-                    o = o.evidence(format!(
-                        "✓ {path} = {}",
-                        found
-                            .map(|v| excerpt(&v.to_string(), 80))
-                            .unwrap_or_else(|| "(absent)".into())
-                    ));
-                }
-                Err(expected) => {
-                    let actual = found
-                        .map(|v| excerpt(&v.to_string(), 120))
-                        .unwrap_or_else(|| "absent".into());
-                    return fail(
-                        o,
-                        format!("`{path}` is {actual}, expected {expected}"),
-                        Fault::HttpAssertion {
-                            url: shown_url,
-                            path: path.clone(),
-                            expected,
-                            actual,
-                        },
-                    );
-                }
-            }
-        }
-        for (name, a) in &p.expect.headers {
-            let v = headers
-                .get(name.as_str())
-                .and_then(|v| v.to_str().ok())
-                .map(|s| serde_json::Value::String(s.to_string()));
-            if let Err(expected) = a.check(v.as_ref()) {
-                let actual = v
-                    .map(|v| dotpath::scalar_text(&v))
-                    .unwrap_or_else(|| "absent".into());
-                return fail(
-                    o,
-                    format!("header `{name}` is {actual}, expected {expected}"),
-                    Fault::HttpAssertion {
-                        url: shown_url,
-                        path: format!("header {name}"),
-                        expected,
-                        actual,
-                    },
-                );
-            }
-        }
-        for (name, from) in &p.capture {
-            let value = if from == "status" {
-                Some(serde_json::Value::from(status))
-            } else if from == "body" {
-                Some(serde_json::Value::String(text.clone()))
-            } else if let Some(h) = from
-                .strip_prefix("header.")
-                .or_else(|| from.strip_prefix("headers."))
-            {
-                headers
-                    .get(h)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|s| serde_json::Value::String(s.to_string()))
-            } else {
-                let path = from.strip_prefix("json.").unwrap_or(from);
-                json.as_ref()
-                    .and_then(|j| {
-                        path.split('|')
-                            .map(str::trim)
-                            .find_map(|alt| dotpath::lookup(j, alt))
-                    })
-                    .cloned()
-            };
-            match value {
-                Some(v) => {
-                    o = o
-                        .evidence(format!(
-                            "captured {name} = {}",
-                            excerpt(&dotpath::scalar_text(&v), 80)
-                        ))
-                        .capture(name, v);
-                }
-                None => {
-                    return fail(
-                        o,
-                        format!("nothing to capture as `{name}` at `{from}`"),
-                        Fault::HttpAssertion {
-                            url: shown_url,
-                            path: from.clone(),
-                            expected: "to exist (for a capture)".into(),
-                            actual: "absent".into(),
-                        },
-                    );
-                }
-            }
-        }
-        o
+        let x = observe(&prepared, ctx.http.get(), ctx.timeout).await;
+        judge(&p, &prepared, x)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::Status;
     use serde_json::json;
 
-    fn a(v: serde_json::Value) -> Assertion {
-        serde_json::from_value(v).unwrap()
+    fn params(yaml_expect: serde_json::Value, capture: serde_json::Value) -> Params {
+        serde_json::from_value(json!({
+            "request": {"url": "http://127.0.0.1:3001/api/v1/health"},
+            "expect": yaml_expect,
+            "capture": capture,
+        }))
+        .unwrap()
     }
 
-    #[test]
-    fn assertions() {
-        assert!(a(json!("ok")).check(Some(&json!("ok"))).is_ok());
-        assert!(a(json!("ok")).check(Some(&json!("mock"))).is_err());
-        assert!(a(json!(200)).check(Some(&json!("200"))).is_ok());
-        assert!(a(json!({"exists": true})).check(None).is_err());
-        assert!(a(json!({"exists": false})).check(None).is_ok());
-        assert!(
-            a(json!({"matches": "^c[a-z0-9]+$"}))
-                .check(Some(&json!("cmh0jvvdo")))
-                .is_ok()
-        );
-        assert!(a(json!({"lt": 5})).check(Some(&json!(4.5))).is_ok());
-        assert!(a(json!({"gte": 5})).check(Some(&json!(4))).is_err());
-        assert!(
-            a(json!({"one_of": ["healthy", "ok"]}))
-                .check(Some(&json!("ok")))
-                .is_ok()
-        );
-        assert!(
-            a(json!({"contains": "x"}))
-                .check(Some(&json!(["x", "y"])))
-                .is_ok()
-        );
-        let e = serde_json::from_value::<Assertion>(json!({"equal": 1}))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("unknown operator `equal`"), "{e}");
+    fn answer(status: u16, body: &str, ms: u64) -> Exchange {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("etag", reqwest::header::HeaderValue::from_static("\"v1\""));
+        Exchange::Answered(Response {
+            status,
+            headers,
+            body: body.as_bytes().to_vec(),
+            took: Duration::from_millis(ms),
+        })
+    }
+
+    fn run(p: &Params, x: Exchange) -> Observation {
+        let prep = p.request.prepare().unwrap();
+        judge(p, &prep, x)
+    }
+
+    fn fault(o: &Observation) -> String {
+        format!("{:?}", o.fault)
     }
 
     #[test]
@@ -708,5 +475,122 @@ mod tests {
         assert!(!StatusItem::Text("2xx".into()).matches(301));
         assert!(StatusItem::Code(429).matches(429));
         assert!(StatusItem::Text("404".into()).matches(404));
+    }
+
+    #[test]
+    fn a_healthy_answer_passes_with_its_evidence_and_captures() {
+        let p = params(
+            json!({"status": 200, "json": {"status": "ok", "database.overall": "healthy"}}),
+            json!({"tag": "header.etag", "state": "json.status"}),
+        );
+        let o = run(
+            &p,
+            answer(
+                200,
+                r#"{"status":"ok","database":{"overall":"healthy"}}"#,
+                12,
+            ),
+        );
+        assert_eq!(o.status, Status::Pass, "{o:?}");
+        let line = "GET http://127.0.0.1:3001/api/v1/health → 200 in 12ms";
+        assert_eq!(o.summary, line);
+        assert_eq!(o.evidence[0], line);
+        assert!(o.evidence[1].starts_with("body: {"), "{:?}", o.evidence);
+        assert!(o.evidence.contains(&"✓ status = \"ok\"".to_string()));
+        assert!(o.evidence.contains(&"captured tag = \"v1\"".to_string()));
+        assert_eq!(o.captures["status"], json!(200));
+        assert_eq!(o.captures["latency_ms"], json!(12));
+        assert_eq!(o.captures["state"], json!("ok"));
+        assert_eq!(o.captures["json"]["database"]["overall"], json!("healthy"));
+        assert_eq!(
+            o.command.as_deref(),
+            Some("curl -sS -i -X GET 'http://127.0.0.1:3001/api/v1/health'")
+        );
+    }
+
+    #[test]
+    fn a_wrong_status_fails_with_the_body() {
+        let p = params(json!({}), json!({}));
+        let o = run(&p, answer(503, "down", 5));
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(
+            o.summary,
+            "GET http://127.0.0.1:3001/api/v1/health answered 503, expected 2xx"
+        );
+        assert!(fault(&o).contains("HttpStatus"), "{o:?}");
+        // The evidence gathered before the judgement stays.
+        assert_eq!(o.evidence[1], "body: down");
+    }
+
+    #[test]
+    fn latency_body_json_header_and_capture_failures() {
+        let p = params(json!({"max_latency": "10ms"}), json!({}));
+        let o = run(&p, answer(200, "{}", 25));
+        assert_eq!(
+            o.summary,
+            "http://127.0.0.1:3001/api/v1/health took 25 ms (limit 10 ms)"
+        );
+        let p = params(json!({"body_contains": "ok"}), json!({}));
+        let o = run(&p, answer(200, "mock", 1));
+        assert_eq!(o.summary, "the body does not contain \"ok\"");
+        let p = params(json!({"json": {"status": "ok"}}), json!({}));
+        let o = run(&p, answer(200, "<html>", 1));
+        assert_eq!(
+            o.summary,
+            "http://127.0.0.1:3001/api/v1/health did not answer JSON"
+        );
+        assert!(fault(&o).contains("HttpBody"));
+        let o = run(&p, answer(200, r#"{"status":"mock"}"#, 1));
+        assert_eq!(o.summary, "`status` is \"mock\", expected equal to \"ok\"");
+        let p = params(json!({"json": {"a|b": {"exists": true}}}), json!({}));
+        let o = run(&p, answer(200, r#"{"b":1}"#, 1));
+        assert_eq!(o.status, Status::Pass, "alternatives: {o:?}");
+        assert!(o.evidence.contains(&"✓ a|b = 1".to_string()));
+        let p = params(json!({"headers": {"etag": "\"v2\""}}), json!({}));
+        let o = run(&p, answer(200, "{}", 1));
+        assert_eq!(
+            o.summary,
+            "header `etag` is \"v1\", expected equal to \"\\\"v2\\\"\""
+        );
+        let p = params(json!({}), json!({"id": "json.message.id"}));
+        let o = run(&p, answer(200, "{}", 1));
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(o.summary, "nothing to capture as `id` at `json.message.id`");
+    }
+
+    #[test]
+    fn transport_failures() {
+        let p = params(json!({}), json!({}));
+        let o = run(
+            &p,
+            Exchange::NoAnswer {
+                error: NetError::Refused,
+                detail: "error sending request: Connection refused".into(),
+                took: Duration::from_millis(3),
+            },
+        );
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(
+            o.summary,
+            "GET http://127.0.0.1:3001/api/v1/health: connection refused after 3ms"
+        );
+        assert_eq!(o.evidence, ["error sending request: Connection refused"]);
+        assert!(fault(&o).contains("Refused"));
+        let o = run(&p, Exchange::BodyTimedOut);
+        assert_eq!(
+            o.summary,
+            "GET http://127.0.0.1:3001/api/v1/health: the body did not arrive in time"
+        );
+        let o = run(
+            &p,
+            Exchange::BodyFailed {
+                error: NetError::Reset,
+                detail: "reset".into(),
+            },
+        );
+        assert_eq!(
+            o.summary,
+            "GET http://127.0.0.1:3001/api/v1/health: reading the body failed (connection reset)"
+        );
     }
 }

@@ -1,9 +1,13 @@
 //! `log_scan`: the backend's log has no errors: the last N lines, or what
 //! was written since the run began. JSON log lines (pino, winston, bunyan)
 //! are judged by their level, so `"errors":0` in an info line is no error.
+//!
+//! `observe` reads the log's tail; `judge` finds the problem lines.
 
-use super::{Check, Ctx, Observation};
+use super::util::judged;
+use super::{Check, Ctx, Observation, Status};
 use crate::diagnose::Fault;
+use crate::support::shell;
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -178,8 +182,152 @@ fn scan<'a>(
     (n, hits)
 }
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
+/// What reading the log gave.
+#[derive(Debug)]
+pub enum LogRead {
+    /// The scanned text, and whether only its last `MAX_BYTES` were read.
+    Read { text: String, cut: bool },
+    /// The file could not be read.
+    Failed { error: String, missing: bool },
+    /// The reading task itself failed.
+    Crashed(String),
+}
+
+/// Where the scan starts: `Some(offset)` for what was written since the
+/// run began (from the file's length then, or 0 if it was rotated or
+/// truncated since), `None` for the last lines.
+fn scan_from(p: &Params, start: Option<&serde_json::Value>) -> Option<u64> {
+    p.since.map(|Since::Run| {
+        let ino0 = start.and_then(|s| s["ino"].as_u64()).unwrap_or(0);
+        let len0 = start.and_then(|s| s["len"].as_u64()).unwrap_or(0);
+        match mark(&p.path) {
+            Some((ino, len)) if ino == ino0 && len >= len0 => len0,
+            _ => 0,
+        }
+    })
+}
+
+/// Reads the log from `from`, or its last `lines` lines.
+pub async fn observe(path: &str, from: Option<u64>, lines: usize) -> LogRead {
+    let path = path.to_string();
+    match tokio::task::spawn_blocking(move || read_tail(&path, from, lines)).await {
+        Ok(Ok((bytes, cut))) => LogRead::Read {
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            cut,
+        },
+        Ok(Err(e)) => LogRead::Failed {
+            missing: e.kind() == std::io::ErrorKind::NotFound,
+            error: e.to_string(),
+        },
+        Err(e) => LogRead::Crashed(e.to_string()),
+    }
+}
+
+/// The compiled `pattern` and `ignore` expressions.
+struct Patterns {
+    pattern: Regex,
+    ignore: Vec<Regex>,
+}
+
+impl Patterns {
+    fn of(p: &Params) -> Result<Patterns, String> {
+        Ok(Patterns {
+            pattern: compile(&p.pattern, "pattern")?,
+            ignore: p
+                .ignore
+                .iter()
+                .map(|i| compile(i, "ignore"))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Judges what was read: problem lines fail (or warn), a missing file fails
+/// (or warns, with `if_missing: warn`).
+fn judge(
+    p: &Params,
+    pats: &Patterns,
+    from: Option<u64>,
+    lines: usize,
+    read: LogRead,
+) -> Observation {
+    let (text, cut) = match read {
+        LogRead::Read { text, cut } => (text, cut),
+        LogRead::Failed { error, missing } => {
+            let mut o = Observation::fail(
+                format!("cannot read {}: {error}", p.path),
+                Fault::LogUnreadable {
+                    path: p.path.clone(),
+                    error,
+                    missing,
+                },
+            );
+            if missing && p.if_missing == Severity::Warn {
+                o.status = Status::Warn;
+            }
+            return o;
+        }
+        LogRead::Crashed(e) => return Observation::error(format!("reading the log failed: {e}")),
+    };
+    let (scanned, hits) = scan(&text, &pats.pattern, &pats.ignore, p.json_levels);
+    let scope = match from {
+        Some(_) => "written since the run began".to_string(),
+        None => format!("the last {lines}"),
+    };
+    let command = match from {
+        Some(off) => format!(
+            "tail -c +{} {} | grep -inE {}",
+            off + 1,
+            shell::quote(&p.path),
+            shell::quote(&p.pattern)
+        ),
+        None => format!(
+            "tail -n {lines} {} | grep -inE {}",
+            shell::quote(&p.path),
+            shell::quote(&p.pattern)
+        ),
+    };
+    let mut o = Observation::pass(format!(
+        "no errors in {scanned} line(s) of {} ({scope})",
+        p.path
+    ))
+    .command(command)
+    .capture("lines", scanned)
+    .capture("matches", hits.len());
+    if cut {
+        o = o.evidence(format!("only the last {} MB were read", MAX_BYTES >> 20));
+    }
+    if hits.is_empty() {
+        return o;
+    }
+    for h in hits.iter().take(p.show) {
+        o = o.evidence(crate::diagnose::excerpt(h, 240));
+    }
+    if hits.len() > p.show {
+        o = o.evidence(format!("… and {} more", hits.len() - p.show));
+    }
+    // The first line a known cause explains names the root cause.
+    let known = hits
+        .iter()
+        .find(|h| crate::diagnose::known_error(h).is_some())
+        .or(hits.first());
+    judged(
+        o,
+        match p.severity {
+            Severity::Fail => Status::Fail,
+            Severity::Warn => Status::Warn,
+        },
+        format!(
+            "{} problem line(s) in {scanned} line(s) of {} ({scope})",
+            hits.len(),
+            p.path
+        ),
+        Fault::LogMatches {
+            path: p.path.clone(),
+            count: hits.len() as u32,
+            first: known.map(|s| s.to_string()).unwrap_or_default(),
+        },
+    )
 }
 
 impl Check for LogScan {
@@ -193,111 +341,14 @@ impl Check for LogScan {
     }
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
-        let pattern = match compile(&p.pattern, "pattern") {
-            Ok(r) => r,
+        let pats = match Patterns::of(&p) {
+            Ok(x) => x,
             Err(e) => return Observation::error(e),
         };
-        let mut ignore = Vec::new();
-        for i in &p.ignore {
-            match compile(i, "ignore") {
-                Ok(r) => ignore.push(r),
-                Err(e) => return Observation::error(e),
-            }
-        }
-        // Since the run: from the length the file had when the run began,
-        // or from its start if it was rotated or truncated since.
-        let from = match p.since {
-            Some(Since::Run) => {
-                let start = ctx.start.as_ref();
-                let ino0 = start.and_then(|s| s["ino"].as_u64()).unwrap_or(0);
-                let len0 = start.and_then(|s| s["len"].as_u64()).unwrap_or(0);
-                Some(match mark(&p.path) {
-                    Some((ino, len)) if ino == ino0 && len >= len0 => len0,
-                    _ => 0,
-                })
-            }
-            None => None,
-        };
-        let path = p.path.clone();
+        let from = scan_from(&p, ctx.start.as_ref());
         let lines = p.lines.max(1);
-        let read = tokio::task::spawn_blocking(move || read_tail(&path, from, lines)).await;
-        let (bytes, cut) = match read {
-            Ok(Ok(x)) => x,
-            Ok(Err(e)) => {
-                let missing = e.kind() == std::io::ErrorKind::NotFound;
-                let mut o = Observation::fail(
-                    format!("cannot read {}: {e}", p.path),
-                    Fault::LogUnreadable {
-                        path: p.path.clone(),
-                        error: e.to_string(),
-                        missing,
-                    },
-                );
-                if missing && p.if_missing == Severity::Warn {
-                    o.status = super::Status::Warn;
-                }
-                return o;
-            }
-            Err(e) => return Observation::error(format!("reading the log failed: {e}")),
-        };
-        let text = String::from_utf8_lossy(&bytes);
-        let (scanned, hits) = scan(&text, &pattern, &ignore, p.json_levels);
-        let scope = match from {
-            Some(_) => "written since the run began".to_string(),
-            None => format!("the last {lines}"),
-        };
-        let command = match from {
-            Some(off) => format!(
-                "tail -c +{} {} | grep -inE {}",
-                off + 1,
-                shell_quote(&p.path),
-                shell_quote(&p.pattern)
-            ),
-            None => format!(
-                "tail -n {lines} {} | grep -inE {}",
-                shell_quote(&p.path),
-                shell_quote(&p.pattern)
-            ),
-        };
-        let mut o = Observation::pass(format!(
-            "no errors in {scanned} line(s) of {} ({scope})",
-            p.path
-        ))
-        .command(command)
-        .capture("lines", scanned)
-        .capture("matches", hits.len());
-        if cut {
-            o = o.evidence(format!("only the last {} MB were read", MAX_BYTES >> 20));
-        }
-        if hits.is_empty() {
-            return o;
-        }
-        for h in hits.iter().take(p.show) {
-            o = o.evidence(crate::diagnose::excerpt(h, 240));
-        }
-        if hits.len() > p.show {
-            o = o.evidence(format!("… and {} more", hits.len() - p.show));
-        }
-        o.status = match p.severity {
-            Severity::Fail => super::Status::Fail,
-            Severity::Warn => super::Status::Warn,
-        };
-        o.summary = format!(
-            "{} problem line(s) in {scanned} line(s) of {} ({scope})",
-            hits.len(),
-            p.path
-        );
-        // The first line a known cause explains names the root cause.
-        let known = hits
-            .iter()
-            .find(|h| crate::diagnose::known_error(h).is_some())
-            .or(hits.first());
-        o.fault = Some(Fault::LogMatches {
-            path: p.path.clone(),
-            count: hits.len() as u32,
-            first: known.map(|s| s.to_string()).unwrap_or_default(),
-        });
-        o
+        let read = observe(&p.path, from, lines).await;
+        judge(&p, &pats, from, lines, read)
     }
 }
 
@@ -350,5 +401,95 @@ GET /api/v1/health 200 - errors=0 terror
         let (b, _) = read_tail(&path, None, 100_000).unwrap();
         assert_eq!(String::from_utf8_lossy(&b).lines().count(), 50_000);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn params(v: serde_json::Value) -> Params {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn run(p: &Params, from: Option<u64>, read: LogRead) -> Observation {
+        let pats = Patterns::of(p).unwrap();
+        judge(p, &pats, from, p.lines, read)
+    }
+
+    fn read(text: &str) -> LogRead {
+        LogRead::Read {
+            text: text.into(),
+            cut: false,
+        }
+    }
+
+    #[test]
+    fn judged_lines() {
+        let p = params(serde_json::json!({"path": "/var/log/app.log", "lines": 50, "show": 1}));
+        let o = run(&p, None, read("ok\nfine\n"));
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(
+            o.summary,
+            "no errors in 2 line(s) of /var/log/app.log (the last 50)"
+        );
+        assert_eq!(
+            o.command.as_deref(),
+            Some(
+                "tail -n 50 '/var/log/app.log' | grep -inE '\\b(error|err|warn|warning|fail|failed|failure|exception|fatal|panic|unhandled)\\b'"
+            )
+        );
+        let text = "boot\nERROR something odd\nERROR P1001: Can't reach database server at `localhost:5432`\n";
+        let o = run(&p, Some(10), read(text));
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(
+            o.summary,
+            "2 problem line(s) in 3 line(s) of /var/log/app.log (written since the run began)"
+        );
+        assert_eq!(o.evidence, ["ERROR something odd", "… and 1 more"]);
+        assert!(o.command.unwrap_or_default().starts_with("tail -c +11 "));
+        match &o.fault {
+            Some(Fault::LogMatches {
+                count: 2, first, ..
+            }) => {
+                assert!(
+                    first.contains("P1001"),
+                    "the known cause is the root: {first}"
+                )
+            }
+            f => panic!("{f:?}"),
+        }
+        let warn = params(serde_json::json!({"path": "/x", "severity": "warn"}));
+        assert_eq!(run(&warn, None, read("fatal\n")).status, Status::Warn);
+        let o = run(
+            &p,
+            None,
+            LogRead::Read {
+                text: "x\n".into(),
+                cut: true,
+            },
+        );
+        assert_eq!(o.evidence, ["only the last 32 MB were read"]);
+    }
+
+    #[test]
+    fn a_missing_log() {
+        let missing = LogRead::Failed {
+            error: "No such file or directory (os error 2)".into(),
+            missing: true,
+        };
+        let p = params(serde_json::json!({"path": "/x.log"}));
+        let o = run(&p, None, missing);
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(
+            o.summary,
+            "cannot read /x.log: No such file or directory (os error 2)"
+        );
+        let p = params(serde_json::json!({"path": "/x.log", "if_missing": "warn"}));
+        let o = run(
+            &p,
+            None,
+            LogRead::Failed {
+                error: "gone".into(),
+                missing: true,
+            },
+        );
+        assert_eq!(o.status, Status::Warn);
+        assert!(Patterns::of(&params(serde_json::json!({"path": "/x", "ignore": ["("]}))).is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! line to the registry.
 
 pub mod env;
+pub mod expect;
 pub mod http;
 pub mod log_scan;
 pub mod pg_activity;
@@ -13,6 +14,7 @@ pub mod port;
 pub mod rate_limit;
 pub mod sql;
 pub mod stability;
+pub mod util;
 
 use std::sync::Arc;
 

@@ -240,6 +240,108 @@ pub async fn ping(
     }
 }
 
+/// Where a ping goes, from the URL and the fields that override it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+}
+
+impl Target {
+    /// The target; an invalid URL is the reason there is no attempt.
+    pub fn of(p: Params) -> Result<Target, String> {
+        let base = match p.url.as_deref().map(DbUrl::parse) {
+            Some(Ok(u)) => Some(u),
+            Some(Err(e)) => return Err(format!("the URL is invalid: {e}")),
+            None => None,
+        };
+        let user = p
+            .user
+            .or(base.as_ref().map(|u| u.user.clone()))
+            .unwrap_or_else(|| "postgres".into());
+        Ok(Target {
+            host: p
+                .host
+                .or(base.as_ref().map(|u| u.host.clone()))
+                .unwrap_or_else(|| "localhost".into()),
+            port: p.port.or(base.as_ref().map(|u| u.port)).unwrap_or(5432),
+            database: p
+                .database
+                .or(base.as_ref().map(|u| u.database.clone()))
+                .unwrap_or_else(|| user.clone()),
+            user,
+        })
+    }
+}
+
+/// pg_isready's "no attempt": the parameters are unusable.
+fn no_attempt(reason: String) -> Observation {
+    Observation::fail(
+        format!("{}: {reason}", Ping::NoAttempt.text()),
+        Fault::PgNoAttempt { reason },
+    )
+    .capture("state", Ping::NoAttempt.text())
+    .capture("code", Ping::NoAttempt as i32)
+}
+
+/// Judges one ping as pg_isready would, with the wire detail as evidence.
+pub fn judge(t: &Target, timeout: Duration, r: &PingResult) -> Observation {
+    let Target {
+        host,
+        port,
+        user,
+        database,
+    } = t;
+    let port = *port;
+    let line = format!("{host}:{port} - {}", r.ping.text());
+    let mut o = match r.ping {
+        Ping::Accepting => Observation::pass(line.clone()),
+        Ping::Rejecting => Observation::fail(
+            line.clone(),
+            Fault::PgRejecting {
+                host: host.clone(),
+                port,
+                message: r.detail.clone(),
+            },
+        ),
+        Ping::NoResponse => Observation::fail(
+            line.clone(),
+            Fault::PgNoResponse {
+                host: host.clone(),
+                port,
+                error: r.net.unwrap_or(NetError::Other),
+            },
+        ),
+        Ping::NoAttempt => Observation::fail(
+            line.clone(),
+            Fault::PgNoAttempt {
+                reason: r.detail.clone(),
+            },
+        ),
+    };
+    o = o
+        .evidence(format!("{line} ({})", r.detail))
+        .evidence(format!(
+            "pg_isready exit code equivalent: {}",
+            r.ping as i32
+        ))
+        .command(format!(
+            "pg_isready -h {host} -p {port} -U {user} -d {database} -t {}",
+            timeout.as_secs().max(1)
+        ))
+        .capture("state", r.ping.text())
+        .capture("code", r.ping as i32);
+    if let Some(code) = &r.sqlstate {
+        o = o.evidence(format!(
+            "SQLSTATE {code} (any code but 57P03 means the server is accepting connections)"
+        ));
+    }
+    debug_assert!(o.status != Status::Blocked);
+    o
+}
+
 impl Check for PgReady {
     const KIND: &'static str = "pg_ready";
     const HELP: &'static str =
@@ -247,84 +349,111 @@ impl Check for PgReady {
     type Params = Params;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
-        let base = match p.url.as_deref().map(DbUrl::parse) {
-            Some(Ok(u)) => Some(u),
-            Some(Err(e)) => {
-                let reason = format!("the URL is invalid: {e}");
-                return Observation::fail(
-                    format!("{}: {reason}", Ping::NoAttempt.text()),
-                    Fault::PgNoAttempt { reason },
-                )
-                .capture("state", "no attempt")
-                .capture("code", 3);
-            }
-            None => None,
+        let t = match Target::of(p) {
+            Ok(t) => t,
+            Err(reason) => return no_attempt(reason),
         };
-        let host = p
-            .host
-            .or(base.as_ref().map(|u| u.host.clone()))
-            .unwrap_or_else(|| "localhost".into());
-        let port = p.port.or(base.as_ref().map(|u| u.port)).unwrap_or(5432);
-        let user = p
-            .user
-            .or(base.as_ref().map(|u| u.user.clone()))
-            .unwrap_or_else(|| "postgres".into());
-        let database = p
-            .database
-            .or(base.as_ref().map(|u| u.database.clone()))
-            .unwrap_or_else(|| user.clone());
-        let r = ping(&host, port, &user, &database, ctx.timeout).await;
-        let line = format!("{host}:{port} - {}", r.ping.text());
-        let mut o = match r.ping {
-            Ping::Accepting => Observation::pass(line.clone()),
-            Ping::Rejecting => Observation::fail(
-                line.clone(),
-                Fault::PgRejecting {
-                    host: host.clone(),
-                    port,
-                    message: r.detail.clone(),
-                },
-            ),
-            Ping::NoResponse => Observation::fail(
-                line.clone(),
-                Fault::PgNoResponse {
-                    host: host.clone(),
-                    port,
-                    error: r.net.unwrap_or(NetError::Other),
-                },
-            ),
-            Ping::NoAttempt => Observation::fail(
-                line.clone(),
-                Fault::PgNoAttempt {
-                    reason: r.detail.clone(),
-                },
-            ),
-        };
-        o = o
-            .evidence(format!("{line} ({})", r.detail))
-            .evidence(format!(
-                "pg_isready exit code equivalent: {}",
-                r.ping as i32
-            ))
-            .command(format!(
-                "pg_isready -h {host} -p {port} -U {user} -d {database} -t {}",
-                ctx.timeout.as_secs().max(1)
-            ))
-            .capture("state", r.ping.text())
-            .capture("code", r.ping as i32);
-        if let Some(code) = &r.sqlstate {
-            o = o.evidence(format!(
-                "SQLSTATE {code} (any code but 57P03 means the server is accepting connections)"
-            ));
-        }
-        debug_assert!(o.status != Status::Blocked);
-        o
+        let r = ping(&t.host, t.port, &t.user, &t.database, ctx.timeout).await;
+        judge(&t, ctx.timeout, &r)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target() -> Target {
+        Target::of(Params {
+            url: Some("postgresql://chat:pw@db.local:5433/chat_db".into()),
+            host: None,
+            port: None,
+            user: None,
+            database: None,
+        })
+        .unwrap()
+    }
+
+    fn result(ping: Ping, detail: &str, sqlstate: Option<&str>) -> PingResult {
+        PingResult {
+            ping,
+            detail: detail.into(),
+            net: (ping == Ping::NoResponse).then_some(NetError::Refused),
+            sqlstate: sqlstate.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn judged_as_pg_isready() {
+        let t = target();
+        let o = judge(
+            &t,
+            Duration::from_secs(3),
+            &result(
+                Ping::Accepting,
+                "server answered: password authentication failed",
+                Some("28P01"),
+            ),
+        );
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(o.summary, "db.local:5433 - accepting connections");
+        assert_eq!(
+            o.evidence,
+            [
+                "db.local:5433 - accepting connections (server answered: password authentication failed)",
+                "pg_isready exit code equivalent: 0",
+                "SQLSTATE 28P01 (any code but 57P03 means the server is accepting connections)",
+            ]
+        );
+        assert_eq!(
+            o.command.as_deref(),
+            Some("pg_isready -h db.local -p 5433 -U chat -d chat_db -t 3")
+        );
+        let o = judge(
+            &t,
+            Duration::from_secs(3),
+            &result(Ping::Rejecting, "starting up", Some("57P03")),
+        );
+        assert_eq!(o.status, Status::Fail);
+        assert!(matches!(
+            o.fault,
+            Some(Fault::PgRejecting { port: 5433, .. })
+        ));
+        let o = judge(
+            &t,
+            Duration::from_secs(3),
+            &result(Ping::NoResponse, "refused", None),
+        );
+        assert_eq!(o.summary, "db.local:5433 - no response");
+        assert_eq!(o.captures["code"], serde_json::json!(2));
+        assert!(matches!(
+            o.fault,
+            Some(Fault::PgNoResponse {
+                error: NetError::Refused,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_invalid_url_is_no_attempt() {
+        let e = Target::of(Params {
+            url: Some("mysql://x".into()),
+            host: None,
+            port: None,
+            user: None,
+            database: None,
+        })
+        .err()
+        .unwrap();
+        let o = no_attempt(e);
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.summary.starts_with("no attempt: the URL is invalid: "),
+            "{}",
+            o.summary
+        );
+        assert_eq!(o.captures["code"], serde_json::json!(3));
+    }
 
     #[test]
     fn startup_message_layout() {

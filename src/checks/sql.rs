@@ -3,8 +3,12 @@
 //! text), and asserts the rows. Shortcuts check the schema the backend needs:
 //! `tables_exist` (the seed's 12 tables) and `columns_exist` (`messages.type`,
 //! `message_reads`), so Prisma field drift is a named finding.
+//!
+//! The run reads the catalog and the rows; [`judge_schema`] and
+//! [`judge_rows`] hold them against what the check wants.
 
-use super::http::Assertion;
+use super::expect::Assertion;
+use super::util::failed;
 use super::{Check, Ctx, Observation, Status};
 use crate::diagnose::Fault;
 use crate::pg::activity;
@@ -179,6 +183,255 @@ fn sql_fault(e: &tokio_postgres::Error, limit_ms: u64) -> (String, Fault) {
     )
 }
 
+/// What the catalog holds: each table (or view) and its columns.
+pub type Catalog = BTreeMap<String, BTreeSet<String>>;
+
+/// The tables and `table.column`s the schema shortcuts ask for.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    pub tables: Vec<String>,
+    pub columns: Vec<(String, String)>,
+}
+
+impl Wanted {
+    fn of(p: &Params) -> Wanted {
+        let mut w = Wanted {
+            tables: match &p.tables_exist {
+                Some(Tables::All(true)) => crate::support::chat_backend::TABLES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                Some(Tables::List(l)) => l.clone(),
+                _ => Vec::new(),
+            },
+            columns: Vec::new(),
+        };
+        for entry in &p.columns_exist {
+            match entry.split_once('.') {
+                Some((t, c)) if !t.is_empty() && !c.is_empty() => {
+                    w.columns.push((t.to_string(), c.to_string()))
+                }
+                _ => w.tables.push(entry.trim_matches('.').to_string()),
+            }
+        }
+        w
+    }
+    fn is_empty(&self) -> bool {
+        self.tables.is_empty() && self.columns.is_empty()
+    }
+}
+
+/// Reads the tables and columns of `schema`.
+async fn catalog(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+) -> Result<Catalog, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT c.relname::text, a.attname::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+            &[&schema],
+        )
+        .await?;
+    let mut have = Catalog::new();
+    for r in &rows {
+        let t: String = r.get(0);
+        let c: Option<String> = r.get(1);
+        let e = have.entry(t).or_default();
+        if let Some(c) = c {
+            e.insert(c);
+        }
+    }
+    Ok(have)
+}
+
+/// Holds the catalog against what is wanted: missing tables and columns
+/// are schema drift, with the look-alikes that exist instead.
+pub fn judge_schema(
+    o: Observation,
+    w: &Wanted,
+    have: &Catalog,
+    schema: &str,
+    summary: &mut Vec<String>,
+) -> Observation {
+    let mut missing_tables = Vec::new();
+    let mut missing_columns = Vec::new();
+    let mut hints = Vec::new();
+    for t in &w.tables {
+        if !have.contains_key(t) && !missing_tables.contains(t) {
+            missing_tables.push(t.clone());
+            for alike in look_alikes(t, have.keys()) {
+                hints.push(format!("table `{alike}` instead of `{t}`"));
+            }
+        }
+    }
+    for (t, c) in &w.columns {
+        match have.get(t) {
+            None if !missing_tables.contains(t) => missing_tables.push(t.clone()),
+            None => {}
+            Some(cols) if !cols.contains(c) => {
+                missing_columns.push(format!("{t}.{c}"));
+                for alike in look_alikes(c, cols.iter()) {
+                    hints.push(format!("`{t}` has column `{alike}`, not `{c}`"));
+                }
+            }
+            _ => {}
+        }
+    }
+    if missing_tables.is_empty() && missing_columns.is_empty() {
+        summary.push(format!(
+            "{} schema object(s) present",
+            w.tables.len() + w.columns.len()
+        ));
+        return o.evidence(format!(
+            "✓ {} table(s) and {} column(s) exist",
+            w.tables.len(),
+            w.columns.len()
+        ));
+    }
+    let mut o = o;
+    for t in &missing_tables {
+        o = o.evidence(format!("✗ table {t} is missing"));
+    }
+    for c in &missing_columns {
+        o = o.evidence(format!("✗ column {c} is missing"));
+    }
+    for h in &hints {
+        o = o.evidence(format!("found: {h}"));
+    }
+    let mut parts = Vec::new();
+    if !missing_tables.is_empty() {
+        parts.push(format!("table(s) {}", missing_tables.join(", ")));
+    }
+    if !missing_columns.is_empty() {
+        parts.push(format!("column(s) {}", missing_columns.join(", ")));
+    }
+    let o = o
+        .capture("missing_tables", missing_tables.clone())
+        .capture("missing_columns", missing_columns.clone());
+    failed(
+        o,
+        format!("schema drift: missing {}", parts.join(" and ")),
+        Fault::SchemaDrift {
+            schema: schema.to_string(),
+            missing_tables,
+            missing_columns,
+            hints,
+        },
+    )
+}
+
+/// A row as JSON, by column name.
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+/// Prepares the statement, binds `params` by their types and runs it.
+async fn query(
+    tx: &tokio_postgres::Transaction<'_>,
+    q: &str,
+    params: &[serde_json::Value],
+    limit_ms: u64,
+) -> Result<Vec<Row>, Box<Observation>> {
+    let fail = |e: &tokio_postgres::Error| {
+        let (s, f) = sql_fault(e, limit_ms);
+        Box::new(Observation::fail(s, f).evidence(format!("query: {q}")))
+    };
+    let stmt = tx.prepare(q).await.map_err(|e| fail(&e))?;
+    if stmt.params().len() != params.len() {
+        return Err(Box::new(Observation::error(format!(
+            "the query has {} parameter(s) ($1…) but `params` gives {}",
+            stmt.params().len(),
+            params.len()
+        ))));
+    }
+    let mut bound: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    for (i, (v, ty)) in params.iter().zip(stmt.params()).enumerate() {
+        bound.push(
+            bind(i, v, ty).map_err(|m| {
+                Box::new(Observation::error(format!("invalid field `params`: {m}")))
+            })?,
+        );
+    }
+    let refs: Vec<&(dyn ToSql + Sync)> = bound
+        .iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let rows = tx.query(&stmt, &refs).await.map_err(|e| fail(&e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            r.columns()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name().to_string(), cell(r, i)))
+                .collect()
+        })
+        .collect())
+}
+
+/// Shows the rows and holds them against `expect`: the row count, empty or
+/// not, the first row's values.
+pub fn judge_rows(
+    o: Observation,
+    q: &str,
+    expect: Option<&Expect>,
+    rows: &[Row],
+    summary: &mut Vec<String>,
+) -> Observation {
+    let mut o = o
+        .evidence(format!("query: {q}"))
+        .evidence(format!("{} row(s)", rows.len()));
+    for r in rows.iter().take(3) {
+        o = o.evidence(serde_json::Value::Object(r.clone()).to_string());
+    }
+    o = o.capture("rows", rows.len() as u64);
+    if let Some(first) = rows.first() {
+        o = o.capture("first", serde_json::Value::Object(first.clone()));
+    }
+    if let Some((what, expected, actual)) = expect.and_then(|e| row_problem(e, rows)) {
+        return failed(
+            o,
+            format!("the query's {what} is {actual}, expected {expected}"),
+            Fault::SqlAssertion {
+                what,
+                expected,
+                actual,
+            },
+        );
+    }
+    summary.push(format!("query returned {} row(s) as expected", rows.len()));
+    o
+}
+
+/// The first expectation the rows miss: what, expected, actual.
+fn row_problem(e: &Expect, rows: &[Row]) -> Option<(String, String, String)> {
+    if let Some(n) = e.rows
+        && rows.len() as u64 != n
+    {
+        return Some(("row count".into(), n.to_string(), rows.len().to_string()));
+    }
+    if let Some(empty) = e.empty
+        && empty != rows.is_empty()
+    {
+        return Some((
+            "row count".into(),
+            if empty { "0" } else { "at least 1" }.into(),
+            rows.len().to_string(),
+        ));
+    }
+    e.values.iter().find_map(|(col, a)| {
+        let v = rows.first().and_then(|r| r.get(col));
+        a.check(v).err().map(|expected| {
+            (
+                format!("`{col}` in the first row"),
+                expected,
+                v.map(|v| v.to_string()).unwrap_or_else(|| "absent".into()),
+            )
+        })
+    })
+}
+
 impl Check for Sql {
     const KIND: &'static str = "sql";
     const HELP: &'static str = "runs a query in a READ ONLY transaction with a statement timeout and bound $1 parameters, asserts rows; tables_exist / columns_exist find schema drift";
@@ -242,110 +495,17 @@ impl Check for Sql {
         let mut summary = Vec::new();
 
         // Schema shortcuts.
-        let tables: Vec<String> = match &p.tables_exist {
-            Some(Tables::All(true)) => crate::support::chat_backend::TABLES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            Some(Tables::List(l)) => l.clone(),
-            _ => Vec::new(),
-        };
-        if !tables.is_empty() || !p.columns_exist.is_empty() {
-            let rows = match tx
-                .query(
-                    "SELECT c.relname::text, a.attname::text
-                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                     LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
-                    &[&schema],
-                )
-                .await
-            {
-                Ok(r) => r,
+        let wanted = Wanted::of(&p);
+        if !wanted.is_empty() {
+            let have = match catalog(&tx, &schema).await {
+                Ok(c) => c,
                 Err(e) => {
                     let (s, f) = sql_fault(&e, limit_ms);
                     return Observation::fail(s, f);
                 }
             };
-            let mut have: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for r in &rows {
-                let t: String = r.get(0);
-                let c: Option<String> = r.get(1);
-                let e = have.entry(t).or_default();
-                if let Some(c) = c {
-                    e.insert(c);
-                }
-            }
-            let mut missing_tables = Vec::new();
-            let mut missing_columns = Vec::new();
-            let mut hints = Vec::new();
-            let mut want_tables: Vec<String> = tables.clone();
-            let mut want_columns: Vec<(String, String)> = Vec::new();
-            for entry in &p.columns_exist {
-                match entry.split_once('.') {
-                    Some((t, c)) if !t.is_empty() && !c.is_empty() => {
-                        want_columns.push((t.to_string(), c.to_string()))
-                    }
-                    _ => want_tables.push(entry.trim_matches('.').to_string()),
-                }
-            }
-            for t in &want_tables {
-                if !have.contains_key(t) && !missing_tables.contains(t) {
-                    missing_tables.push(t.clone());
-                    for alike in look_alikes(t, have.keys()) {
-                        hints.push(format!("table `{alike}` instead of `{t}`"));
-                    }
-                }
-            }
-            for (t, c) in &want_columns {
-                match have.get(t) {
-                    None if !missing_tables.contains(t) => missing_tables.push(t.clone()),
-                    None => {}
-                    Some(cols) if !cols.contains(c) => {
-                        missing_columns.push(format!("{t}.{c}"));
-                        for alike in look_alikes(c, cols.iter()) {
-                            hints.push(format!("`{t}` has column `{alike}`, not `{c}`"));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let checked = want_tables.len() + want_columns.len();
-            if missing_tables.is_empty() && missing_columns.is_empty() {
-                o = o.evidence(format!(
-                    "✓ {} table(s) and {} column(s) exist",
-                    want_tables.len(),
-                    want_columns.len()
-                ));
-                summary.push(format!("{checked} schema object(s) present"));
-            } else {
-                for t in &missing_tables {
-                    o = o.evidence(format!("✗ table {t} is missing"));
-                }
-                for c in &missing_columns {
-                    o = o.evidence(format!("✗ column {c} is missing"));
-                }
-                for h in &hints {
-                    o = o.evidence(format!("found: {h}"));
-                }
-                let mut parts = Vec::new();
-                if !missing_tables.is_empty() {
-                    parts.push(format!("table(s) {}", missing_tables.join(", ")));
-                }
-                if !missing_columns.is_empty() {
-                    parts.push(format!("column(s) {}", missing_columns.join(", ")));
-                }
-                o.status = Status::Fail;
-                o.summary = format!("schema drift: missing {}", parts.join(" and "));
-                o.fault = Some(Fault::SchemaDrift {
-                    schema,
-                    missing_tables: missing_tables.clone(),
-                    missing_columns: missing_columns.clone(),
-                    hints,
-                });
-                o = o
-                    .capture("missing_tables", missing_tables)
-                    .capture("missing_columns", missing_columns);
+            o = judge_schema(o, &wanted, &have, &schema, &mut summary);
+            if o.status == Status::Fail {
                 let _ = tx.rollback().await;
                 return o;
             }
@@ -353,106 +513,18 @@ impl Check for Sql {
 
         // The statement.
         if let Some(q) = &p.query {
-            let stmt = match tx.prepare(q).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let (s, f) = sql_fault(&e, limit_ms);
-                    let _ = tx.rollback().await;
-                    return Observation::fail(s, f).evidence(format!("query: {q}"));
-                }
-            };
-            if stmt.params().len() != p.params.len() {
-                let _ = tx.rollback().await;
-                return Observation::error(format!(
-                    "the query has {} parameter(s) ($1…) but `params` gives {}",
-                    stmt.params().len(),
-                    p.params.len()
-                ));
-            }
-            let mut bound: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-            for (i, (v, ty)) in p.params.iter().zip(stmt.params()).enumerate() {
-                match bind(i, v, ty) {
-                    Ok(b) => bound.push(b),
-                    Err(m) => {
-                        let _ = tx.rollback().await;
-                        return Observation::error(format!("invalid field `params`: {m}"));
-                    }
-                }
-            }
-            let refs: Vec<&(dyn ToSql + Sync)> = bound
-                .iter()
-                .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-                .collect();
-            let rows = match tx.query(&stmt, &refs).await {
+            let rows = match query(&tx, q, &p.params, limit_ms).await {
                 Ok(r) => r,
-                Err(e) => {
-                    let (s, f) = sql_fault(&e, limit_ms);
+                Err(o) => {
                     let _ = tx.rollback().await;
-                    return Observation::fail(s, f).evidence(format!("query: {q}"));
+                    return *o;
                 }
             };
-            let as_json: Vec<serde_json::Map<String, serde_json::Value>> = rows
-                .iter()
-                .map(|r| {
-                    r.columns()
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| (c.name().to_string(), cell(r, i)))
-                        .collect()
-                })
-                .collect();
-            o = o.evidence(format!("query: {q}"));
-            o = o.evidence(format!("{} row(s)", rows.len()));
-            for r in as_json.iter().take(3) {
-                o = o.evidence(serde_json::Value::Object(r.clone()).to_string());
-            }
-            o = o.capture("rows", rows.len() as u64);
-            if let Some(first) = as_json.first() {
-                o = o.capture("first", serde_json::Value::Object(first.clone()));
-            }
-            let mut problem: Option<(String, String, String)> = None;
-            if let Some(e) = &p.expect {
-                if let Some(n) = e.rows
-                    && rows.len() as u64 != n
-                {
-                    problem = Some(("row count".into(), n.to_string(), rows.len().to_string()));
-                }
-                if let Some(empty) = e.empty
-                    && problem.is_none()
-                    && empty != rows.is_empty()
-                {
-                    problem = Some((
-                        "row count".into(),
-                        if empty { "0" } else { "at least 1" }.into(),
-                        rows.len().to_string(),
-                    ));
-                }
-                for (col, a) in &e.values {
-                    if problem.is_some() {
-                        break;
-                    }
-                    let v = as_json.first().and_then(|r| r.get(col));
-                    if let Err(expected) = a.check(v) {
-                        problem = Some((
-                            format!("`{col}` in the first row"),
-                            expected,
-                            v.map(|v| v.to_string()).unwrap_or_else(|| "absent".into()),
-                        ));
-                    }
-                }
-            }
-            if let Some((what, expected, actual)) = problem {
-                o.status = Status::Fail;
-                o.summary = format!("the query's {what} is {actual}, expected {expected}");
-                o.fault = Some(Fault::SqlAssertion {
-                    what,
-                    expected,
-                    actual,
-                });
+            o = judge_rows(o, q, p.expect.as_ref(), &rows, &mut summary);
+            if o.status == Status::Fail {
                 let _ = tx.rollback().await;
                 return o;
             }
-            summary.push(format!("query returned {} row(s) as expected", rows.len()));
         }
         let _ = tx.rollback().await;
         o.summary = summary.join("; ");
@@ -463,6 +535,106 @@ impl Check for Sql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn catalog_of(tables: &[(&str, &[&str])]) -> Catalog {
+        tables
+            .iter()
+            .map(|(t, cols)| (t.to_string(), cols.iter().map(|c| c.to_string()).collect()))
+            .collect()
+    }
+
+    fn wanted(p: serde_json::Value) -> Wanted {
+        let mut v = p;
+        v["url"] = "postgresql://u@h/db".into();
+        Wanted::of(&serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn schema_present_and_drifted() {
+        let have = catalog_of(&[
+            ("messages", &["id", "messageType", "content"]),
+            ("messageReads", &["id"]),
+            ("users", &["id"]),
+        ]);
+        let mut summary = Vec::new();
+        let w = wanted(
+            serde_json::json!({"tables_exist": ["users"], "columns_exist": ["messages.content"]}),
+        );
+        let o = judge_schema(Observation::pass(""), &w, &have, "public", &mut summary);
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(o.evidence, ["✓ 1 table(s) and 1 column(s) exist"]);
+        assert_eq!(summary, ["2 schema object(s) present"]);
+        let w = wanted(
+            serde_json::json!({"columns_exist": ["messages.type", "message_reads", "attachments.id"]}),
+        );
+        let o = judge_schema(Observation::pass(""), &w, &have, "public", &mut summary);
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(
+            o.summary,
+            "schema drift: missing table(s) message_reads, attachments and column(s) messages.type"
+        );
+        assert_eq!(
+            o.evidence,
+            [
+                "✗ table message_reads is missing",
+                "✗ table attachments is missing",
+                "✗ column messages.type is missing",
+                "found: table `messageReads` instead of `message_reads`",
+                "found: `messages` has column `messageType`, not `type`",
+            ]
+        );
+        assert_eq!(
+            o.captures["missing_columns"],
+            serde_json::json!(["messages.type"])
+        );
+        assert!(matches!(o.fault, Some(Fault::SchemaDrift { .. })));
+        let all = wanted(serde_json::json!({"tables_exist": true}));
+        assert_eq!(all.tables.len(), crate::support::chat_backend::TABLES.len());
+    }
+
+    #[test]
+    fn rows_against_expectations() {
+        let rows: Vec<Row> = vec![
+            serde_json::from_value(serde_json::json!({"count": 3, "name": "general"})).unwrap(),
+        ];
+        let expect = |v: serde_json::Value| -> Expect { serde_json::from_value(v).unwrap() };
+        let mut summary = Vec::new();
+        let e = expect(serde_json::json!({"rows": 1, "values": {"count": {"gte": 1}}}));
+        let o = judge_rows(
+            Observation::pass(""),
+            "SELECT 1",
+            Some(&e),
+            &rows,
+            &mut summary,
+        );
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(
+            o.evidence,
+            [
+                "query: SELECT 1",
+                "1 row(s)",
+                "{\"count\":3,\"name\":\"general\"}"
+            ]
+        );
+        assert_eq!(summary, ["query returned 1 row(s) as expected"]);
+        assert_eq!(o.captures["first"]["name"], serde_json::json!("general"));
+        let e = expect(serde_json::json!({"empty": true}));
+        let o = judge_rows(Observation::pass(""), "q", Some(&e), &rows, &mut summary);
+        assert_eq!(o.summary, "the query's row count is 1, expected 0");
+        let e = expect(serde_json::json!({"values": {"count": {"gte": 5}}}));
+        let o = judge_rows(Observation::pass(""), "q", Some(&e), &rows, &mut summary);
+        assert_eq!(
+            o.summary,
+            "the query's `count` in the first row is 3, expected >= 5"
+        );
+        assert!(matches!(o.fault, Some(Fault::SqlAssertion { .. })));
+        let e = expect(serde_json::json!({"values": {"missing": {"exists": true}}}));
+        let o = judge_rows(Observation::pass(""), "q", Some(&e), &[], &mut summary);
+        assert_eq!(
+            o.summary,
+            "the query's `missing` in the first row is absent, expected to exist"
+        );
+    }
 
     #[test]
     fn look_alikes_find_the_seeds_drift() {

@@ -1,8 +1,11 @@
 //! `stability`: the backend stays up for a while (the seed's Phase 1: 60 s
 //! or more): the same process throughout (no restarts), health answering at
 //! every sample, and memory not growing beyond a bound.
+//!
+//! `observe` samples the process and the health URL; [`judge`] decides.
 
 use super::env::ProcessSel;
+use super::util::failed;
 use super::{Check, Ctx, Observation};
 use crate::diagnose::Fault;
 use crate::probe::process;
@@ -88,9 +91,263 @@ fn mb(b: f64) -> String {
     format!("{:.1} MB", b / 1_048_576.0)
 }
 
-struct Sample {
-    health: Option<Result<u16, String>>,
-    memory: Option<f64>,
+/// One sample: the health answer (a status, or how the request failed)
+/// and the memory in bytes.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub health: Option<Result<u16, String>>,
+    pub memory: Option<f64>,
+}
+
+/// What a watch saw.
+#[derive(Debug)]
+pub enum Watched {
+    /// The process went away during the watch (`now`: who holds its place).
+    Exited {
+        pid: u32,
+        now: Option<u32>,
+        after: Duration,
+    },
+    Done(Watch),
+}
+
+/// A completed watch.
+#[derive(Debug)]
+pub struct Watch {
+    pub pid: Option<u32>,
+    /// Memory is the process's RSS (else the health body's heap).
+    pub use_rss: bool,
+    pub samples: Vec<Sample>,
+    pub interval: Duration,
+    pub watched: Duration,
+}
+
+/// Names the process as messages say it.
+fn selector_of(sel: Option<&ProcessSel>) -> String {
+    sel.map(|s| match (s.pid, s.port, &s.name) {
+        (Some(pid), _, _) => format!("pid {pid}"),
+        (_, Some(port), _) => format!("the process on port {port}"),
+        (_, _, Some(n)) => format!("process {n:?}"),
+        _ => "the process".into(),
+    })
+    .unwrap_or_default()
+}
+
+/// Before watching: the process must exist (when it is local) and be the
+/// one the run began with.
+fn judge_start(
+    selector: &str,
+    wanted: bool,
+    remote: bool,
+    run_pid: Option<u32>,
+    pid: Option<u32>,
+) -> Option<Observation> {
+    if wanted && pid.is_none() && !remote {
+        return Some(Observation::fail(
+            format!("no process found: {selector}"),
+            Fault::ProcessNotFound {
+                selector: selector.to_string(),
+            },
+        ));
+    }
+    match (run_pid, pid) {
+        (Some(a), Some(b)) if a != b => Some(Observation::fail(
+            format!("{selector} restarted during this run: pid {a} → {b}"),
+            Fault::ProcessRestarted {
+                selector: selector.to_string(),
+                from: a,
+                to: Some(b),
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// Samples every `interval` for `duration`: the process is alive, the
+/// health URL answers, memory.
+async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) -> Watched {
+    let duration = p.duration.0;
+    let use_rss = match p.memory {
+        MemorySource::Rss => true,
+        MemorySource::Heap => false,
+        MemorySource::Auto => pid.is_some(),
+    };
+    // Each health request may take what the check's budget leaves over
+    // the watch (at most 5 s): a slow answer under load is no failure.
+    let per_request = ctx
+        .timeout
+        .saturating_sub(duration + Duration::from_millis(500))
+        .clamp(Duration::from_millis(500), Duration::from_secs(5));
+    let n = (duration.as_millis() / interval.as_millis().max(1)) as usize + 1;
+    let started = Instant::now();
+    let mut samples: Vec<Sample> = Vec::with_capacity(n);
+    for i in 0..n {
+        let due = started + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        if let Some(pid) = pid
+            && !process::alive(pid)
+        {
+            return Watched::Exited {
+                pid,
+                now: p.process.as_ref().and_then(find_pid),
+                after: started.elapsed(),
+            };
+        }
+        let mut heap = None;
+        let health = match &p.health {
+            None => None,
+            Some(url) => Some(
+                match ctx.http.get().get(url).timeout(per_request).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        if !use_rss && let Ok(j) = r.json::<serde_json::Value>().await {
+                            heap = crate::support::dotpath::lookup(&j, &p.heap_path)
+                                .and_then(|v| v.as_f64());
+                        }
+                        Ok(status)
+                    }
+                    Err(e) => Err(super::util::net_error(crate::probe::http::classify(&e).0)
+                        .describe()
+                        .to_string()),
+                },
+            ),
+        };
+        let memory = if use_rss {
+            pid.and_then(process::rss_bytes).map(|b| b as f64)
+        } else {
+            heap
+        };
+        samples.push(Sample { health, memory });
+    }
+    Watched::Done(Watch {
+        pid,
+        use_rss,
+        samples,
+        interval,
+        watched: started.elapsed(),
+    })
+}
+
+/// Judges a watch: the process stayed, health answered 2xx every time, and
+/// memory grew at most `max_growth_percent`.
+pub fn judge(p: &Params, selector: &str, w: Watched) -> Observation {
+    let fmt = crate::support::duration::fmt;
+    let w = match w {
+        Watched::Exited { pid, now, after } => {
+            return Observation::fail(
+                match now {
+                    Some(b) => {
+                        format!("{selector} restarted after {}: pid {pid} → {b}", fmt(after))
+                    }
+                    None => format!("{selector} (pid {pid}) exited after {}", fmt(after)),
+                },
+                Fault::ProcessRestarted {
+                    selector: selector.to_string(),
+                    from: pid,
+                    to: now,
+                },
+            );
+        }
+        Watched::Done(w) => w,
+    };
+    let samples = &w.samples;
+    let mut o = Observation::pass(format!(
+        "stable for {}: {} sample(s)",
+        fmt(w.watched),
+        samples.len()
+    ))
+    .capture("samples", samples.len());
+    if let Some(pid) = w.pid {
+        o = o
+            .evidence(format!("pid {pid} throughout ({selector})"))
+            .capture("pid", pid)
+            .command(format!(
+                "for i in $(seq {}); do ps -o pid=,rss= -p {pid}; sleep {}; done",
+                samples.len(),
+                w.interval.as_secs_f64()
+            ));
+    }
+    // Health.
+    let bad: Vec<(usize, String)> = samples
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match &s.health {
+            Some(Ok(c)) if (200..300).contains(c) => None,
+            Some(Ok(c)) => Some((i, format!("status {c}"))),
+            Some(Err(e)) => Some((i, e.clone())),
+            None => None,
+        })
+        .collect();
+    if let Some(url) = &p.health {
+        o = o.evidence(format!(
+            "health {url}: {} of {} answered 2xx",
+            samples.len() - bad.len(),
+            samples.len()
+        ));
+    }
+    // Memory.
+    let mem: Vec<f64> = samples.iter().filter_map(|s| s.memory).collect();
+    let what = if w.use_rss { "RSS" } else { "heapUsed" };
+    let mut growth = None;
+    if let (Some(first), Some(last)) = (mem.first(), mem.last()) {
+        let peak = mem.iter().copied().fold(0.0, f64::max);
+        let pct = if *first > 0.0 {
+            (last - first) / first * 100.0
+        } else {
+            0.0
+        };
+        o = o
+            .evidence(format!(
+                "{what}: {} → {} ({pct:+.1}%), peak {} {}",
+                mb(*first),
+                mb(*last),
+                mb(peak),
+                sparkline(&mem)
+            ))
+            .capture("memory_first_bytes", *first)
+            .capture("memory_last_bytes", *last);
+        growth = Some((pct, *first, *last));
+    } else {
+        o = o.evidence(format!("{what}: no samples"));
+    }
+    if let Some((i, why)) = bad.first() {
+        return failed(
+            o,
+            format!(
+                "health failed {} of {} time(s), first after {} ({why})",
+                bad.len(),
+                samples.len(),
+                fmt(w.interval * *i as u32)
+            ),
+            Fault::HealthFlapping {
+                url: p.health.clone().unwrap_or_default(),
+                failed: bad.len() as u32,
+                samples: samples.len() as u32,
+                first: why.clone(),
+            },
+        );
+    }
+    match growth {
+        Some((pct, first, last)) if pct > p.max_growth_percent => failed(
+            o,
+            format!(
+                "{what} grew {pct:.0}% in {} ({} → {}), above {}%",
+                fmt(w.watched),
+                mb(first),
+                mb(last),
+                p.max_growth_percent
+            ),
+            Fault::MemoryGrowth {
+                what: what.to_string(),
+                from_mb: first / 1_048_576.0,
+                to_mb: last / 1_048_576.0,
+                percent: pct,
+                bound: p.max_growth_percent,
+                over: fmt(w.watched),
+            },
+        ),
+        _ => o,
+    }
 }
 
 impl Check for Stability {
@@ -124,197 +381,129 @@ impl Check for Stability {
             .and_then(|s| s["pid"].as_u64())
             .map(|x| x as u32);
         let pid = p.process.as_ref().and_then(find_pid);
-        let selector = p
-            .process
-            .as_ref()
-            .map(|s| match (s.pid, s.port, &s.name) {
-                (Some(pid), _, _) => format!("pid {pid}"),
-                (_, Some(port), _) => format!("the process on port {port}"),
-                (_, _, Some(n)) => format!("process {n:?}"),
-                _ => "the process".into(),
-            })
-            .unwrap_or_default();
+        let selector = selector_of(p.process.as_ref());
         let remote = p
             .process
             .as_ref()
             .and_then(|s| s.host.as_deref())
             .is_some_and(|h| !process::is_local_host(h));
-        if p.process.is_some() && pid.is_none() && !remote {
-            return Observation::fail(
-                format!("no process found: {selector}"),
-                Fault::ProcessNotFound { selector },
-            );
-        }
-        if let (Some(a), Some(b)) = (run_pid, pid)
-            && a != b
-        {
-            return Observation::fail(
-                format!("{selector} restarted during this run: pid {a} → {b}"),
-                Fault::ProcessRestarted {
-                    selector,
-                    from: a,
-                    to: Some(b),
-                },
-            );
-        }
-        let use_rss = match p.memory {
-            MemorySource::Rss => true,
-            MemorySource::Heap => false,
-            MemorySource::Auto => pid.is_some(),
-        };
-        // Each health request may take what the check's budget leaves over
-        // the watch (at most 5 s): a slow answer under load is no failure.
-        let per_request = ctx
-            .timeout
-            .saturating_sub(duration + Duration::from_millis(500))
-            .clamp(Duration::from_millis(500), Duration::from_secs(5));
-        let n = (duration.as_millis() / interval.as_millis().max(1)) as usize + 1;
-        let started = Instant::now();
-        let mut samples: Vec<Sample> = Vec::with_capacity(n);
-        for i in 0..n {
-            let due = started + interval * i as u32;
-            tokio::time::sleep_until(due.into()).await;
-            if let Some(pid) = pid
-                && !process::alive(pid)
-            {
-                let now = p.process.as_ref().and_then(find_pid);
-                return Observation::fail(
-                    match now {
-                        Some(b) => format!(
-                            "{selector} restarted after {}: pid {pid} → {b}",
-                            crate::support::duration::fmt(started.elapsed())
-                        ),
-                        None => format!(
-                            "{selector} (pid {pid}) exited after {}",
-                            crate::support::duration::fmt(started.elapsed())
-                        ),
-                    },
-                    Fault::ProcessRestarted {
-                        selector,
-                        from: pid,
-                        to: now,
-                    },
-                );
-            }
-            let mut heap = None;
-            let health = match &p.health {
-                None => None,
-                Some(url) => Some(
-                    match ctx.http.get().get(url).timeout(per_request).send().await {
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            if !use_rss && let Ok(j) = r.json::<serde_json::Value>().await {
-                                heap = crate::support::dotpath::lookup(&j, &p.heap_path)
-                                    .and_then(|v| v.as_f64());
-                            }
-                            Ok(status)
-                        }
-                        Err(e) => Err(super::http::classify(&e).0.describe().to_string()),
-                    },
-                ),
-            };
-            let memory = if use_rss {
-                pid.and_then(process::rss_bytes).map(|b| b as f64)
-            } else {
-                heap
-            };
-            samples.push(Sample { health, memory });
-        }
-        let watched = started.elapsed();
-        let mut o = Observation::pass(format!(
-            "stable for {}: {} sample(s)",
-            crate::support::duration::fmt(watched),
-            samples.len()
-        ))
-        .capture("samples", samples.len());
-        if let Some(pid) = pid {
-            o = o
-                .evidence(format!("pid {pid} throughout ({selector})"))
-                .capture("pid", pid)
-                .command(format!(
-                    "for i in $(seq {n}); do ps -o pid=,rss= -p {pid}; sleep {}; done",
-                    interval.as_secs_f64()
-                ));
-        }
-        // Health.
-        let bad: Vec<(usize, String)> = samples
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match &s.health {
-                Some(Ok(c)) if (200..300).contains(c) => None,
-                Some(Ok(c)) => Some((i, format!("status {c}"))),
-                Some(Err(e)) => Some((i, e.clone())),
-                None => None,
-            })
-            .collect();
-        if let Some(url) = &p.health {
-            o = o.evidence(format!(
-                "health {url}: {} of {} answered 2xx",
-                samples.len() - bad.len(),
-                samples.len()
-            ));
-        }
-        // Memory.
-        let mem: Vec<f64> = samples.iter().filter_map(|s| s.memory).collect();
-        let what = if use_rss { "RSS" } else { "heapUsed" };
-        let mut growth = None;
-        if let (Some(first), Some(last)) = (mem.first(), mem.last()) {
-            let peak = mem.iter().copied().fold(0.0, f64::max);
-            let pct = if *first > 0.0 {
-                (last - first) / first * 100.0
-            } else {
-                0.0
-            };
-            o = o
-                .evidence(format!(
-                    "{what}: {} → {} ({pct:+.1}%), peak {} {}",
-                    mb(*first),
-                    mb(*last),
-                    mb(peak),
-                    sparkline(&mem)
-                ))
-                .capture("memory_first_bytes", *first)
-                .capture("memory_last_bytes", *last);
-            growth = Some((pct, *first, *last));
-        } else {
-            o = o.evidence(format!("{what}: no samples"));
-        }
-        if let Some((i, why)) = bad.first() {
-            o.status = super::Status::Fail;
-            o.summary = format!(
-                "health failed {} of {} time(s), first after {} ({why})",
-                bad.len(),
-                samples.len(),
-                crate::support::duration::fmt(interval * *i as u32)
-            );
-            o.fault = Some(Fault::HealthFlapping {
-                url: p.health.clone().unwrap_or_default(),
-                failed: bad.len() as u32,
-                samples: samples.len() as u32,
-                first: why.clone(),
-            });
+        if let Some(o) = judge_start(&selector, p.process.is_some(), remote, run_pid, pid) {
             return o;
         }
-        if let Some((pct, first, last)) = growth
-            && pct > p.max_growth_percent
-        {
-            o.status = super::Status::Fail;
-            o.summary = format!(
-                "{what} grew {pct:.0}% in {} ({} → {}), above {}%",
-                crate::support::duration::fmt(watched),
-                mb(first),
-                mb(last),
-                p.max_growth_percent
-            );
-            o.fault = Some(Fault::MemoryGrowth {
-                what: what.to_string(),
-                from_mb: first / 1_048_576.0,
-                to_mb: last / 1_048_576.0,
-                percent: pct,
-                bound: p.max_growth_percent,
-                over: crate::support::duration::fmt(watched),
-            });
-        }
-        o
+        let watched = observe(&p, &ctx, pid, interval).await;
+        judge(&p, &selector, watched)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    fn params(v: serde_json::Value) -> Params {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn watch(health: &[Option<Result<u16, &str>>], memory: &[f64]) -> Watched {
+        Watched::Done(Watch {
+            pid: Some(42),
+            use_rss: true,
+            samples: health
+                .iter()
+                .zip(memory)
+                .map(|(h, m)| Sample {
+                    health: h.map(|r| r.map_err(str::to_string)),
+                    memory: Some(*m),
+                })
+                .collect(),
+            interval: Duration::from_secs(1),
+            watched: Duration::from_secs(2),
+        })
+    }
+
+    const MB: f64 = 1_048_576.0;
+
+    #[test]
+    fn a_steady_process_passes() {
+        let p = params(
+            serde_json::json!({"process": {"port": 3001}, "health": "http://127.0.0.1:3001/h"}),
+        );
+        let o = judge(
+            &p,
+            "the process on port 3001",
+            watch(
+                &[Some(Ok(200)), Some(Ok(200)), Some(Ok(204))],
+                &[100.0 * MB, 101.0 * MB, 110.0 * MB],
+            ),
+        );
+        assert_eq!(o.status, Status::Pass, "{o:?}");
+        assert_eq!(o.summary, "stable for 2.00s: 3 sample(s)");
+        assert_eq!(
+            o.evidence,
+            [
+                "pid 42 throughout (the process on port 3001)",
+                "health http://127.0.0.1:3001/h: 3 of 3 answered 2xx",
+                "RSS: 100.0 MB → 110.0 MB (+10.0%), peak 110.0 MB ▁▂█",
+            ]
+        );
+        assert_eq!(
+            o.command.as_deref(),
+            Some("for i in $(seq 3); do ps -o pid=,rss= -p 42; sleep 1; done")
+        );
+    }
+
+    #[test]
+    fn flapping_health_growth_and_restarts_fail() {
+        let p = params(serde_json::json!({"health": "http://h/", "max_growth_percent": 20}));
+        let o = judge(
+            &p,
+            "",
+            watch(
+                &[
+                    Some(Ok(200)),
+                    Some(Err("connection refused")),
+                    Some(Ok(503)),
+                ],
+                &[MB, MB, MB],
+            ),
+        );
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(
+            o.summary,
+            "health failed 2 of 3 time(s), first after 1.00s (connection refused)"
+        );
+        assert!(matches!(
+            o.fault,
+            Some(Fault::HealthFlapping {
+                failed: 2,
+                samples: 3,
+                ..
+            })
+        ));
+        let o = judge(
+            &p,
+            "",
+            watch(&[Some(Ok(200)), Some(Ok(200))], &[100.0 * MB, 150.0 * MB]),
+        );
+        assert_eq!(
+            o.summary,
+            "RSS grew 50% in 2.00s (100.0 MB → 150.0 MB), above 20%"
+        );
+        assert!(matches!(o.fault, Some(Fault::MemoryGrowth { .. })));
+        let o = judge(
+            &p,
+            "pid 42",
+            Watched::Exited {
+                pid: 42,
+                now: Some(43),
+                after: Duration::from_secs(3),
+            },
+        );
+        assert_eq!(o.summary, "pid 42 restarted after 3.00s: pid 42 → 43");
+        let o = judge_start("pid 42", true, false, Some(41), Some(42)).unwrap();
+        assert_eq!(o.summary, "pid 42 restarted during this run: pid 41 → 42");
+        let o = judge_start("the process on port 1", true, false, None, None).unwrap();
+        assert_eq!(o.summary, "no process found: the process on port 1");
+        assert!(judge_start("x", true, true, None, None).is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! Network failures classified: I/O errors, HTTP client (reqwest) errors and
 //! TLS errors, from their types where they have one.
 
+use crate::probe::http::Failure;
 use serde::{Deserialize, Serialize};
 use std::error::Error;
 
@@ -30,37 +31,24 @@ impl NetError {
         }
     }
 
-    /// Classifies an I/O error.
+    /// Classifies an I/O error (the one classifier is the probe's).
     pub fn from_io(e: &std::io::Error) -> NetError {
-        use std::io::ErrorKind as K;
-        match e.kind() {
-            K::ConnectionRefused => NetError::Refused,
-            K::TimedOut | K::WouldBlock => NetError::Timeout,
-            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-                NetError::Reset
-            }
-            K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => {
-                NetError::Unreachable
-            }
-            // getaddrinfo's failures have no kind of their own (std makes
-            // them `Uncategorized` errors with the resolver's message), so
-            // they are known by their text.
-            _ if is_dns_text(&e.to_string().to_ascii_lowercase()) => NetError::Dns,
-            _ => NetError::Other,
-        }
+        NetError::from(Failure::from_io(e))
     }
 }
 
-fn is_dns_text(lower: &str) -> bool {
-    [
-        "failed to lookup",
-        "name or service not known",
-        "no such host",
-        "name resolution",
-        "nodename nor servname",
-    ]
-    .iter()
-    .any(|m| lower.contains(m))
+impl From<Failure> for NetError {
+    fn from(f: Failure) -> NetError {
+        match f {
+            Failure::Refused => NetError::Refused,
+            Failure::Timeout => NetError::Timeout,
+            Failure::Dns => NetError::Dns,
+            Failure::Tls => NetError::Tls,
+            Failure::Reset => NetError::Reset,
+            Failure::Unreachable => NetError::Unreachable,
+            Failure::Other => NetError::Other,
+        }
+    }
 }
 
 /// Why a TLS session could not be set up. It chooses the fix; the
@@ -157,42 +145,6 @@ pub fn chain<'a>(e: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn 
 /// The first rustls error in an error's chain.
 pub fn find_rustls<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a rustls::Error> {
     chain(e).find_map(|x| x.downcast_ref::<rustls::Error>())
-}
-
-/// Classifies a reqwest error; the text is the error with its sources.
-pub fn classify_http(e: &reqwest::Error) -> (NetError, String) {
-    let mut text = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        src = s.source();
-    }
-    let mut io_kind = None;
-    let mut tls = false;
-    for s in chain(e) {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            io_kind = Some(NetError::from_io(io));
-        }
-        tls |= s.is::<rustls::Error>();
-    }
-    // reqwest knows its own timeouts, and the OS's show as an io::Error.
-    // hyper-util's resolver reports a failed lookup as a "dns error" of a
-    // private type around an untyped getaddrinfo message: DNS is known by
-    // its text.
-    let lower = text.to_ascii_lowercase();
-    let kind = if e.is_timeout() || io_kind == Some(NetError::Timeout) {
-        NetError::Timeout
-    } else if lower.contains("dns error") || is_dns_text(&lower) {
-        NetError::Dns
-    } else if tls {
-        NetError::Tls
-    } else if let Some(k) = io_kind {
-        k
-    } else {
-        NetError::Other
-    };
-    (kind, text)
 }
 
 #[cfg(test)]

@@ -9,10 +9,7 @@ use std::time::Duration;
 /// Latencies are recorded in microseconds, 1 µs to 10 minutes, with two
 /// significant digits (under 1% error; about 23 KB per histogram, so 120
 /// virtual users with two request kinds stay a few megabytes).
-pub fn new_histogram() -> Histogram<u64> {
-    // Constant, valid bounds: this cannot fail.
-    Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid histogram bounds")
-}
+pub use crate::support::stats::latency_histogram as new_histogram;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ErrorCounts {

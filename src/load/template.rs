@@ -6,7 +6,7 @@
 
 use super::outcome::Answer;
 use super::placeholder::{Escape, Names, Piece, RenderCx, Tmpl, pct};
-use crate::checks::http::Request;
+use crate::probe::http::Request;
 use bytes::Bytes;
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
-//! Probes of the operating system: processes, their environment and
-//! resources, and who owns a listening socket.
+//! Probes of the operating system and of HTTP: processes, their environment
+//! and resources, who owns a listening socket, and HTTP requests.
 
+pub mod http;
 pub mod log;
 pub mod process;

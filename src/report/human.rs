@@ -3,8 +3,8 @@
 
 use super::{Style, blocked_by, findings};
 use crate::engine::Report;
-use crate::support::style::{Tone, paint};
 use crate::engine::Status;
+use crate::support::style::{Tone, paint};
 use owo_colors::OwoColorize;
 use std::fmt::Write;
 use tabled::settings::{Modify, Style as TStyle, Width, object::Columns};
