@@ -1,8 +1,7 @@
 //! A distinctive password and token appear in no output of any format, nor in
 //! error messages.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const PW: &str = "Zq9distinctivePW77";
 const TOKEN: &str = "tok-distinctive-5f1e9a";

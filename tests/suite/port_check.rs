@@ -1,7 +1,6 @@
 //! `port`: listening or free, naming the process that holds the port.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn port_playbook(port: u16, expect: &str) -> String {
     format!(

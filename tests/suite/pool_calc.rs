@@ -1,10 +1,9 @@
 //! `chatops pool-calc` (offline and live) and the `pool_headroom` check,
 //! against a cluster of our own with max_connections set low.
 
-mod common;
 
 use chatops::sandbox::pg::{PgCluster, PgOptions};
-use common::*;
+use crate::common::*;
 use std::sync::{Arc, OnceLock};
 
 /// A cluster with max_connections 20 (17 usable).

@@ -2,8 +2,7 @@
 //! whose certificates the test makes with the openssl command: first with
 //! TLS off, then turned on by a reload.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 fn login(url: &str) -> (i32, serde_json::Value) {

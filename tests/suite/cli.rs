@@ -1,8 +1,7 @@
 //! Command-line surface: schema, checks, completions, formats, colours,
 //! includes with overrides, --output, --var.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn schema_is_json_schema_with_every_kind() {

@@ -44,6 +44,37 @@ pub fn cluster() -> Arc<PgCluster> {
         .clone()
 }
 
+/// Set in a child test process by [`in_own_process`]: the test it names.
+const OWN_PROCESS_ENV: &str = "CHATOPS_TEST_OWN_PROCESS";
+
+/// For a test that must not share the suite's process (it stops every
+/// cluster of the process, say). In the suite, runs `test` (its full path,
+/// `module::name`) alone in a child process of this test binary, fails if it
+/// fails or did not run, and returns false; in that child, returns true: run
+/// the body.
+pub fn in_own_process(test: &str) -> bool {
+    if std::env::var_os(OWN_PROCESS_ENV).is_some_and(|v| v == test) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = Command::new(exe)
+        .args([test, "--exact", "--test-threads", "1", "--nocapture"])
+        .env(OWN_PROCESS_ENV, test)
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{test}, in a process of its own, failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{test} did not run in its own process (no test has that name?):\n{stdout}"
+    );
+    false
+}
+
 /// A database name unique within this test binary.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

@@ -1,7 +1,6 @@
 //! The `http` check against real HTTP servers on loopback with quirky answers.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::time::Duration;
 

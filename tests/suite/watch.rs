@@ -3,12 +3,11 @@
 //! application_name) counted exactly; thresholds; Prometheus output; and
 //! watch surviving a PostgreSQL restart.
 
-mod common;
 
 use chatops::pg::DbUrl;
 use chatops::pg::activity::{connect, sample};
 use chatops::sandbox::pg::PgOptions;
-use common::*;
+use crate::common::*;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;

@@ -1,10 +1,9 @@
 //! `log_scan` and `stability` against real files and the real sandbox
 //! backend.
 
-mod common;
 
 use chatops::sandbox::{Knobs, Sandbox};
-use common::*;
+use crate::common::*;
 use std::io::Write;
 
 fn temp_log(name: &str, text: &str) -> std::path::PathBuf {

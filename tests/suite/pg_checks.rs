@@ -1,8 +1,7 @@
 //! pg_ready and pg_connect against real PostgreSQL clusters, compared with the
 //! real pg_isready.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn ready_and_login(url: &str) -> String {
     format!(

@@ -2,8 +2,7 @@
 //! `messageType` column, writes refused by the READ ONLY transaction (and
 //! the table unchanged), bound parameters, statement_timeout.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()

@@ -5,10 +5,9 @@
 //! for a known time; Ctrl-C; bad input. Stages are 1–3 s; traffic goes to
 //! 127.0.0.1 only.
 
-mod common;
 
 use chatops::sandbox::{Knobs, Sandbox};
-use common::{bin, chatops, cluster, make_certs, unique, write_playbook};
+use crate::common::{bin, chatops, cluster, make_certs, unique, write_playbook};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

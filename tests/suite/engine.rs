@@ -1,8 +1,7 @@
 //! The engine: dependency order, blocking by root cause, retries, timeouts,
 //! the run's deadline, Ctrl-C with a partial report.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
