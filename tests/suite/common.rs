@@ -4,10 +4,12 @@
 
 use chatops::sandbox::pg::{PgCluster, PgOptions};
 use chatops::sandbox::{Knobs, Sandbox};
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_chatops"))
@@ -102,6 +104,10 @@ impl Run {
     }
 }
 
+/// How long one chatops run may take before the test fails: a guard against
+/// a hang, never the thing a test asserts.
+pub const RUN_GUARD: Duration = Duration::from_secs(180);
+
 pub fn chatops(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = Command::new(bin());
     c.args(args)
@@ -111,12 +117,133 @@ pub fn chatops(args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         c.env(k, v);
     }
-    let out: Output = c.output().expect("run chatops");
+    let what = format!("chatops {}", args.join(" "));
+    let out = output_within(c, RUN_GUARD, &what);
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `cmd` to completion with its output captured; kills it and fails the
+/// test if it is still running after `guard`.
+pub fn output_within(mut cmd: Command, guard: Duration, what: &str) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    wait_output(child, guard, what)
+}
+
+/// Waits for `child` (stdout and stderr piped) and collects its output;
+/// kills it and fails the test if it has not exited within `guard`.
+pub fn wait_output(mut child: Child, guard: Duration, what: &str) -> Output {
+    fn drain(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let status = wait_exit(&mut child, guard, what);
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// Waits until `child` exits; kills it and fails the test after `guard`.
+pub fn wait_exit(child: &mut Child, guard: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + guard;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} was still running after {guard:?} (killed)");
+            }
+            Err(e) => panic!("waiting for {what}: {e}"),
+        }
+    }
+}
+
+/// How often [`wait_until`] and friends look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `cond` until it returns `Some`; fails the test, naming `what`, if
+/// that takes longer than `guard`.
+pub fn wait_until<T>(guard: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + guard;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waited {guard:?} for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Whether process `pid` has a handler installed for `signal` (its
+/// `SigCgt` mask in /proc/PID/status).
+pub fn catches_signal(pid: u32, signal: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1u64 << (signal - 1)) != 0)
+}
+
+/// Sends SIGINT to `pid` once it has installed its SIGINT handler (so the
+/// signal cannot arrive before the program is ready for it).
+pub fn interrupt_when_ready(pid: u32) {
+    wait_until(
+        Duration::from_secs(30),
+        &format!("process {pid} to install its SIGINT handler"),
+        || catches_signal(pid, libc::SIGINT).then_some(()),
+    );
+    signal(pid, libc::SIGINT);
+}
+
+/// Sends `sig` to `pid`.
+pub fn signal(pid: u32, sig: i32) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Fails the test, saying what to install, unless `tool` runs (`tool
+/// --version` or the given probe arguments).
+pub fn require_tool(tool: &str, probe: &[&str], install: &str) {
+    let ok = Command::new(tool)
+        .args(probe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test needs `{tool}`, which is not installed or does not run: {install}"
+    );
 }
 
 /// The check with this id in a JSON report.
@@ -141,9 +268,12 @@ pub fn doctor_json(playbook: &str, extra: &[&str]) -> (i32, serde_json::Value) {
 /// The real pg_isready next to the server binaries, and its exit code.
 pub fn pg_isready(pg: &PgCluster, host: &str, port: u16, user: &str, db: &str) -> Option<i32> {
     let b = pg.bindir().join("pg_isready");
-    if !b.exists() {
-        return None;
-    }
+    assert!(
+        b.exists(),
+        "this test needs pg_isready next to the server binaries in {}: install the \
+         PostgreSQL client tools (apt-get install -y postgresql-client)",
+        pg.bindir().display()
+    );
     Command::new(b)
         .args([
             "-h",

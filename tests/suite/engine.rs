@@ -2,17 +2,48 @@
 //! the run's deadline, Ctrl-C with a partial report.
 
 use crate::common::*;
-use std::io::Read;
-use std::time::{Duration, Instant};
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::time::Duration;
 
-/// A TCP server that accepts connections and never answers.
-fn silent_server() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+/// A TCP server that accepts connections and never answers. Each accepted
+/// connection is reported on the channel with the number held open at once;
+/// with `release_at`, all held connections are closed as soon as that many
+/// are open together.
+fn silent_server(release_at: Option<usize>) -> (u16, mpsc::Receiver<usize>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for s in l.incoming().flatten() {
             held.push(s);
+            let _ = tx.send(held.len());
+            if release_at == Some(held.len()) {
+                held.clear();
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// An HTTP server whose first `failures` requests get a 503, the rest a 200.
+fn flaky_server(failures: usize) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for (n, mut s) in l.incoming().flatten().enumerate() {
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let status = if n < failures {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = s.write_all(
+                format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                    .as_bytes(),
+            );
         }
     });
     port
@@ -22,7 +53,16 @@ fn silent_server() -> u16 {
 fn blocked_by_root_cause_transitively() {
     let free = chatops::sandbox::free_port();
     let y = format!(
-        "phases:\n  - name: A\n    checks:\n      - {{id: root, kind: port, port: {free}, expect: listening}}\n      - {{id: mid, kind: port, port: {free}, expect: free, needs: root}}\n  - name: B\n    checks:\n      - {{id: leaf, kind: port, port: {free}, expect: free, needs: [mid]}}\n      - {{id: independent, kind: port, port: {free}, expect: free}}\n"
+        r#"phases:
+  - name: A
+    checks:
+      - {{id: root, kind: port, port: {free}, expect: listening}}
+      - {{id: mid, kind: port, port: {free}, expect: free, needs: root}}
+  - name: B
+    checks:
+      - {{id: leaf, kind: port, port: {free}, expect: free, needs: [mid]}}
+      - {{id: independent, kind: port, port: {free}, expect: free}}
+"#
     );
     let (code, r) = doctor_json(&y, &[]);
     assert_eq!(code, 1);
@@ -40,38 +80,45 @@ fn blocked_by_root_cause_transitively() {
 
 #[test]
 fn retries_until_it_passes() {
-    let port = chatops::sandbox::free_port();
+    // The server fails the first two requests and passes the third.
+    let port = flaky_server(2);
     let y = format!(
-        "phases:\n  - name: A\n    checks:\n      - {{id: up, kind: port, port: {port}, expect: listening, retries: 20, interval: 100ms}}\n"
+        r#"phases:
+  - name: A
+    checks:
+      - id: up
+        kind: http
+        request: {{url: "http://127.0.0.1:{port}/"}}
+        expect: {{status: 200}}
+        retries: 20
+        interval: 100ms
+"#
     );
-    let opener = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(400));
-        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-        std::thread::sleep(Duration::from_secs(3));
-        drop(l);
-    });
     let (code, r) = doctor_json(&y, &[]);
     assert_eq!(code, 0, "{r}");
-    let attempts = check(&r, "up")["attempts"].as_u64().unwrap();
-    assert!(attempts > 1, "{attempts}");
-    opener.join().unwrap();
+    assert_eq!(check(&r, "up")["attempts"], 3, "{r}");
 }
 
 #[test]
-fn timeouts_are_classified_and_bounded() {
-    let port = silent_server();
+fn timeouts_are_classified() {
+    let (port, _) = silent_server(None);
     let y = format!(
-        "phases:\n  - name: A\n    checks:\n      - {{id: slow, kind: http, timeout: 500ms, request: {{url: \"http://127.0.0.1:{port}/\"}}}}\n      - {{id: pg, kind: pg_ready, port: {port}, host: 127.0.0.1, timeout: 500ms}}\n"
+        r#"phases:
+  - name: A
+    checks:
+      - {{id: slow, kind: http, timeout: 500ms, request: {{url: "http://127.0.0.1:{port}/"}}}}
+      - {{id: pg, kind: pg_ready, port: {port}, host: 127.0.0.1, timeout: 500ms}}
+"#
     );
-    let t = Instant::now();
     let (code, r) = doctor_json(&y, &[]);
     assert_eq!(code, 1);
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     let slow = check(&r, "slow");
     assert!(
         slow["summary"].as_str().unwrap().contains("timed out"),
         "{slow}"
     );
+    // The check waited out its own timeout (a lower bound: never flaky).
+    assert!(slow["duration_ms"].as_u64().unwrap() >= 500, "{slow}");
     assert!(
         check(&r, "pg")["summary"]
             .as_str()
@@ -82,13 +129,19 @@ fn timeouts_are_classified_and_bounded() {
 
 #[test]
 fn deadline_stops_the_run() {
-    let port = silent_server();
+    // The check's own timeout is 30 s; the run's deadline of 700 ms ends it,
+    // and the summary says so (a timeout would say "timed out").
+    let (port, _) = silent_server(None);
     let y = format!(
-        "settings: {{deadline: 700ms}}\nphases:\n  - name: A\n    checks:\n      - {{id: slow, kind: http, timeout: 30s, request: {{url: \"http://127.0.0.1:{port}/\"}}}}\n      - {{id: after, kind: port, port: {port}, expect: listening, needs: [slow]}}\n"
+        r#"settings: {{deadline: 700ms}}
+phases:
+  - name: A
+    checks:
+      - {{id: slow, kind: http, timeout: 30s, request: {{url: "http://127.0.0.1:{port}/"}}}}
+      - {{id: after, kind: port, port: {port}, expect: listening, needs: [slow]}}
+"#
     );
-    let t = Instant::now();
     let (code, r) = doctor_json(&y, &[]);
-    assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(code, 1);
     assert!(
         check(&r, "slow")["summary"]
@@ -101,35 +154,43 @@ fn deadline_stops_the_run() {
 
 #[test]
 fn ctrl_c_prints_the_partial_report_and_exits_130() {
-    let port = silent_server();
+    let (port, accepted) = silent_server(None);
     let free = chatops::sandbox::free_port();
+    // `slow` needs `quick`: once the silent server has its connection,
+    // `quick` has passed and `slow` is in flight.
     let y = format!(
-        "phases:\n  - name: A\n    checks:\n      - {{id: quick, kind: port, port: {free}, expect: free}}\n      - {{id: slow, kind: http, timeout: 30s, request: {{url: \"http://127.0.0.1:{port}/\"}}}}\n"
+        r#"phases:
+  - name: A
+    checks:
+      - {{id: quick, kind: port, port: {free}, expect: free}}
+      - {{id: slow, kind: http, timeout: 30s, needs: [quick], request: {{url: "http://127.0.0.1:{port}/"}}}}
+"#
     );
     let p = write_playbook(&y);
-    let mut child = std::process::Command::new(bin())
+    let child = std::process::Command::new(bin())
         .args(["doctor", "--format", "json", "--playbook"])
         .arg(&p)
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let t = Instant::now();
-    let status = child.wait().unwrap();
-    assert!(t.elapsed() < Duration::from_secs(3));
-    assert_eq!(status.code(), Some(130));
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        .expect("spawn chatops");
+    accepted
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the slow check never connected");
+    interrupt_when_ready(child.id());
+    // Well within the check's 30 s timeout: an ignored SIGINT fails here.
+    let out = wait_output(
+        child,
+        Duration::from_secs(20),
+        "chatops doctor after SIGINT",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     assert_eq!(r["interrupted"], true);
     assert_eq!(check(&r, "quick")["status"], "pass");
     assert!(
@@ -142,27 +203,38 @@ fn ctrl_c_prints_the_partial_report_and_exits_130() {
 
 #[test]
 fn concurrency_runs_independent_checks_together() {
-    // Eight checks each waiting 400 ms for a silent server: run together they take ~0.4 s, not 3.2 s.
-    let port = silent_server();
-    let mut y = String::from("settings: {concurrency: 8}\nphases:\n  - name: A\n    checks:\n");
-    for i in 0..8 {
-        y.push_str(&format!("      - {{id: c{i}, kind: http, timeout: 400ms, request: {{url: \"http://127.0.0.1:{port}/\"}}}}\n"));
-    }
-    let t = Instant::now();
-    let (_, r) = doctor_json(&y, &[]);
-    assert!(
-        t.elapsed() < Duration::from_millis(2500),
-        "{:?}",
-        t.elapsed()
+    // Eight checks against a server that answers nobody but lets everyone go
+    // once eight connections are open together: with a concurrency of 8 they
+    // are; one at a time, the server would see one connection at a time.
+    let (port, accepted) = silent_server(Some(8));
+    let mut y = String::from(
+        r#"settings: {concurrency: 8}
+phases:
+  - name: A
+    checks:
+"#,
     );
+    for i in 0..8 {
+        y.push_str(&format!(
+            "      - {{id: c{i}, kind: http, timeout: 10s, request: {{url: \"http://127.0.0.1:{port}/\"}}}}\n"
+        ));
+    }
+    let (_, r) = doctor_json(&y, &[]);
     assert_eq!(r["summary"]["fail"], 8);
+    let most = accepted.try_iter().max().unwrap_or(0);
+    assert_eq!(most, 8, "connections open at once");
 }
 
 #[test]
 fn captures_flow_to_later_checks() {
     // The env check captures from chatops's own environment; a later check uses it.
     let port = chatops::sandbox::free_port();
-    let y = "phases:\n  - name: A\n    checks:\n      - {id: e, kind: env, vars: {CHATOPS_TEST_PORT: {exists: true}}}\n      - {id: p, kind: port, port: \"${checks.e.vars.CHATOPS_TEST_PORT}\", expect: free}\n";
+    let y = r#"phases:
+  - name: A
+    checks:
+      - {id: e, kind: env, vars: {CHATOPS_TEST_PORT: {exists: true}}}
+      - {id: p, kind: port, port: "${checks.e.vars.CHATOPS_TEST_PORT}", expect: free}
+"#;
     let pb = write_playbook(y);
     let r = chatops(
         &[

@@ -5,9 +5,8 @@
 //! for a known time; Ctrl-C; bad input. Stages are 1–3 s; traffic goes to
 //! 127.0.0.1 only.
 
-
-use chatops::sandbox::{Knobs, Sandbox};
 use crate::common::{bin, chatops, cluster, make_certs, unique, write_playbook};
+use chatops::sandbox::{Knobs, Sandbox};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -272,7 +271,12 @@ fn stalling_server(stall_at: u64, stall: Duration) -> u16 {
     rx.recv().expect("server port")
 }
 
-const GET_PLAN: &str = "name: stall\nmix:\n  - name: get\n    request: {url: \"${base_url}/x\"}\nstages: [{name: s, vus: 1, duration: 1s}]\n";
+const GET_PLAN: &str = r#"name: stall
+mix:
+  - name: get
+    request: {url: "${base_url}/x"}
+stages: [{name: s, vus: 1, duration: 1s}]
+"#;
 
 #[test]
 fn open_model_corrects_for_coordinated_omission() {
@@ -402,7 +406,14 @@ fn bad_input_and_remote_targets_are_refused_with_exit_2() {
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
     }
-    let bad = write_playbook("stages:\n  - name: a\n    vus: 3\n    duration: 1s\n    p95: 100\n");
+    let bad = write_playbook(
+        r#"stages:
+  - name: a
+    vus: 3
+    duration: 1s
+    p95: 100
+"#,
+    );
     let r = chatops(&["load", "--plan", &bad.to_string_lossy()], &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains(":5:"), "located: {}", r.stderr);
@@ -707,7 +718,12 @@ fn https_targets_are_verified_or_explicitly_insecure() {
     let certs = make_certs();
     let port = https_server(&rt, &certs);
     let plan = write_playbook(
-        "name: tls\nmix:\n  - name: get\n    request: {url: \"${base_url}/\"}\nstages: [{name: only, vus: 3, duration: 1s}]\n",
+        r#"name: tls
+mix:
+  - name: get
+    request: {url: "${base_url}/"}
+stages: [{name: only, vus: 3, duration: 1s}]
+"#,
     );
     let url = format!("https://localhost:{port}");
     let args = |extra: &[&'static str]| {

@@ -1,9 +1,8 @@
 //! `log_scan` and `stability` against real files and the real sandbox
 //! backend.
 
-
-use chatops::sandbox::{Knobs, Sandbox};
 use crate::common::*;
+use chatops::sandbox::{Knobs, Sandbox};
 use std::io::Write;
 
 fn temp_log(name: &str, text: &str) -> std::path::PathBuf {
@@ -16,7 +15,13 @@ fn temp_log(name: &str, text: &str) -> std::path::PathBuf {
 
 fn scan_playbook(path: &str, extra: &str) -> String {
     format!(
-        "phases:\n  - name: logs\n    checks:\n      - id: logs\n        kind: log_scan\n        path: '{path}'\n{extra}"
+        r#"phases:
+  - name: logs
+    checks:
+      - id: logs
+        kind: log_scan
+        path: '{path}'
+{extra}"#
     )
 }
 
@@ -184,7 +189,22 @@ fn log_lines_appended_during_a_run_are_seen() {
         }
     });
     let pb = format!(
-        "phases:\n  - name: logs\n    checks:\n      - id: wait\n        kind: stability\n        process: {{ pid: {} }}\n        duration: 1s\n        every: 250ms\n        # this test process grows as other tests run beside it\n        max_growth_percent: 100000\n      - id: logs\n        kind: log_scan\n        needs: [wait]\n        path: '{}'\n        since: run\n",
+        r#"phases:
+  - name: logs
+    checks:
+      - id: wait
+        kind: stability
+        process: {{ pid: {} }}
+        duration: 1s
+        every: 250ms
+        # this test process grows as other tests run beside it
+        max_growth_percent: 100000
+      - id: logs
+        kind: log_scan
+        needs: [wait]
+        path: '{}'
+        since: run
+"#,
         std::process::id(),
         p.to_string_lossy()
     );

@@ -9,6 +9,8 @@ mod database_playbook;
 mod doctor_sandbox;
 mod engine;
 mod http_check;
+// Kept byte for byte as tests/layers.rs was (other branches edit it).
+#[rustfmt::skip]
 mod layers;
 mod load;
 mod log_and_stability;

@@ -8,7 +8,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 fn login(url: &str) -> (i32, serde_json::Value) {
     let (code, r) = doctor_json(
         &format!(
-            "name: tls\nphases:\n  - name: Database\n    checks:\n      - {{id: login, kind: pg_connect, url: \"{url}\"}}\n      - {{id: q, kind: sql, url: \"{url}\", query: \"SELECT 1 AS one\", expect: {{rows: 1}}}}\n"
+            r#"name: tls
+phases:
+  - name: Database
+    checks:
+      - {{id: login, kind: pg_connect, url: "{url}"}}
+      - {{id: q, kind: sql, url: "{url}", query: "SELECT 1 AS one", expect: {{rows: 1}}}}
+"#
         ),
         &[],
     );

@@ -1,9 +1,8 @@
 //! The `rate_limit` check against the real sandbox backend, with its
 //! express-rate-limit style limiters on and off.
 
-
-use chatops::sandbox::{Knobs, Sandbox};
 use crate::common::*;
+use chatops::sandbox::{Knobs, Sandbox};
 use serde_json::Value;
 
 fn playbook(url: &str, extra: &str) -> String {

@@ -3,11 +3,10 @@
 //! application_name) counted exactly; thresholds; Prometheus output; and
 //! watch surviving a PostgreSQL restart.
 
-
+use crate::common::*;
 use chatops::pg::DbUrl;
 use chatops::pg::activity::{connect, sample};
 use chatops::sandbox::pg::PgOptions;
-use crate::common::*;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -172,7 +171,15 @@ async fn known_sessions_are_counted_exactly() {
 
     // The pg_activity check sees the same sessions.
     let pb = format!(
-        "name: act\nphases:\n  - name: Database\n    checks:\n      - {{id: quiet, kind: pg_activity, url: \"{url}\", max_idle_in_transaction: 1}}\n      - {{id: stuck, kind: pg_activity, url: \"{url}\"}}\n      - {{id: busy, kind: pg_activity, url: \"{url}\", warn_active: 0, critical_active: 5, max_idle_in_transaction: 1}}\n      - {{id: critical, kind: pg_activity, url: \"{url}\", warn_active: 0, critical_active: 0, exclude_apps: [other_app]}}\n"
+        r#"name: act
+phases:
+  - name: Database
+    checks:
+      - {{id: quiet, kind: pg_activity, url: "{url}", max_idle_in_transaction: 1}}
+      - {{id: stuck, kind: pg_activity, url: "{url}"}}
+      - {{id: busy, kind: pg_activity, url: "{url}", warn_active: 0, critical_active: 5, max_idle_in_transaction: 1}}
+      - {{id: critical, kind: pg_activity, url: "{url}", warn_active: 0, critical_active: 0, exclude_apps: [other_app]}}
+"#
     );
     let (code, r) = tokio::task::spawn_blocking(move || doctor_json(&pb, &[]))
         .await
@@ -415,7 +422,12 @@ async fn lock_waits_are_found() {
     assert_eq!(v["waiting_lock"], 1, "{v}");
     assert_eq!(v["idle_in_transaction"], 1, "{v}");
     let pb = format!(
-        "name: locks\nphases:\n  - name: Database\n    checks:\n      - {{id: a, kind: pg_activity, url: \"{url}\", max_idle_in_transaction: 5}}\n"
+        r#"name: locks
+phases:
+  - name: Database
+    checks:
+      - {{id: a, kind: pg_activity, url: "{url}", max_idle_in_transaction: 5}}
+"#
     );
     let (code, r) = tokio::task::spawn_blocking(move || doctor_json(&pb, &[]))
         .await
