@@ -5,7 +5,10 @@
 //! for a known time; Ctrl-C; bad input. Stages are 1–3 s; traffic goes to
 //! 127.0.0.1 only.
 
-use crate::common::{bin, chatops, cluster, make_certs, unique, write_playbook};
+use crate::common::{
+    bin, chatops, cluster, interrupt_when_ready, make_certs, signal, unique, wait_output,
+    wait_until, write_playbook,
+};
 use chatops::sandbox::{Knobs, Sandbox};
 use serde_json::Value;
 use std::sync::Arc;
@@ -339,13 +342,52 @@ fn open_model_corrects_for_coordinated_omission() {
     );
 }
 
+/// A loopback HTTP server answering `ok` at once, reporting each request's
+/// path on the channel.
+fn recording_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let (path_tx, path_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            port_tx
+                .send(l.local_addr().expect("addr").port())
+                .expect("port");
+            loop {
+                let Ok((s, _)) = l.accept().await else {
+                    continue;
+                };
+                let path_tx = path_tx.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                        let _ = path_tx.send(req.uri().path().to_string());
+                        async {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                            ))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    (port_rx.recv().expect("server port"), path_rx)
+}
+
 #[test]
 fn ctrl_c_stops_at_once_and_still_reports_the_stages_so_far() {
-    let plan = write_playbook(GET_PLAN);
-    let url = format!(
-        "http://127.0.0.1:{}",
-        stalling_server(u64::MAX, Duration::ZERO)
-    );
+    let plan = write_playbook(include_str!("../fixtures/load-get-by-vu.yaml"));
+    let (port, paths) = recording_server();
+    let url = format!("http://127.0.0.1:{port}");
     let child = std::process::Command::new(bin())
         .args([
             "load",
@@ -359,24 +401,26 @@ fn ctrl_c_stops_at_once_and_still_reports_the_stages_so_far() {
         ])
         .arg("--plan")
         .arg(&plan)
-        .args(["--stages", "first:2:1s,second:2:60s"])
+        .args(["--stages", "first:2:1s,second:3:60s"])
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(2500));
-    let t = std::time::Instant::now();
-    let _ = std::process::Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status();
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "stopped at once: {:?}",
-        t.elapsed()
-    );
+    // Users 0 and 1 run in both stages, user 2 only in `second`. Its second
+    // request means `first` is over and `second` has a measured request.
+    let mut seen = 0;
+    while seen < 2 {
+        let path = paths
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the second stage never started");
+        if path == "/vu/2" {
+            seen += 1;
+        }
+    }
+    interrupt_when_ready(child.id());
+    // Far less than the 60 s stage: a load that ignores SIGINT fails here.
+    let out = wait_output(child, Duration::from_secs(20), "chatops load after SIGINT");
     assert_eq!(
         out.status.code(),
         Some(130),
@@ -582,29 +626,39 @@ fn connections_closed_by_the_server_are_reopened_without_errors() {
 fn a_backend_that_dies_mid_stage_is_diagnosed_as_a_crash() {
     let rt = runtime();
     let (sb, url) = sandbox(&rt, Knobs::default());
-    let pid = sb.backend.as_ref().map(|b| b.pid).expect("backend pid");
+    let backend = sb.backend.as_ref().expect("backend");
+    let (pid, log) = (backend.pid, backend.log.clone());
+    let plan = write_playbook(include_str!("../fixtures/load-seed-mix-by-vu.yaml"));
+    // `doomed` has a third user (vu=2) that `baseline` lacks: the backend is
+    // killed as soon as its request log shows that user.
     let killer = std::thread::spawn(move || {
-        // baseline runs 0–1 s, the cooldown 0.2 s, then `doomed` from about 1.2 s
-        std::thread::sleep(Duration::from_millis(2200));
-        let _ = std::process::Command::new("kill")
-            .arg("-KILL")
-            .arg(pid.to_string())
-            .status();
+        wait_until(
+            Duration::from_secs(60),
+            "the doomed stage's first request in the backend's log",
+            || {
+                std::fs::read_to_string(&log)
+                    .ok()
+                    .filter(|l| l.contains("vu=2"))
+            },
+        );
+        signal(pid, libc::SIGKILL);
     });
     let (code, v, out) = load(
         &url,
         Some(&sb.db_url),
         &[
             "--skip-preflight",
+            "--plan",
+            &plan.to_string_lossy(),
             "--stages",
-            "baseline:2:1s:1000:0,doomed:2:3s:1000:1",
+            "baseline:2:1s:1000:0,doomed:3:3s:1000:1",
             "--think-time",
             "20ms",
             "--cooldown",
             "200ms",
         ],
     );
-    let _ = killer.join();
+    killer.join().expect("the killer thread");
     assert_eq!(code, 1, "{out}");
     assert_eq!(stage(&v, "baseline")["status"], "pass", "{v:#}");
     let doomed = stage(&v, "doomed");
