@@ -326,7 +326,7 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) {
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("the openssl command is needed to make test certificates: {e}"));
+        .unwrap_or_else(|e| panic!("the openssl command is needed to make test certificates ({e}): apt-get install -y openssl"));
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",

@@ -31,7 +31,9 @@ fn encrypted(c: &serde_json::Value) -> bool {
 
 #[test]
 fn sslmodes_against_a_server_without_and_with_tls() {
-    let pg = cluster();
+    // A cluster of its own: turning TLS on would change every other test's
+    // connections on the shared one.
+    let pg = start_cluster(Default::default());
     let base = pg.url("postgres");
     let with = |q: &str| format!("{base}?{q}");
 
