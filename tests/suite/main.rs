@@ -22,6 +22,7 @@ mod pool_calc;
 mod port_check;
 mod rate_limit;
 mod redaction;
+mod report_snapshots;
 mod sandbox_pg;
 mod sql_check;
 mod watch;
