@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 pub fn bin() -> PathBuf {
@@ -75,6 +75,36 @@ pub fn in_own_process(test: &str) -> bool {
         "{test} did not run in its own process (no test has that name?):\n{stdout}"
     );
     false
+}
+
+/// Held by the tests that generate load and judge its throughput or
+/// latency: at most two of them run at once (as when they had a binary of
+/// their own), so they do not starve each other of the CPU while the rest of
+/// the suite runs beside them.
+pub fn load_generator_slot() -> LoadSlot {
+    const SLOTS: usize = 2;
+    let mut busy = LOAD_SLOTS.0.lock().unwrap_or_else(PoisonError::into_inner);
+    while *busy >= SLOTS {
+        busy = LOAD_SLOTS
+            .1
+            .wait(busy)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+    *busy += 1;
+    LoadSlot
+}
+
+static LOAD_SLOTS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// A taken [`load_generator_slot`]; given back on drop (a panic too).
+pub struct LoadSlot;
+
+impl Drop for LoadSlot {
+    fn drop(&mut self) {
+        let mut busy = LOAD_SLOTS.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *busy = busy.saturating_sub(1);
+        LOAD_SLOTS.1.notify_one();
+    }
 }
 
 /// A database name unique within this test binary.

@@ -6,8 +6,8 @@
 //! 127.0.0.1 only.
 
 use crate::common::{
-    bin, chatops, cluster, interrupt_when_ready, make_certs, signal, unique, wait_output,
-    wait_until, write_playbook,
+    bin, chatops, cluster, interrupt_when_ready, load_generator_slot, make_certs, signal, unique,
+    wait_output, wait_until, write_playbook,
 };
 use chatops::sandbox::{Knobs, Sandbox};
 use serde_json::Value;
@@ -55,6 +55,7 @@ fn stage<'a>(v: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn healthy_backend_passes_every_stage_after_the_preflight() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(&rt, Knobs::default());
     let (code, v, out) = load(
@@ -76,7 +77,8 @@ fn healthy_backend_passes_every_stage_after_the_preflight() {
     assert_eq!(stages.len(), 3);
     for s in stages {
         assert_eq!(s["status"], "pass", "{s:#}");
-        assert!(s["requests"].as_u64().unwrap_or(0) > 10, "{s:#}");
+        // How many depends on the machine's speed: that some ran, none failed.
+        assert!(s["requests"].as_u64().unwrap_or(0) > 0, "{s:#}");
         assert_eq!(s["error_rate"], 0.0);
         // both request kinds of the seed mix ran
         assert!(
@@ -97,23 +99,38 @@ fn healthy_backend_passes_every_stage_after_the_preflight() {
         assert!(s["watch"]["samples"].as_u64().unwrap_or(0) >= 1, "{s:#}");
     }
     assert_eq!(v["backend"]["connection_limit"], 50);
-    // the sends reached PostgreSQL
+    // every answered send reached PostgreSQL (no stage had an error)
+    let answered: u64 = stages
+        .iter()
+        .map(|s| {
+            s["by_kind"]["send_message"]["requests"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
     let sent = rt.block_on(async {
         let url = chatops::pg::DbUrl::parse(&sb.db_url).expect("url");
         let c = chatops::pg::activity::connect(&url, "test", Duration::from_secs(5))
             .await
             .expect("connect");
-        c.query_one("SELECT count(*) FROM messages", &[])
-            .await
-            .expect("count")
-            .get::<_, i64>(0)
+        c.query_one(
+            "SELECT count(*) FROM messages WHERE content LIKE 'load test message %'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get::<_, i64>(0)
     });
-    assert!(sent > 10, "{sent} messages stored");
+    assert!(
+        answered > 0 && u64::try_from(sent).unwrap_or(0) >= answered,
+        "{sent} messages stored for {answered} answered sends"
+    );
     assert!(!out.contains("postgrespassword"), "secret printed: {out}");
 }
 
 #[test]
 fn starved_pool_breaks_at_a_named_stage_and_the_diagnosis_names_the_pool() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(
         &rt,
@@ -193,6 +210,7 @@ fn starved_pool_breaks_at_a_named_stage_and_the_diagnosis_names_the_pool() {
 
 #[test]
 fn rate_limiter_is_named_when_429s_break_the_stage() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(
         &rt,
@@ -283,6 +301,7 @@ stages: [{name: s, vus: 1, duration: 1s}]
 
 #[test]
 fn open_model_corrects_for_coordinated_omission() {
+    let _cpu = load_generator_slot();
     let plan = write_playbook(GET_PLAN);
     let plan = plan.to_string_lossy().into_owned();
     let stall = Duration::from_millis(1000);
@@ -385,6 +404,7 @@ fn recording_server() -> (u16, std::sync::mpsc::Receiver<String>) {
 
 #[test]
 fn ctrl_c_stops_at_once_and_still_reports_the_stages_so_far() {
+    let _cpu = load_generator_slot();
     let plan = write_playbook(include_str!("../fixtures/load-get-by-vu.yaml"));
     let (port, paths) = recording_server();
     let url = format!("http://127.0.0.1:{port}");
@@ -506,6 +526,7 @@ fn emit_k6_writes_the_equivalent_script_without_sending() {
 
 #[test]
 fn captured_values_feed_later_requests_of_the_same_user() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(&rt, Knobs::default());
     let plan = write_playbook(
@@ -603,6 +624,7 @@ fn closing_server() -> u16 {
 
 #[test]
 fn connections_closed_by_the_server_are_reopened_without_errors() {
+    let _cpu = load_generator_slot();
     let plan = write_playbook(GET_PLAN);
     let url = format!("http://127.0.0.1:{}", closing_server());
     let (code, v, out) = load(
@@ -618,12 +640,15 @@ fn connections_closed_by_the_server_are_reopened_without_errors() {
     );
     assert_eq!(code, 0, "{out}");
     let s = stage(&v, "c");
-    assert!(s["requests"].as_u64().unwrap_or(0) > 20, "{s:#}");
+    // More requests than users: every user went on after its connection
+    // was closed.
+    assert!(s["requests"].as_u64().unwrap_or(0) > 2, "{s:#}");
     assert_eq!(s["errors"]["transport"], 0, "{s:#}");
 }
 
 #[test]
 fn a_backend_that_dies_mid_stage_is_diagnosed_as_a_crash() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(&rt, Knobs::default());
     let backend = sb.backend.as_ref().expect("backend");
@@ -680,6 +705,7 @@ fn a_backend_that_dies_mid_stage_is_diagnosed_as_a_crash() {
 
 #[test]
 fn human_report_breaks_latency_down_by_request_kind() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (_sb, url) = sandbox(&rt, Knobs::default());
     let r = chatops(
@@ -768,6 +794,7 @@ fn https_server(rt: &tokio::runtime::Runtime, certs: &std::path::Path) -> u16 {
 
 #[test]
 fn https_targets_are_verified_or_explicitly_insecure() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let certs = make_certs();
     let port = https_server(&rt, &certs);
@@ -808,7 +835,7 @@ stages: [{name: only, vus: 3, duration: 1s}]
     let (code, v, out) = run(&[], &[("SSL_CERT_FILE", &ca)]);
     assert_eq!(code, 0, "{out}");
     let s = stage(&v, "only");
-    assert!(s["requests"].as_u64().unwrap_or(0) > 10, "{s:#}");
+    assert!(s["requests"].as_u64().unwrap_or(0) > 0, "{s:#}");
     assert_eq!(s["error_rate"], 0.0, "{s:#}");
     // An unknown CA: every request fails at the handshake (transport).
     let empty = certs.join("none.pem");
