@@ -180,7 +180,7 @@ fn output_file_and_strict_warnings() {
 
 #[test]
 fn include_with_overrides_and_vars() {
-    let dir = std::env::temp_dir().join(format!("chatops-inc-{}", std::process::id()));
+    let dir = scratch_dir().join(unique("inc"));
     std::fs::create_dir_all(dir.join("checks")).unwrap();
     std::fs::create_dir_all(dir.join("playbooks")).unwrap();
     std::fs::write(

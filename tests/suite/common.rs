@@ -5,7 +5,7 @@
 use chatops::sandbox::pg::{PgCluster, PgOptions};
 use chatops::sandbox::{Knobs, Sandbox};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
@@ -32,11 +32,31 @@ pub fn start_cluster(opts: PgOptions) -> Arc<PgCluster> {
             e.message, e.hint
         ),
     };
-    // Removed when the test binary exits, even though statics never drop.
-    let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    chatops::sandbox::watchdog(&pg, &dir);
+    // Stopped and removed when the test binary exits, even though statics
+    // never drop (and even when it is killed).
+    chatops::sandbox::watchdog(&pg, scratch_dir());
     pg
+}
+
+/// This test process's scratch directory (`$TMPDIR/chatops-test-PID`), for
+/// playbooks, logs, certificates and exports. Removed when the process exits
+/// (an `atexit` handler; a cluster's watchdog removes it after a kill).
+pub fn scratch_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove_scratch_dir() {
+        if let Some(dir) = DIR.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        // SAFETY: registers a plain function without arguments; it runs at
+        // exit, after the tests, and only removes files.
+        unsafe { libc::atexit(remove_scratch_dir) };
+        dir
+    })
 }
 
 /// The test binary's shared cluster.
@@ -114,9 +134,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn write_playbook(text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let p = dir.join(format!("{}.yaml", unique("playbook")));
+    let p = scratch_dir().join(format!("{}.yaml", unique("playbook")));
     std::fs::write(&p, text).expect("write playbook");
     p
 }
@@ -367,11 +385,7 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) {
 /// A CA (`ca.crt`) and a server certificate for `localhost`
 /// (`server.crt`, `server.key`), signed by it, made with the openssl command.
 pub fn make_certs() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "chatops-tls-{}-{}",
-        std::process::id(),
-        unique("certs")
-    ));
+    let dir = scratch_dir().join(unique("certs"));
     std::fs::create_dir_all(&dir).expect("cert dir");
     let ec = [
         "-newkey",

@@ -6,8 +6,8 @@
 //! 127.0.0.1 only.
 
 use crate::common::{
-    bin, chatops, cluster, interrupt_when_ready, load_generator_slot, make_certs, signal, unique,
-    wait_output, wait_until, write_playbook,
+    bin, chatops, cluster, interrupt_when_ready, load_generator_slot, make_certs, scratch_dir,
+    signal, unique, wait_output, wait_until, write_playbook,
 };
 use chatops::sandbox::{Knobs, Sandbox};
 use serde_json::Value;
@@ -141,7 +141,7 @@ fn starved_pool_breaks_at_a_named_stage_and_the_diagnosis_names_the_pool() {
             ..Knobs::default()
         },
     );
-    let dir = std::env::temp_dir().join(unique(&format!("load-export-{}", std::process::id())));
+    let dir = scratch_dir().join(unique("load-export"));
     let dirs = dir.to_string_lossy().into_owned();
     let (code, v, out) = load(
         &url,
@@ -496,10 +496,7 @@ fn preflight_refuses_a_backend_that_is_not_running() {
 
 #[test]
 fn emit_k6_writes_the_equivalent_script_without_sending() {
-    let out = std::env::temp_dir().join(format!(
-        "{}.js",
-        unique(&format!("k6-{}", std::process::id()))
-    ));
+    let out = scratch_dir().join(format!("{}.js", unique("k6")));
     let r = chatops(
         &[
             "load",

@@ -7,9 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 fn temp_log(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let p = dir.join(format!("{}-{name}", unique("log")));
+    let p = scratch_dir().join(format!("{}-{name}", unique("log")));
     std::fs::write(&p, text).expect("write");
     p
 }

@@ -1,12 +1,12 @@
 //! Every malformed playbook gets a located error and exit 2, never a panic.
 
-use crate::common::output_within;
+use crate::common::{output_within, scratch_dir};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 fn tmp(name: &str, content: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatops-errors-{}", std::process::id()));
+    let dir = scratch_dir().join("errors");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
@@ -148,7 +148,9 @@ vars:
     }
     let (code, err) = {
         let p = tmp("big.yaml", s.as_bytes());
-        validate(&p)
+        let r = validate(&p);
+        let _ = std::fs::remove_file(&p);
+        r
     };
     assert_eq!(code, 2);
     assert!(err.contains("big.yaml") && err.contains("MB"), "{err}");
