@@ -2,14 +2,19 @@
 //! whose certificates the test makes (rcgen, in-process): first with
 //! TLS off, then turned on by a reload.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 fn login(url: &str) -> (i32, serde_json::Value) {
     let (code, r) = doctor_json(
         &format!(
-            "name: tls\nphases:\n  - name: Database\n    checks:\n      - {{id: login, kind: pg_connect, url: \"{url}\"}}\n      - {{id: q, kind: sql, url: \"{url}\", query: \"SELECT 1 AS one\", expect: {{rows: 1}}}}\n"
+            r#"name: tls
+phases:
+  - name: Database
+    checks:
+      - {{id: login, kind: pg_connect, url: "{url}"}}
+      - {{id: q, kind: sql, url: "{url}", query: "SELECT 1 AS one", expect: {{rows: 1}}}}
+"#
         ),
         &[],
     );
@@ -26,7 +31,9 @@ fn encrypted(c: &serde_json::Value) -> bool {
 
 #[test]
 fn sslmodes_against_a_server_without_and_with_tls() {
-    let pg = cluster();
+    // A cluster of its own: turning TLS on would change every other test's
+    // connections on the shared one.
+    let pg = start_cluster(Default::default());
     let base = pg.url("postgres");
     let with = |q: &str| format!("{base}?{q}");
 

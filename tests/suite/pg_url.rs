@@ -2,8 +2,7 @@
 //! password, the user name, the database name and the query parameters.
 //! A real cluster proves that pg_connect logs in with such a password.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A role and a database whose names and password hold `+` (and a space,
 /// which a URL must spell `%20`).

@@ -2,8 +2,7 @@
 //! `messageType` column, writes refused by the READ ONLY transaction (and
 //! the table unchanged), bound parameters, statement_timeout.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
@@ -11,7 +10,14 @@ fn rt() -> tokio::runtime::Runtime {
 
 fn one(url: &str, fields: &str) -> String {
     format!(
-        "name: sql\nphases:\n  - name: Database\n    checks:\n      - id: q\n        kind: sql\n        url: \"{url}\"\n{fields}"
+        r#"name: sql
+phases:
+  - name: Database
+    checks:
+      - id: q
+        kind: sql
+        url: "{url}"
+{fields}"#
     )
 }
 
@@ -23,7 +29,9 @@ fn healthy_chat_schema_passes_tables_and_columns() {
     let (code, r) = doctor_json(
         &one(
             &url,
-            "        tables_exist: true\n        columns_exist: [messages.type, message_reads, messages.content]\n",
+            r#"        tables_exist: true
+        columns_exist: [messages.type, message_reads, messages.content]
+"#,
         ),
         &[],
     );
@@ -57,7 +65,9 @@ fn drift_messagetype_instead_of_type_is_a_named_finding() {
     let (code, r) = doctor_json(
         &one(
             &url,
-            "        tables_exist: true\n        columns_exist: [messages.type, messages.content]\n",
+            r#"        tables_exist: true
+        columns_exist: [messages.type, messages.content]
+"#,
         ),
         &[],
     );
@@ -149,7 +159,9 @@ fn values_are_bound_not_spliced() {
         &one(
             &url,
             &format!(
-                "{q}        params: [loadtest_user]\n        expect: {{rows: 1, values: {{username: loadtest_user}}}}\n"
+                r#"{q}        params: [loadtest_user]
+        expect: {{rows: 1, values: {{username: loadtest_user}}}}
+"#
             ),
         ),
         &[],
@@ -160,7 +172,11 @@ fn values_are_bound_not_spliced() {
     let (code, r) = doctor_json(
         &one(
             &url,
-            &format!("{q}        params: [\"x' OR '1'='1\"]\n        expect: {{empty: true}}\n"),
+            &format!(
+                r#"{q}        params: ["x' OR '1'='1"]
+        expect: {{empty: true}}
+"#
+            ),
         ),
         &[],
     );
@@ -169,7 +185,11 @@ fn values_are_bound_not_spliced() {
     let (code, r) = doctor_json(
         &one(
             &url,
-            &format!("{q}        params: [nobody]\n        expect: {{empty: false}}\n"),
+            &format!(
+                r#"{q}        params: [nobody]
+        expect: {{empty: false}}
+"#
+            ),
         ),
         &[],
     );
@@ -200,7 +220,9 @@ fn statement_timeout_cancels_a_slow_query() {
     let (code, r) = doctor_json(
         &one(
             &url,
-            "        query: \"SELECT pg_sleep(5)\"\n        statement_timeout: 200ms\n",
+            r#"        query: "SELECT pg_sleep(5)"
+        statement_timeout: 200ms
+"#,
         ),
         &[],
     );

@@ -1,10 +1,8 @@
 //! The `rate_limit` check against the real sandbox backend, with its
 //! express-rate-limit style limiters on and off.
 
-mod common;
-
+use crate::common::*;
 use chatops::sandbox::{Knobs, Sandbox};
-use common::*;
 use serde_json::Value;
 
 fn playbook(url: &str, extra: &str) -> String {

@@ -1,11 +1,9 @@
 //! pg_stat_activity sampling (src/pg/activity.rs) against a real cluster
 //! with known sessions.
 
-mod common;
-
+use crate::common::{cluster, unique};
 use chatops::pg::DbUrl;
 use chatops::pg::activity::{connect, sample};
-use common::{cluster, unique};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

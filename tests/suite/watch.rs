@@ -3,15 +3,14 @@
 //! application_name) counted exactly; thresholds; Prometheus output; and
 //! watch surviving a PostgreSQL restart.
 
-mod common;
-
+use crate::common::*;
 use chatops::pg::DbUrl;
 use chatops::pg::activity::{connect, sample};
 use chatops::sandbox::pg::PgOptions;
-use common::*;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 async fn run(args: Vec<String>) -> Run {
@@ -21,6 +20,15 @@ async fn run(args: Vec<String>) -> Run {
     })
     .await
     .unwrap()
+}
+
+/// A session for sampling, in the `postgres` database: never counted among
+/// a test database's sessions.
+async fn probe(pg: &chatops::sandbox::pg::PgCluster) -> tokio_postgres::Client {
+    let u = DbUrl::parse(&pg.url("postgres")).expect("url");
+    connect(&u, "probe", Duration::from_secs(10))
+        .await
+        .expect("probe session")
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -47,7 +55,9 @@ async fn known_sessions_are_counted_exactly() {
     let sleeper = tokio::spawn(async move {
         let _ = active.simple_query("SELECT pg_sleep(20)").await;
     });
-    let me = connect(&u, "probe", t).await.unwrap();
+    // The probe sits in another database, so it is never among the sessions
+    // counted in `db` (no waiting for it to go away).
+    let me = probe(&pg).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let snap = sample(&me, Some(&db)).await.unwrap();
@@ -58,8 +68,6 @@ async fn known_sessions_are_counted_exactly() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(me);
-    // Wait until the probe's session is gone from the server's view.
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
     // watch-connections --once --format json
     let r = run(s(&[
@@ -173,7 +181,15 @@ async fn known_sessions_are_counted_exactly() {
 
     // The pg_activity check sees the same sessions.
     let pb = format!(
-        "name: act\nphases:\n  - name: Database\n    checks:\n      - {{id: quiet, kind: pg_activity, url: \"{url}\", max_idle_in_transaction: 1}}\n      - {{id: stuck, kind: pg_activity, url: \"{url}\"}}\n      - {{id: busy, kind: pg_activity, url: \"{url}\", warn_active: 0, critical_active: 5, max_idle_in_transaction: 1}}\n      - {{id: critical, kind: pg_activity, url: \"{url}\", warn_active: 0, critical_active: 0, exclude_apps: [other_app]}}\n"
+        r#"name: act
+phases:
+  - name: Database
+    checks:
+      - {{id: quiet, kind: pg_activity, url: "{url}", max_idle_in_transaction: 1}}
+      - {{id: stuck, kind: pg_activity, url: "{url}"}}
+      - {{id: busy, kind: pg_activity, url: "{url}", warn_active: 0, critical_active: 5, max_idle_in_transaction: 1}}
+      - {{id: critical, kind: pg_activity, url: "{url}", warn_active: 0, critical_active: 0, exclude_apps: [other_app]}}
+"#
     );
     let (code, r) = tokio::task::spawn_blocking(move || doctor_json(&pb, &[]))
         .await
@@ -281,17 +297,8 @@ fn watch_survives_a_postgres_restart() {
     assert_eq!(back["max_connections"], 100);
     assert!(child.try_wait().unwrap().is_none());
     // Ctrl-C ends it with 130.
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "watch ignored SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    interrupt_when_ready(child.id());
+    let status = wait_exit(&mut child, Duration::from_secs(20), "watch after SIGINT");
     assert_eq!(status.code(), Some(130));
 }
 
@@ -347,32 +354,102 @@ fn bad_input_exits_2() {
 /// alternate screen and Ctrl-C restores it and the cursor.
 #[test]
 fn ctrl_c_restores_the_terminal() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: util-linux `script` is not installed");
-        return;
-    }
-    let pg = cluster();
-    let inner = format!(
-        "timeout -s INT 2 '{}' watch-connections --interval 300ms --database-url '{}'",
-        bin().display(),
-        pg.url("postgres")
+    require_tool(
+        "script",
+        &["--version"],
+        "install util-linux's `script` (apt-get install -y bsdutils)",
     );
-    let out = Command::new("script")
+    let pg = cluster();
+    let db = unique("tty");
+    runtime()
+        .block_on(pg.create_database(&db))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let inner = format!(
+        "exec '{}' watch-connections --interval 300ms --database-url '{}'",
+        bin().display(),
+        pg.url(&db)
+    );
+    let mut script = Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
         .env_remove("NO_COLOR")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("\x1b[?1049h\x1b[?25l"), "{text:?}");
-    assert!(
-        text.contains("active: 0 (warn > 40, critical > 48)"),
-        "{text:?}"
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    let reader = std::thread::spawn({
+        let screen = screen.clone();
+        let mut out = script.stdout.take().expect("stdout");
+        move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = out.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .expect("screen")
+                    .extend_from_slice(&chunk[..n]);
+            }
+        }
+    });
+    let text = |screen: &Mutex<Vec<u8>>| {
+        String::from_utf8_lossy(&screen.lock().expect("screen")).into_owned()
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "the live view's first frame",
+        || {
+            text(&screen)
+                .contains("active: 0 (warn > 40, critical > 48)")
+                .then_some(())
+        },
     );
+    let watch = wait_until(
+        Duration::from_secs(10),
+        "watch-connections under script",
+        || {
+            descendants(script.id()).into_iter().find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("watch-connections"))
+            })
+        },
+    );
+    interrupt_when_ready(watch);
+    let status = wait_exit(&mut script, Duration::from_secs(20), "script after SIGINT");
+    reader.join().expect("reader");
+    let text = text(&screen);
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "script -e passes on watch's exit code: {text:?}"
+    );
+    assert!(text.starts_with("\x1b[?1049h\x1b[?25l"), "{text:?}");
     assert!(
         text.trim_end().ends_with("\x1b[?25h\x1b[?1049l"),
         "terminal not restored: {text:?}"
     );
     assert!(!text.contains(pg.password()));
+}
+
+/// Every process below `pid`, from /proc/PID/task/*/children.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                found.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,7 +473,7 @@ async fn lock_waits_are_found() {
     let blocked = tokio::spawn(async move {
         let _ = waiter.simple_query("SELECT * FROM t").await;
     });
-    let me = connect(&u, "probe", t).await.unwrap();
+    let me = probe(&pg).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while sample(&me, Some(&db)).await.unwrap().waiting_lock != 1 {
         assert!(Instant::now() < deadline, "the waiter never showed");
@@ -416,7 +493,12 @@ async fn lock_waits_are_found() {
     assert_eq!(v["waiting_lock"], 1, "{v}");
     assert_eq!(v["idle_in_transaction"], 1, "{v}");
     let pb = format!(
-        "name: locks\nphases:\n  - name: Database\n    checks:\n      - {{id: a, kind: pg_activity, url: \"{url}\", max_idle_in_transaction: 5}}\n"
+        r#"name: locks
+phases:
+  - name: Database
+    checks:
+      - {{id: a, kind: pg_activity, url: "{url}", max_idle_in_transaction: 5}}
+"#
     );
     let (code, r) = tokio::task::spawn_blocking(move || doctor_json(&pb, &[]))
         .await

@@ -2,11 +2,9 @@
 //! a throwaway PostgreSQL cluster and the reference backend as a process,
 //! with each fault of the seed switched on in turn.
 
-mod common;
-
+use crate::common::*;
 use chatops::sandbox::pg::PgOptions;
 use chatops::sandbox::{Knobs, Sandbox};
-use common::*;
 use serde_json::Value;
 
 /// `chatops doctor` with the shipped (embedded) playbook, as JSON. The
@@ -161,9 +159,17 @@ fn mock_health_is_caught_by_the_health_assertions_alone() {
             ..Knobs::default()
         },
     );
-    let (code, report) = common::doctor_json(
+    let (code, report) = crate::common::doctor_json(
         &format!(
-            "name: health only\ntarget: {{ base_url: '{url}' }}\nphases:\n  - name: p\n    checks:\n      - include: chatops:checks/health.yaml\n        needs: []\n        retries: 0\n"
+            r#"name: health only
+target: {{ base_url: '{url}' }}
+phases:
+  - name: p
+    checks:
+      - include: chatops:checks/health.yaml
+        needs: []
+        retries: 0
+"#
         ),
         &[],
     );

@@ -5,10 +5,11 @@
 //! for a known time; Ctrl-C; bad input. Stages are 1–3 s; traffic goes to
 //! 127.0.0.1 only.
 
-mod common;
-
+use crate::common::{
+    bin, chatops, cluster, interrupt_when_ready, load_generator_slot, make_certs, scratch_dir,
+    signal, unique, wait_output, wait_until, write_playbook,
+};
 use chatops::sandbox::{Knobs, Sandbox};
-use common::{bin, chatops, cluster, make_certs, unique, write_playbook};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,7 @@ fn stage<'a>(v: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn healthy_backend_passes_every_stage_after_the_preflight() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(&rt, Knobs::default());
     let (code, v, out) = load(
@@ -75,7 +77,8 @@ fn healthy_backend_passes_every_stage_after_the_preflight() {
     assert_eq!(stages.len(), 3);
     for s in stages {
         assert_eq!(s["status"], "pass", "{s:#}");
-        assert!(s["requests"].as_u64().unwrap_or(0) > 10, "{s:#}");
+        // How many depends on the machine's speed: that some ran, none failed.
+        assert!(s["requests"].as_u64().unwrap_or(0) > 0, "{s:#}");
         assert_eq!(s["error_rate"], 0.0);
         // both request kinds of the seed mix ran
         assert!(
@@ -96,23 +99,38 @@ fn healthy_backend_passes_every_stage_after_the_preflight() {
         assert!(s["watch"]["samples"].as_u64().unwrap_or(0) >= 1, "{s:#}");
     }
     assert_eq!(v["backend"]["connection_limit"], 50);
-    // the sends reached PostgreSQL
+    // every answered send reached PostgreSQL (no stage had an error)
+    let answered: u64 = stages
+        .iter()
+        .map(|s| {
+            s["by_kind"]["send_message"]["requests"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
     let sent = rt.block_on(async {
         let url = chatops::pg::DbUrl::parse(&sb.db_url).expect("url");
         let c = chatops::pg::activity::connect(&url, "test", Duration::from_secs(5))
             .await
             .expect("connect");
-        c.query_one("SELECT count(*) FROM messages", &[])
-            .await
-            .expect("count")
-            .get::<_, i64>(0)
+        c.query_one(
+            "SELECT count(*) FROM messages WHERE content LIKE 'load test message %'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get::<_, i64>(0)
     });
-    assert!(sent > 10, "{sent} messages stored");
+    assert!(
+        answered > 0 && u64::try_from(sent).unwrap_or(0) >= answered,
+        "{sent} messages stored for {answered} answered sends"
+    );
     assert!(!out.contains("postgrespassword"), "secret printed: {out}");
 }
 
 #[test]
 fn starved_pool_breaks_at_a_named_stage_and_the_diagnosis_names_the_pool() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(
         &rt,
@@ -123,7 +141,7 @@ fn starved_pool_breaks_at_a_named_stage_and_the_diagnosis_names_the_pool() {
             ..Knobs::default()
         },
     );
-    let dir = std::env::temp_dir().join(unique(&format!("load-export-{}", std::process::id())));
+    let dir = scratch_dir().join(unique("load-export"));
     let dirs = dir.to_string_lossy().into_owned();
     let (code, v, out) = load(
         &url,
@@ -192,6 +210,7 @@ fn starved_pool_breaks_at_a_named_stage_and_the_diagnosis_names_the_pool() {
 
 #[test]
 fn rate_limiter_is_named_when_429s_break_the_stage() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(
         &rt,
@@ -273,10 +292,16 @@ fn stalling_server(stall_at: u64, stall: Duration) -> u16 {
     rx.recv().expect("server port")
 }
 
-const GET_PLAN: &str = "name: stall\nmix:\n  - name: get\n    request: {url: \"${base_url}/x\"}\nstages: [{name: s, vus: 1, duration: 1s}]\n";
+const GET_PLAN: &str = r#"name: stall
+mix:
+  - name: get
+    request: {url: "${base_url}/x"}
+stages: [{name: s, vus: 1, duration: 1s}]
+"#;
 
 #[test]
 fn open_model_corrects_for_coordinated_omission() {
+    let _cpu = load_generator_slot();
     let plan = write_playbook(GET_PLAN);
     let plan = plan.to_string_lossy().into_owned();
     let stall = Duration::from_millis(1000);
@@ -336,13 +361,53 @@ fn open_model_corrects_for_coordinated_omission() {
     );
 }
 
+/// A loopback HTTP server answering `ok` at once, reporting each request's
+/// path on the channel.
+fn recording_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let (path_tx, path_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            port_tx
+                .send(l.local_addr().expect("addr").port())
+                .expect("port");
+            loop {
+                let Ok((s, _)) = l.accept().await else {
+                    continue;
+                };
+                let path_tx = path_tx.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                        let _ = path_tx.send(req.uri().path().to_string());
+                        async {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                            ))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    (port_rx.recv().expect("server port"), path_rx)
+}
+
 #[test]
 fn ctrl_c_stops_at_once_and_still_reports_the_stages_so_far() {
-    let plan = write_playbook(GET_PLAN);
-    let url = format!(
-        "http://127.0.0.1:{}",
-        stalling_server(u64::MAX, Duration::ZERO)
-    );
+    let _cpu = load_generator_slot();
+    let plan = write_playbook(include_str!("../fixtures/load-get-by-vu.yaml"));
+    let (port, paths) = recording_server();
+    let url = format!("http://127.0.0.1:{port}");
     let child = std::process::Command::new(bin())
         .args([
             "load",
@@ -356,24 +421,26 @@ fn ctrl_c_stops_at_once_and_still_reports_the_stages_so_far() {
         ])
         .arg("--plan")
         .arg(&plan)
-        .args(["--stages", "first:2:1s,second:2:60s"])
+        .args(["--stages", "first:2:1s,second:3:60s"])
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(2500));
-    let t = std::time::Instant::now();
-    let _ = std::process::Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status();
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "stopped at once: {:?}",
-        t.elapsed()
-    );
+    // Users 0 and 1 run in both stages, user 2 only in `second`. Its second
+    // request means `first` is over and `second` has a measured request.
+    let mut seen = 0;
+    while seen < 2 {
+        let path = paths
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the second stage never started");
+        if path == "/vu/2" {
+            seen += 1;
+        }
+    }
+    interrupt_when_ready(child.id());
+    // Far less than the 60 s stage: a load that ignores SIGINT fails here.
+    let out = wait_output(child, Duration::from_secs(20), "chatops load after SIGINT");
     assert_eq!(
         out.status.code(),
         Some(130),
@@ -403,7 +470,14 @@ fn bad_input_and_remote_targets_are_refused_with_exit_2() {
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
     }
-    let bad = write_playbook("stages:\n  - name: a\n    vus: 3\n    duration: 1s\n    p95: 100\n");
+    let bad = write_playbook(
+        r#"stages:
+  - name: a
+    vus: 3
+    duration: 1s
+    p95: 100
+"#,
+    );
     let r = chatops(&["load", "--plan", &bad.to_string_lossy()], &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains(":5:"), "located: {}", r.stderr);
@@ -422,10 +496,7 @@ fn preflight_refuses_a_backend_that_is_not_running() {
 
 #[test]
 fn emit_k6_writes_the_equivalent_script_without_sending() {
-    let out = std::env::temp_dir().join(format!(
-        "{}.js",
-        unique(&format!("k6-{}", std::process::id()))
-    ));
+    let out = scratch_dir().join(format!("{}.js", unique("k6")));
     let r = chatops(
         &[
             "load",
@@ -452,6 +523,7 @@ fn emit_k6_writes_the_equivalent_script_without_sending() {
 
 #[test]
 fn captured_values_feed_later_requests_of_the_same_user() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(&rt, Knobs::default());
     let plan = write_playbook(
@@ -549,6 +621,7 @@ fn closing_server() -> u16 {
 
 #[test]
 fn connections_closed_by_the_server_are_reopened_without_errors() {
+    let _cpu = load_generator_slot();
     let plan = write_playbook(GET_PLAN);
     let url = format!("http://127.0.0.1:{}", closing_server());
     let (code, v, out) = load(
@@ -564,37 +637,50 @@ fn connections_closed_by_the_server_are_reopened_without_errors() {
     );
     assert_eq!(code, 0, "{out}");
     let s = stage(&v, "c");
-    assert!(s["requests"].as_u64().unwrap_or(0) > 20, "{s:#}");
+    // More requests than users: every user went on after its connection
+    // was closed.
+    assert!(s["requests"].as_u64().unwrap_or(0) > 2, "{s:#}");
     assert_eq!(s["errors"]["transport"], 0, "{s:#}");
 }
 
 #[test]
 fn a_backend_that_dies_mid_stage_is_diagnosed_as_a_crash() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (sb, url) = sandbox(&rt, Knobs::default());
-    let pid = sb.backend.as_ref().map(|b| b.pid).expect("backend pid");
+    let backend = sb.backend.as_ref().expect("backend");
+    let (pid, log) = (backend.pid, backend.log.clone());
+    let plan = write_playbook(include_str!("../fixtures/load-seed-mix-by-vu.yaml"));
+    // `doomed` has a third user (vu=2) that `baseline` lacks: the backend is
+    // killed as soon as its request log shows that user.
     let killer = std::thread::spawn(move || {
-        // baseline runs 0–1 s, the cooldown 0.2 s, then `doomed` from about 1.2 s
-        std::thread::sleep(Duration::from_millis(2200));
-        let _ = std::process::Command::new("kill")
-            .arg("-KILL")
-            .arg(pid.to_string())
-            .status();
+        wait_until(
+            Duration::from_secs(60),
+            "the doomed stage's first request in the backend's log",
+            || {
+                std::fs::read_to_string(&log)
+                    .ok()
+                    .filter(|l| l.contains("vu=2"))
+            },
+        );
+        signal(pid, libc::SIGKILL);
     });
     let (code, v, out) = load(
         &url,
         Some(&sb.db_url),
         &[
             "--skip-preflight",
+            "--plan",
+            &plan.to_string_lossy(),
             "--stages",
-            "baseline:2:1s:1000:0,doomed:2:3s:1000:1",
+            "baseline:2:1s:1000:0,doomed:3:3s:1000:1",
             "--think-time",
             "20ms",
             "--cooldown",
             "200ms",
         ],
     );
-    let _ = killer.join();
+    killer.join().expect("the killer thread");
     assert_eq!(code, 1, "{out}");
     assert_eq!(stage(&v, "baseline")["status"], "pass", "{v:#}");
     let doomed = stage(&v, "doomed");
@@ -616,6 +702,7 @@ fn a_backend_that_dies_mid_stage_is_diagnosed_as_a_crash() {
 
 #[test]
 fn human_report_breaks_latency_down_by_request_kind() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let (_sb, url) = sandbox(&rt, Knobs::default());
     let r = chatops(
@@ -704,11 +791,17 @@ fn https_server(rt: &tokio::runtime::Runtime, certs: &std::path::Path) -> u16 {
 
 #[test]
 fn https_targets_are_verified_or_explicitly_insecure() {
+    let _cpu = load_generator_slot();
     let rt = runtime();
     let certs = make_certs();
     let port = https_server(&rt, &certs);
     let plan = write_playbook(
-        "name: tls\nmix:\n  - name: get\n    request: {url: \"${base_url}/\"}\nstages: [{name: only, vus: 3, duration: 1s}]\n",
+        r#"name: tls
+mix:
+  - name: get
+    request: {url: "${base_url}/"}
+stages: [{name: only, vus: 3, duration: 1s}]
+"#,
     );
     let url = format!("https://localhost:{port}");
     let args = |extra: &[&'static str]| {
@@ -739,7 +832,7 @@ fn https_targets_are_verified_or_explicitly_insecure() {
     let (code, v, out) = run(&[], &[("SSL_CERT_FILE", &ca)]);
     assert_eq!(code, 0, "{out}");
     let s = stage(&v, "only");
-    assert!(s["requests"].as_u64().unwrap_or(0) > 10, "{s:#}");
+    assert!(s["requests"].as_u64().unwrap_or(0) > 0, "{s:#}");
     assert_eq!(s["error_rate"], 0.0, "{s:#}");
     // An unknown CA: every request fails at the handshake (transport).
     let empty = certs.join("none.pem");

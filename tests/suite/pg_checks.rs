@@ -1,12 +1,17 @@
 //! pg_ready and pg_connect against real PostgreSQL clusters, compared with the
 //! real pg_isready.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn ready_and_login(url: &str) -> String {
     format!(
-        "name: pg\nphases:\n  - name: Database\n    checks:\n      - {{id: ready, kind: pg_ready, url: \"{url}\"}}\n      - {{id: login, kind: pg_connect, url: \"{url}\", needs: [ready]}}\n"
+        r#"name: pg
+phases:
+  - name: Database
+    checks:
+      - {{id: ready, kind: pg_ready, url: "{url}"}}
+      - {{id: login, kind: pg_connect, url: "{url}", needs: [ready]}}
+"#
     )
 }
 
@@ -170,7 +175,11 @@ fn stopped_server_is_no_response_and_dependents_blocked() {
 
 #[test]
 fn unusable_url_is_no_attempt() {
-    let y = "phases:\n  - name: x\n    checks:\n      - {id: ready, kind: pg_ready, url: \"postgresql://u@h:notaport/d\"}\n";
+    let y = r#"phases:
+  - name: x
+    checks:
+      - {id: ready, kind: pg_ready, url: "postgresql://u@h:notaport/d"}
+"#;
     let (code, r) = doctor_json(y, &[]);
     assert_eq!(code, 1);
     assert!(

@@ -1,8 +1,7 @@
 //! A distinctive password and token appear in no output of any format, nor in
 //! error messages.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const PW: &str = "Zq9distinctivePW77";
 const TOKEN: &str = "tok-distinctive-5f1e9a";
@@ -80,14 +79,24 @@ phases:
 fn secrets_never_print_in_errors() {
     // A load error that quotes the URL, and one on the command line.
     let y = format!(
-        "target:\n  database_url: \"postgresql://postgres:{PW}@127.0.0.1:1/x\"\nphases:\n  - name: x\n    checks:\n      - {{id: a, kind: pg_ready, url: \"${{target.database_url}}\", extra: 1}}\n"
+        r#"target:
+  database_url: "postgresql://postgres:{PW}@127.0.0.1:1/x"
+phases:
+  - name: x
+    checks:
+      - {{id: a, kind: pg_ready, url: "${{target.database_url}}", extra: 1}}
+"#
     );
     let p = write_playbook(&y);
     let r = chatops(&["validate", "--playbook", &p.to_string_lossy()], &[]);
     assert_eq!(r.code, 2);
     assert!(!r.stderr.contains(PW), "{}", r.stderr);
     let y = format!(
-        "phases:\n  - name: x\n    checks:\n      - {{id: a, kind: http, request: {{url: \"http://u:{PW}@127.0.0.1:1/${{vars.missing}}\"}}}}\n"
+        r#"phases:
+  - name: x
+    checks:
+      - {{id: a, kind: http, request: {{url: "http://u:{PW}@127.0.0.1:1/${{vars.missing}}"}}}}
+"#
     );
     let p = write_playbook(&y);
     let r = chatops(&["validate", "--playbook", &p.to_string_lossy()], &[]);

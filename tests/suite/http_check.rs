@@ -1,7 +1,6 @@
 //! The `http` check against real HTTP servers on loopback with quirky answers.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -43,7 +42,13 @@ fn server(response: &'static str, delay: Duration) -> u16 {
 }
 
 fn one(check: &str) -> (i32, serde_json::Value) {
-    let y = format!("phases:\n  - name: HTTP\n    checks:\n      - {check}\n");
+    let y = format!(
+        r#"phases:
+  - name: HTTP
+    checks:
+      - {check}
+"#
+    );
     let (code, r) = doctor_json(&y, &[]);
     (code, check_owned(&r, "h"))
 }
@@ -194,7 +199,14 @@ fn captures_and_a_blocked_consumer() {
         Duration::ZERO,
     );
     let y = format!(
-        "phases:\n  - name: HTTP\n    checks:\n      - {{id: send, kind: http, request: {{method: POST, url: \"http://127.0.0.1:{port}/\"}}, expect: {{status: 201}}, capture: {{message_id: json.message.id}}}}\n      - {{id: use, kind: http, request: {{url: \"http://127.0.0.1:{port}/${{checks.send.message_id}}\"}}, expect: {{status: 201, json: {{message.id: \"${{checks.send.message_id}}\"}}}}}}\n      - {{id: missing, kind: http, request: {{url: \"http://127.0.0.1:{port}/\"}}, expect: {{status: 201}}, capture: {{x: json.nope}}}}\n      - {{id: blocked, kind: http, request: {{url: \"http://127.0.0.1:{port}/${{checks.missing.x}}\"}}}}\n"
+        r#"phases:
+  - name: HTTP
+    checks:
+      - {{id: send, kind: http, request: {{method: POST, url: "http://127.0.0.1:{port}/"}}, expect: {{status: 201}}, capture: {{message_id: json.message.id}}}}
+      - {{id: use, kind: http, request: {{url: "http://127.0.0.1:{port}/${{checks.send.message_id}}"}}, expect: {{status: 201, json: {{message.id: "${{checks.send.message_id}}"}}}}}}
+      - {{id: missing, kind: http, request: {{url: "http://127.0.0.1:{port}/"}}, expect: {{status: 201}}, capture: {{x: json.nope}}}}
+      - {{id: blocked, kind: http, request: {{url: "http://127.0.0.1:{port}/${{checks.missing.x}}"}}}}
+"#
     );
     let (code, r) = doctor_json(&y, &[]);
     assert_eq!(code, 1);

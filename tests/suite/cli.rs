@@ -1,8 +1,7 @@
 //! Command-line surface: schema, checks, completions, formats, colours,
 //! includes with overrides, --output, --var.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn schema_is_json_schema_with_every_kind() {
@@ -42,7 +41,16 @@ fn completions_for_shells() {
 fn failing_playbook() -> std::path::PathBuf {
     let free = chatops::sandbox::free_port();
     write_playbook(&format!(
-        "name: Formats & <escapes>\nphases:\n  - name: Startup\n    checks:\n      - {{id: up, title: \"Backend <listens>\", kind: port, port: {free}, expect: listening}}\n      - {{id: after, kind: port, port: {free}, expect: free, needs: [up]}}\n  - name: Other\n    checks:\n      - {{id: ok, kind: port, port: {free}, expect: free}}\n"
+        r#"name: Formats & <escapes>
+phases:
+  - name: Startup
+    checks:
+      - {{id: up, title: "Backend <listens>", kind: port, port: {free}, expect: listening}}
+      - {{id: after, kind: port, port: {free}, expect: free, needs: [up]}}
+  - name: Other
+    checks:
+      - {{id: ok, kind: port, port: {free}, expect: free}}
+"#
     ))
 }
 
@@ -172,18 +180,32 @@ fn output_file_and_strict_warnings() {
 
 #[test]
 fn include_with_overrides_and_vars() {
-    let dir = std::env::temp_dir().join(format!("chatops-inc-{}", std::process::id()));
+    let dir = scratch_dir().join(unique("inc"));
     std::fs::create_dir_all(dir.join("checks")).unwrap();
     std::fs::create_dir_all(dir.join("playbooks")).unwrap();
     std::fs::write(
         dir.join("checks/port.yaml"),
-        "id: base\nkind: port\nport: 1\nexpect: listening\nservice: api\n",
+        r#"id: base
+kind: port
+port: 1
+expect: listening
+service: api
+"#,
     )
     .unwrap();
     let free = chatops::sandbox::free_port();
     std::fs::write(
         dir.join("playbooks/p.yaml"),
-        "vars:\n  port: 1\nphases:\n  - name: x\n    checks:\n      - include: ../checks/port.yaml\n        id: overridden\n        port: ${vars.port}\n        expect: free\n",
+        r#"vars:
+  port: 1
+phases:
+  - name: x
+    checks:
+      - include: ../checks/port.yaml
+        id: overridden
+        port: ${vars.port}
+        expect: free
+"#,
     )
     .unwrap();
     let p = dir.join("playbooks/p.yaml");
@@ -211,12 +233,22 @@ fn include_with_overrides_and_vars() {
 #[test]
 fn shipped_checks_are_includable_from_any_directory() {
     let p = write_playbook(
-        "target: { base_url: 'http://127.0.0.1:1' }\nphases:\n  - name: x\n    checks:\n      - include: chatops:checks/backend-listening.yaml\n        title: mine\n",
+        r#"target: { base_url: 'http://127.0.0.1:1' }
+phases:
+  - name: x
+    checks:
+      - include: chatops:checks/backend-listening.yaml
+        title: mine
+"#,
     );
     let r = chatops(&["validate", &p.to_string_lossy()], &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let bad = write_playbook(
-        "phases:\n  - name: x\n    checks:\n      - include: chatops:checks/nope.yaml\n",
+        r#"phases:
+  - name: x
+    checks:
+      - include: chatops:checks/nope.yaml
+"#,
     );
     let r = chatops(&["validate", &bad.to_string_lossy()], &[]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);

@@ -7,10 +7,6 @@ use chatops::sandbox::pg::{CHAT_TABLES, PgCluster, PgOptions, cleanup_all};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-/// Normal tests share it; the `cleanup_all` test, which stops every cluster
-/// of this process, takes it exclusively.
-static EXCLUSIVE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
 async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = tokio::time::timeout(
         Duration::from_secs(15),
@@ -41,7 +37,6 @@ async fn show(client: &Client, setting: &str) -> String {
 
 #[tokio::test]
 async fn starts_and_loads_chat_schema() {
-    let _shared = EXCLUSIVE.read().await;
     let pg = start(PgOptions::default()).await;
     assert_eq!(pg.host(), "127.0.0.1");
     assert!((20000..32000).contains(&pg.port()), "port {}", pg.port());
@@ -105,8 +100,7 @@ async fn starts_and_loads_chat_schema() {
 
 #[tokio::test]
 async fn wrong_password_is_rejected_with_28p01() {
-    let _shared = EXCLUSIVE.read().await;
-    let pg = start(PgOptions::default()).await;
+    let pg = crate::common::cluster();
     let url = format!(
         "postgresql://postgres:not-the-password@127.0.0.1:{}/postgres",
         pg.port()
@@ -117,7 +111,6 @@ async fn wrong_password_is_rejected_with_28p01() {
 
 #[tokio::test]
 async fn stop_then_start_again_on_the_same_port() {
-    let _shared = EXCLUSIVE.read().await;
     let pg = start(PgOptions::default()).await;
     let port = pg.port();
     pg.create_database("kept").await.expect("create_database");
@@ -150,7 +143,6 @@ async fn stop_then_start_again_on_the_same_port() {
 
 #[tokio::test]
 async fn options_take_effect() {
-    let _shared = EXCLUSIVE.read().await;
     let pg = start(PgOptions {
         password: "p@ss word/with:odd'chars".to_string(),
         max_connections: 42,
@@ -172,7 +164,6 @@ async fn options_take_effect() {
 
 #[tokio::test]
 async fn drop_removes_the_directory() {
-    let _shared = EXCLUSIVE.read().await;
     let pg = start(PgOptions::default()).await;
     let dir = pg.dir().to_path_buf();
     let url = pg.url("postgres");
@@ -187,7 +178,6 @@ async fn drop_removes_the_directory() {
 
 #[tokio::test]
 async fn two_clusters_start_concurrently() {
-    let _shared = EXCLUSIVE.read().await;
     let (a, b) = tokio::join!(
         PgCluster::start(PgOptions::default()),
         PgCluster::start(PgOptions::default())
@@ -204,7 +194,6 @@ async fn two_clusters_start_concurrently() {
 
 #[tokio::test]
 async fn bad_settings_fail_with_the_log_tail() {
-    let _shared = EXCLUSIVE.read().await;
     let err = PgCluster::start(PgOptions {
         extra_settings: vec![("shared_buffers".to_string(), "lots".to_string())],
         ..PgOptions::default()
@@ -238,9 +227,17 @@ fn find_bindir_finds_server_binaries() {
     }
 }
 
-#[tokio::test]
-async fn cleanup_all_stops_every_cluster() {
-    let _exclusive = EXCLUSIVE.write().await;
+/// `cleanup_all` stops every cluster of the process, the suite's shared one
+/// too: the test runs in a process of its own.
+#[test]
+fn cleanup_all_stops_every_cluster() {
+    if !crate::common::in_own_process("sandbox_pg::cleanup_all_stops_every_cluster") {
+        return;
+    }
+    crate::common::runtime().block_on(cleanup_all_in_this_process());
+}
+
+async fn cleanup_all_in_this_process() {
     let a = start(PgOptions::default()).await;
     let b = start(PgOptions::default()).await;
     let dirs = [a.dir().to_path_buf(), b.dir().to_path_buf()];

@@ -2,10 +2,8 @@
 //! the real sandbox: the reference backend as a process with its own
 //! DATABASE_URL, on a throwaway cluster.
 
-mod common;
-
+use crate::common::*;
 use chatops::sandbox::{Knobs, Sandbox};
-use common::*;
 
 fn doctor(sb: &Sandbox) -> (i32, serde_json::Value) {
     let playbook = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/database.yaml");

@@ -1,10 +1,8 @@
 //! `chatops pool-calc` (offline and live) and the `pool_headroom` check,
 //! against a cluster of our own with max_connections set low.
 
-mod common;
-
+use crate::common::*;
 use chatops::sandbox::pg::{PgCluster, PgOptions};
-use common::*;
 use std::sync::{Arc, OnceLock};
 
 /// A cluster with max_connections 20 (17 usable).
@@ -213,7 +211,12 @@ fn live_limits_from_a_real_server() {
 
 fn headroom(url: &str, fields: &str) -> serde_json::Value {
     let pb = format!(
-        "name: h\nphases:\n  - name: Pool\n    checks:\n      - {{id: h, kind: pool_headroom, url: \"{url}\", {fields}}}\n"
+        r#"name: h
+phases:
+  - name: Pool
+    checks:
+      - {{id: h, kind: pool_headroom, url: "{url}", {fields}}}
+"#
     );
     let (_, r) = doctor_json(&pb, &[]);
     check(&r, "h").clone()

@@ -1,23 +1,26 @@
 //! `log_scan` and `stability` against real files and the real sandbox
 //! backend.
 
-mod common;
-
+use crate::common::*;
 use chatops::sandbox::{Knobs, Sandbox};
-use common::*;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::time::Duration;
 
 fn temp_log(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatops-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let p = dir.join(format!("{}-{name}", unique("log")));
+    let p = scratch_dir().join(format!("{}-{name}", unique("log")));
     std::fs::write(&p, text).expect("write");
     p
 }
 
 fn scan_playbook(path: &str, extra: &str) -> String {
     format!(
-        "phases:\n  - name: logs\n    checks:\n      - id: logs\n        kind: log_scan\n        path: '{path}'\n{extra}"
+        r#"phases:
+  - name: logs
+    checks:
+      - id: logs
+        kind: log_scan
+        path: '{path}'
+{extra}"#
     )
 }
 
@@ -146,16 +149,26 @@ fn stability_watches_the_backend_and_sees_it_die() {
     assert!(ev.contains("5 of 5 answered 2xx"), "{ev}");
     assert!(ev.contains("RSS"), "{ev}");
 
-    // Now kill the backend while it is watched.
+    // Now kill the backend while it is watched: once the backend's request
+    // log shows the longer run's first health probe (marked `?run=long`).
+    let log = b.log.clone();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(1200));
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
+        wait_until(
+            Duration::from_secs(60),
+            "the stability check's first probe in the backend's log",
+            || {
+                std::fs::read_to_string(&log)
+                    .ok()
+                    .filter(|l| l.contains("/api/v1/health?run=long"))
+            },
+        );
+        signal(pid, libc::SIGKILL);
     });
-    let long = pb.replace("duration: 1s", "duration: 3s");
+    let long = pb
+        .replace("duration: 1s", "duration: 3s")
+        .replace("/api/v1/health'", "/api/v1/health?run=long'");
     let (code, report) = doctor_json(&long, &[]);
-    let _ = killer.join();
+    killer.join().expect("the killer thread");
     assert_eq!(code, 1, "{report:#}");
     let c = check(&report, "stable");
     assert_eq!(c["status"], "fail", "{c:#}");
@@ -174,24 +187,45 @@ fn stability_watches_the_backend_and_sees_it_die() {
 #[test]
 fn log_lines_appended_during_a_run_are_seen() {
     let p = temp_log("grow.log", "fine\n");
+    // The first check's request makes the server append to the log: the
+    // line is written during the run, before the log check reads.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
     let path = p.clone();
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&path) {
-            let _ = writeln!(
-                f,
-                "prisma:error Timed out fetching a new connection from the connection pool (P2024)"
-            );
-        }
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().expect("the check's request");
+        let mut buf = [0u8; 8192];
+        let _ = s.read(&mut buf);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open the log");
+        writeln!(
+            f,
+            "prisma:error Timed out fetching a new connection from the connection pool (P2024)"
+        )
+        .expect("append");
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     });
     let pb = format!(
-        "phases:\n  - name: logs\n    checks:\n      - id: wait\n        kind: stability\n        process: {{ pid: {} }}\n        duration: 1s\n        every: 250ms\n        # this test process grows as other tests run beside it\n        max_growth_percent: 100000\n      - id: logs\n        kind: log_scan\n        needs: [wait]\n        path: '{}'\n        since: run\n",
-        std::process::id(),
+        r#"phases:
+  - name: logs
+    checks:
+      - id: write
+        kind: http
+        request: {{url: "http://127.0.0.1:{port}/"}}
+      - id: logs
+        kind: log_scan
+        needs: [write]
+        path: '{}'
+        since: run
+"#,
         p.to_string_lossy()
     );
     let (code, report) = doctor_json(&pb, &[]);
-    let _ = writer.join();
+    server.join().expect("the server thread");
     assert_eq!(code, 1, "{report:#}");
+    assert_eq!(check(&report, "write")["status"], "pass", "{report:#}");
     let c = check(&report, "logs");
     assert_eq!(c["status"], "fail", "{c:#}");
     assert!(

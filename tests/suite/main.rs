@@ -1,0 +1,27 @@
+//! The integration tests, as one binary (one link, one shared PostgreSQL
+//! cluster for the tests that do not need their own). Each module is one
+//! area; `common` holds the shared sandbox helpers.
+
+mod common;
+
+mod cli;
+mod database_playbook;
+mod doctor_sandbox;
+mod engine;
+mod http_check;
+mod layers;
+mod load;
+mod log_and_stability;
+mod pg_activity;
+mod pg_checks;
+mod pg_tls;
+mod pg_url;
+mod playbook_errors;
+mod pool_calc;
+mod port_check;
+mod rate_limit;
+mod redaction;
+mod report_snapshots;
+mod sandbox_pg;
+mod sql_check;
+mod watch;
