@@ -257,12 +257,18 @@ pub fn catches_signal(pid: u32, signal: i32) -> bool {
 /// Sends SIGINT to `pid` once it has installed its SIGINT handler (so the
 /// signal cannot arrive before the program is ready for it).
 pub fn interrupt_when_ready(pid: u32) {
+    signal_when_ready(pid, libc::SIGINT);
+}
+
+/// Sends `sig` to `pid` once it has installed a handler for it; a program
+/// that never handles `sig` fails here (instead of being killed by it).
+pub fn signal_when_ready(pid: u32, sig: i32) {
     wait_until(
         Duration::from_secs(30),
-        &format!("process {pid} to install its SIGINT handler"),
-        || catches_signal(pid, libc::SIGINT).then_some(()),
+        &format!("process {pid} to install a handler for signal {sig}"),
+        || catches_signal(pid, sig).then_some(()),
     );
-    signal(pid, libc::SIGINT);
+    signal(pid, sig);
 }
 
 /// Sends `sig` to `pid`.

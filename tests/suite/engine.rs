@@ -154,6 +154,17 @@ phases:
 
 #[test]
 fn ctrl_c_prints_the_partial_report_and_exits_130() {
+    signal_prints_the_partial_report(libc::SIGINT);
+}
+
+/// systemd and Kubernetes stop a process with SIGTERM: doctor used to die
+/// without a report (it only handled Ctrl-C).
+#[test]
+fn sigterm_prints_the_partial_report_and_exits_130() {
+    signal_prints_the_partial_report(libc::SIGTERM);
+}
+
+fn signal_prints_the_partial_report(sig: i32) {
     let (port, accepted) = silent_server(None);
     let free = chatops::sandbox::free_port();
     // `slow` needs `quick`: once the silent server has its connection,
@@ -177,12 +188,12 @@ fn ctrl_c_prints_the_partial_report_and_exits_130() {
     accepted
         .recv_timeout(Duration::from_secs(60))
         .expect("the slow check never connected");
-    interrupt_when_ready(child.id());
-    // Well within the check's 30 s timeout: an ignored SIGINT fails here.
+    signal_when_ready(child.id(), sig);
+    // Well within the check's 30 s timeout: an ignored signal fails here.
     let out = wait_output(
         child,
         Duration::from_secs(20),
-        "chatops doctor after SIGINT",
+        "chatops doctor after the signal",
     );
     assert_eq!(
         out.status.code(),
