@@ -261,7 +261,7 @@ fn parse_database_url(
             format!("{} is not a valid PostgreSQL URL: {e}", d.var),
             Fault::DbUrlInvalid {
                 name: d.var.clone(),
-                message: e,
+                message: e.to_string(),
             },
         ))
     })

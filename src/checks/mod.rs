@@ -27,7 +27,9 @@ pub(crate) fn db_url(raw: &str) -> Result<crate::pg::DbUrl, Box<Observation>> {
     crate::pg::DbUrl::parse(raw).map_err(|e| {
         Box::new(Observation::fail(
             format!("invalid database URL: {e}"),
-            crate::diagnose::Fault::PgNoAttempt { reason: e },
+            crate::diagnose::Fault::PgNoAttempt {
+                reason: e.to_string(),
+            },
         ))
     })
 }

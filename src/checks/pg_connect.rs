@@ -201,10 +201,10 @@ impl Check for PgConnect {
         let cmd = psql_command(&u);
         let (tls, policy) = match Policy::of(&u).and_then(|p| p.connector().map(|c| (c, p))) {
             Ok(x) => x,
-            Err(message) => {
+            Err(e) => {
                 return Observation::fail(
                     "cannot set up TLS as the URL asks",
-                    crate::diagnose::pg::tls_failed(&u, message),
+                    crate::diagnose::pg::tls_setup_failed(&u, &e),
                 )
                 .command(cmd);
             }

@@ -142,7 +142,7 @@ fn pool_from_env(p: &Params, pe: &ProcEnv) -> Result<(u32, String), Box<Observat
     };
     let bu = DbUrl::parse(raw).map_err(|e| {
         let summary = format!("{} is not a valid PostgreSQL URL: {e}", p.var);
-        invalid(e, summary)
+        invalid(e.to_string(), summary)
     })?;
     match pool_of(&bu, &p.var) {
         Ok(Some(n)) => Ok((n, format!("connection_limit in the backend's {}", p.var))),

@@ -77,7 +77,7 @@ pub async fn pg_snapshot(
         })?;
     match tokio::time::timeout(timeout, activity::sample(&client, database)).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(SnapshotError::Failed(e)),
+        Ok(Err(e)) => Err(SnapshotError::Failed(e.to_string())),
         Err(_) => Err(SnapshotError::TimedOut),
     }
 }

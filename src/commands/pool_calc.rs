@@ -58,7 +58,7 @@ async fn read_server(
     inputs: &mut Inputs,
     server: &mut Server,
 ) -> Result<(), PoolCalcError> {
-    let u = DbUrl::parse(raw).map_err(|e| flag("--database-url", e))?;
+    let u = DbUrl::parse(raw).map_err(|e| flag("--database-url", e.to_string()))?;
     let t = a.timeout.max(Duration::from_millis(100));
     let client = activity::connect(&u, APP_NAME, t)
         .await
@@ -70,7 +70,7 @@ async fn read_server(
     let snap = tokio::time::timeout(t, activity::sample(&client, Some(&u.database)))
         .await
         .map_err(|_| PoolCalcError::SettingsTimeout)?
-        .map_err(PoolCalcError::Settings)?;
+        .map_err(|e| PoolCalcError::Settings(e.to_string()))?;
     if a.max_connections.is_none() {
         inputs.max_connections = Some(snap.max_connections);
         server.source = "server";
@@ -123,7 +123,7 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> CommandResult {
     .map_err(|e| {
         let mut red = Redactor::new();
         red.learn(&base);
-        flag("--url", red.redact(&e))
+        flag("--url", red.redact(&e.to_string()))
     })?;
     let out = Output {
         plan,

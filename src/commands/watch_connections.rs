@@ -79,7 +79,7 @@ pub async fn run(a: &WatchArgs, color: bool) -> CommandResult {
         .ok_or(WatchError::MissingDatabaseUrl)?;
     let mut red = Redactor::new();
     red.learn(raw);
-    let u = DbUrl::parse(raw).map_err(|e| WatchError::DatabaseUrl(red.redact(&e)))?;
+    let u = DbUrl::parse(raw).map_err(|e| WatchError::DatabaseUrl(red.redact(&e.to_string())))?;
     if a.warn_active > a.critical_active {
         return Err(WatchError::Thresholds {
             warn: a.warn_active,

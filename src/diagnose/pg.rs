@@ -90,7 +90,7 @@ pub fn connect_fault(e: &ConnectError, url: &DbUrl) -> Fault {
             error: NetError::Timeout,
         },
         ConnectError::Pg(e) => classify(e, url),
-        ConnectError::Tls(message) => tls_failed(url, message.clone()),
+        ConnectError::Tls(e) => tls_setup_failed(url, e),
     }
 }
 
@@ -116,6 +116,17 @@ pub fn tls_failed_from(u: &DbUrl, e: &(dyn std::error::Error + 'static)) -> Faul
         Some(problem) => tls_failed_as(u, message, problem),
         None => tls_failed(u, message),
     }
+}
+
+/// The fault for TLS settings that could not be built: the roots are named
+/// from the error's type, not its words.
+pub fn tls_setup_failed(u: &DbUrl, e: &crate::pg::tls::TlsSetupError) -> Fault {
+    let problem = if e.is_roots() {
+        TlsProblem::Roots
+    } else {
+        TlsProblem::Other
+    };
+    tls_failed_as(u, e.to_string(), problem)
 }
 
 fn tls_failed_as(u: &DbUrl, message: String, problem: TlsProblem) -> Fault {

@@ -121,11 +121,11 @@ SELECT
      FROM d WHERE state LIKE 'idle in transaction%')";
 
 /// Takes one sample on an open connection.
-pub async fn sample(client: &Client, database: Option<&str>) -> Result<Snapshot, String> {
+pub async fn sample(client: &Client, database: Option<&str>) -> Result<Snapshot, SampleError> {
     let row = client
         .query_one(QUERY, &[&database])
         .await
-        .map_err(|e| super::error_chain(&e))?;
+        .map_err(|e| SampleError::Query(super::error_chain(&e)))?;
     from_row(&row, database)
 }
 
@@ -135,35 +135,47 @@ pub async fn sample_prepared(
     client: &Client,
     stmt: &tokio_postgres::Statement,
     database: Option<&str>,
-) -> Result<Snapshot, String> {
+) -> Result<Snapshot, SampleError> {
     let row = client
         .query_one(stmt, &[&database])
         .await
-        .map_err(|e| super::error_chain(&e))?;
+        .map_err(|e| SampleError::Query(super::error_chain(&e)))?;
     from_row(&row, database)
 }
 
-fn from_row(row: &tokio_postgres::Row, database: Option<&str>) -> Result<Snapshot, String> {
-    let int = |i: usize| -> Result<u32, String> {
+/// A pg_stat_activity sample that could not be taken or read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SampleError {
+    /// The query failed (the server's words, with their sources).
+    #[error("{0}")]
+    Query(String),
+    /// The answer did not have the expected shape.
+    #[error("unexpected answer: {0}")]
+    Shape(String),
+}
+
+fn from_row(row: &tokio_postgres::Row, database: Option<&str>) -> Result<Snapshot, SampleError> {
+    let shape = |e: &dyn std::fmt::Display| SampleError::Shape(e.to_string());
+    let int = |i: usize| -> Result<u32, SampleError> {
         row.try_get::<_, i32>(i)
             .map(|v| v.max(0) as u32)
-            .map_err(|e| e.to_string())
+            .map_err(|e| shape(&e))
     };
-    let groups: String = row.try_get(4).map_err(|e| e.to_string())?;
-    let longest: Option<String> = row.try_get(6).map_err(|e| e.to_string())?;
+    let groups: String = row.try_get(4).map_err(|e| shape(&e))?;
+    let longest: Option<String> = row.try_get(6).map_err(|e| shape(&e))?;
     Ok(Snapshot {
         max_connections: int(0)?,
         superuser_reserved: int(1)?,
         reserved: int(2)?,
         server_total: int(3)?,
         database: database.map(str::to_string),
-        groups: serde_json::from_str(&groups).map_err(|e| e.to_string())?,
+        groups: serde_json::from_str(&groups).map_err(|e| shape(&e))?,
         waiting_lock: int(5)?,
         longest: match longest {
-            Some(l) => Some(serde_json::from_str(&l).map_err(|e| e.to_string())?),
+            Some(l) => Some(serde_json::from_str(&l).map_err(|e| shape(&e))?),
             None => None,
         },
-        oldest_idle_in_transaction_ms: row.try_get(7).map_err(|e| e.to_string())?,
+        oldest_idle_in_transaction_ms: row.try_get(7).map_err(|e| shape(&e))?,
     })
 }
 
@@ -194,7 +206,7 @@ pub enum ConnectError {
     Timeout,
     Pg(tokio_postgres::Error),
     /// The TLS setup the URL asks for cannot be built (an unreadable sslrootcert).
-    Tls(String),
+    Tls(super::tls::TlsSetupError),
 }
 
 impl std::fmt::Display for ConnectError {

@@ -1,4 +1,22 @@
-//! PostgreSQL client errors, as one line of text.
+//! PostgreSQL client errors: a database URL that does not parse, and any
+//! client error as one line of text.
+
+/// Why a database URL was refused (the words name what to change).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UrlError {
+    #[error("not a URL ({0})")]
+    NotAUrl(url::ParseError),
+    #[error("scheme `{0}` is not postgresql://")]
+    Scheme(String),
+    #[error("port `{0}` is not a number")]
+    Port(String),
+    #[error("sslmode `{given}` is not one of {modes}{}", hint.as_ref().map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default())]
+    SslMode {
+        given: String,
+        modes: String,
+        hint: Option<String>,
+    },
+}
 
 /// An error with its sources, on one line.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -2,7 +2,7 @@
 
 pub mod activity;
 mod error;
-pub use error::error_chain;
+pub use error::{UrlError, error_chain};
 pub mod tls;
 
 use crate::support::percent;
@@ -36,10 +36,10 @@ const LIBPQ_PARAMS: &[&str] = &[
 ];
 
 impl DbUrl {
-    pub fn parse(s: &str) -> Result<DbUrl, String> {
-        let u = url::Url::parse(s.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    pub fn parse(s: &str) -> Result<DbUrl, UrlError> {
+        let u = url::Url::parse(s.trim()).map_err(UrlError::NotAUrl)?;
         if !matches!(u.scheme(), "postgres" | "postgresql") {
-            return Err(format!("scheme `{}` is not postgresql://", u.scheme()));
+            return Err(UrlError::Scheme(u.scheme().to_string()));
         }
         // libpq percent-decodes every part and never reads `+` as a space.
         let decode = percent::decode;
@@ -55,9 +55,7 @@ impl DbUrl {
             _ => param("host").unwrap_or_else(|| "localhost".into()),
         };
         let port = match param("port") {
-            Some(p) => p
-                .parse()
-                .map_err(|_| format!("port `{p}` is not a number"))?,
+            Some(p) => p.parse().map_err(|_| UrlError::Port(p.clone()))?,
             None => u.port().unwrap_or(5432),
         };
         let user = if u.username().is_empty() {
@@ -82,13 +80,11 @@ impl DbUrl {
                 "verify-full",
             ];
             if !MODES.contains(&m.as_str()) {
-                let hint = crate::support::suggest::nearest(&m, MODES)
-                    .map(|h| format!(" (did you mean `{h}`?)"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "sslmode `{m}` is not one of {}{hint}",
-                    MODES.join(", ")
-                ));
+                return Err(UrlError::SslMode {
+                    hint: crate::support::suggest::nearest(&m, MODES),
+                    given: m,
+                    modes: MODES.join(", "),
+                });
             }
         }
         Ok(DbUrl {
@@ -173,8 +169,8 @@ impl DbUrl {
 /// Sets (adds or replaces) query parameters of a URL, keeping the others
 /// as written; the new values are percent-encoded (a space is `%20`, which
 /// libpq reads back as a space, where a form encoder's `+` would stay a plus).
-pub fn with_params(url: &str, set: &[(&str, String)]) -> Result<String, String> {
-    let mut u = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+pub fn with_params(url: &str, set: &[(&str, String)]) -> Result<String, UrlError> {
+    let mut u = url::Url::parse(url).map_err(UrlError::NotAUrl)?;
     let mut pairs: Vec<(String, String)> = u
         .query()
         .unwrap_or_default()
@@ -204,7 +200,7 @@ mod tests {
     #[test]
     fn a_misspelt_sslmode_is_refused_with_a_suggestion() {
         let e = DbUrl::parse("postgresql://u@h/db?sslmode=requre").expect_err("refused");
-        assert!(e.contains("did you mean `require`"), "{e}");
+        assert!(e.to_string().contains("did you mean `require`"), "{e}");
         assert!(DbUrl::parse("postgresql://u@h/db?sslmode=verify-full").is_ok());
     }
 

@@ -40,12 +40,12 @@ impl Policy {
     /// libpq's rules, and its refusals: the system's public roots only with
     /// verify-full (with any other mode they would accept a certificate
     /// for any site), and verify-ca only with a CA file.
-    pub fn of(u: &DbUrl) -> Result<Policy, String> {
+    pub fn of(u: &DbUrl) -> Result<Policy, TlsSetupError> {
         Policy::resolve(u, home_root())
     }
 
     /// `of`, with the `~/.postgresql/root.crt` found (or not) given.
-    fn resolve(u: &DbUrl, home_root: Option<String>) -> Result<Policy, String> {
+    fn resolve(u: &DbUrl, home_root: Option<String>) -> Result<Policy, TlsSetupError> {
         let mode = u.param("sslmode");
         let prisma = u.param("sslaccept");
         let root_param = u
@@ -67,13 +67,12 @@ impl Policy {
             _ => Verify::None,
         };
         if system && verify != Verify::Full {
-            return Err(format!(
-                "sslrootcert=system needs sslmode=verify-full (as libpq says): with sslmode={} the public roots would vouch for any site's certificate",
-                mode.unwrap_or("prefer")
-            ));
+            return Err(TlsSetupError::SystemRootsNeedVerifyFull {
+                mode: mode.unwrap_or("prefer").to_string(),
+            });
         }
         if verify == Verify::Ca && root_file.is_none() {
-            return Err("sslmode=verify-ca needs the server's CA: give sslrootcert=/path/ca.pem (or put it in ~/.postgresql/root.crt); against the system's public roots, verify-ca would accept any site's certificate".into());
+            return Err(TlsSetupError::VerifyCaNeedsCa);
         }
         Ok(Policy { verify, root_file })
     }
@@ -88,42 +87,83 @@ impl Policy {
     }
 }
 
+/// Why the TLS settings a URL asks for cannot be built (before any
+/// connection is attempted).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error(
+        "sslrootcert=system needs sslmode=verify-full (as libpq says): with sslmode={mode} the public roots would vouch for any site's certificate"
+    )]
+    SystemRootsNeedVerifyFull { mode: String },
+    #[error(
+        "sslmode=verify-ca needs the server's CA: give sslrootcert=/path/ca.pem (or put it in ~/.postgresql/root.crt); against the system's public roots, verify-ca would accept any site's certificate"
+    )]
+    VerifyCaNeedsCa,
+    /// The root certificate file cannot be used.
+    #[error("{why}")]
+    RootFile { file: String, why: String },
+    /// The system's certificate store has no roots.
+    #[error("{0}")]
+    SystemStore(String),
+    #[error("{0}")]
+    Rustls(String),
+}
+
+impl TlsSetupError {
+    /// Whether the trusted roots are what is missing or unreadable.
+    pub fn is_roots(&self) -> bool {
+        matches!(
+            self,
+            TlsSetupError::RootFile { .. } | TlsSetupError::SystemStore(_)
+        )
+    }
+}
+
 fn home_root() -> Option<String> {
     let home = std::env::var_os("HOME")?;
     let p = std::path::Path::new(&home).join(".postgresql/root.crt");
     p.is_file().then(|| p.to_string_lossy().into_owned())
 }
 
-fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, String> {
+fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     match p.root_file.as_deref() {
         Some(f) => {
-            let certs = CertificateDer::pem_file_iter(f)
-                .map_err(|e| format!("cannot read the root certificate file {f}: {e}"))?;
+            let certs = CertificateDer::pem_file_iter(f).map_err(|e| TlsSetupError::RootFile {
+                file: f.to_string(),
+                why: format!("cannot read the root certificate file {f}: {e}"),
+            })?;
             for c in certs {
-                let c = c.map_err(|e| format!("{f} is not a PEM certificate file: {e}"))?;
-                roots
-                    .add(c)
-                    .map_err(|e| format!("{f}: a certificate was refused: {e}"))?;
+                let c = c.map_err(|e| TlsSetupError::RootFile {
+                    file: f.to_string(),
+                    why: format!("{f} is not a PEM certificate file: {e}"),
+                })?;
+                roots.add(c).map_err(|e| TlsSetupError::RootFile {
+                    file: f.to_string(),
+                    why: format!("{f}: a certificate was refused: {e}"),
+                })?;
             }
             if roots.is_empty() {
-                return Err(format!("{f} holds no certificate"));
+                return Err(TlsSetupError::RootFile {
+                    file: f.to_string(),
+                    why: format!("{f} holds no certificate"),
+                });
             }
         }
-        None => roots = crate::support::tls::native_roots()?,
+        None => roots = crate::support::tls::native_roots().map_err(TlsSetupError::SystemStore)?,
     }
     Ok(roots)
 }
 
 /// The TLS connector for this URL's policy.
-pub fn connector(u: &DbUrl) -> Result<MakeRustlsConnect, String> {
+pub fn connector(u: &DbUrl) -> Result<MakeRustlsConnect, TlsSetupError> {
     Policy::of(u)?.connector()
 }
 
 impl Policy {
     /// The connector (roots are only loaded when the certificate is
     /// verified, so a plain local connection costs nothing).
-    pub fn connector(&self) -> Result<MakeRustlsConnect, String> {
+    pub fn connector(&self) -> Result<MakeRustlsConnect, TlsSetupError> {
         let provider = crate::support::tls::provider();
         let verifier: Arc<dyn ServerCertVerifier> = match self.verify {
             Verify::None => Arc::new(crate::support::tls::Unchecked(provider.clone())),
@@ -134,7 +174,9 @@ impl Policy {
                     provider.clone(),
                 )
                 .build()
-                .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
+                .map_err(|e| {
+                    TlsSetupError::Rustls(format!("cannot build the certificate verifier: {e}"))
+                })?;
                 Arc::new(Checked {
                     inner,
                     names: v == Verify::Full,
@@ -143,7 +185,7 @@ impl Policy {
         };
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
+            .map_err(|e| TlsSetupError::Rustls(format!("TLS setup: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
@@ -203,7 +245,7 @@ impl ServerCertVerifier for Checked {
 mod tests {
     use super::*;
 
-    fn policy(q: &str) -> Result<Policy, String> {
+    fn policy(q: &str) -> Result<Policy, TlsSetupError> {
         Policy::resolve(
             &DbUrl::parse(&format!("postgresql://u@h/db{q}")).expect("url"),
             None,
@@ -236,7 +278,7 @@ mod tests {
             "?sslmode=verify-ca",
         ] {
             let e = policy(q).expect_err(q);
-            assert!(e.contains("any site"), "{q}: {e}");
+            assert!(e.to_string().contains("any site"), "{q}: {e}");
         }
         // Prisma: sslaccept=strict verifies, and its sslcert is the CA;
         // accept_invalid_certs does not check, whatever else is given.
@@ -270,7 +312,8 @@ mod tests {
             DbUrl::parse("postgresql://u@h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
                 .expect("url");
         let e = connector(&u).err().expect("refused");
-        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        assert!(e.is_roots());
         let u = DbUrl::parse("postgresql://u@h/db?sslmode=require").expect("url");
         assert!(connector(&u).is_ok());
     }

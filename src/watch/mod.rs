@@ -132,8 +132,8 @@ pub fn iso(t: SystemTime) -> String {
 /// Why a sampler could not be built (before any connection attempt).
 #[derive(Debug, thiserror::Error)]
 pub enum SamplerError {
-    #[error("{0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(crate::pg::tls::TlsSetupError),
     #[error(transparent)]
     Pool(#[from] deadpool_postgres::BuildError),
 }
@@ -207,6 +207,7 @@ impl Sampler {
             activity::sample_prepared(&client, &stmt, self.database.as_deref())
                 .await
                 .map(|s| s.without_app(APP_NAME))
+                .map_err(|e| e.to_string())
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(r) => r,
