@@ -118,13 +118,13 @@ fn burn_cpu(budget: Duration) -> u64 {
 /// after the Nth request's response (outside Nest's request pipeline, so no
 /// exception filter catches it), printed by Node to stderr with its stack,
 /// and the process exits with status 1.
-pub(super) fn schedule_crash(log: Arc<Logger>, n: u64, conversation: String) {
+pub(super) fn schedule_crash(log: Arc<Logger>, conversation: String) {
     tokio::spawn(async move {
         // Let the response go out first, as the timer would.
         tokio::time::sleep(Duration::from_millis(10)).await;
         log.console_error(&format!(
             "/app/dist/chat/chat.service.js:142\n                throw new Error(`Message fan-out failed for conversation ${{conversationId}}: subscriber list is undefined`);\n                ^\n\n\
-Error: Message fan-out failed for conversation {conversation}: subscriber list is undefined (after {n} requests)\n    at Timeout._onTimeout (/app/dist/chat/chat.service.js:142:23)\n    at listOnTimeout (node:internal/timers:573:17)\n    at process.processTimers (node:internal/timers:514:7)\n\nNode.js {NODE_VERSION}"
+Error: Message fan-out failed for conversation {conversation}: subscriber list is undefined\n    at Timeout._onTimeout (/app/dist/chat/chat.service.js:142:23)\n    at listOnTimeout (node:internal/timers:573:17)\n    at process.processTimers (node:internal/timers:514:7)\n\nNode.js {NODE_VERSION}"
         ));
         std::process::exit(1);
     });

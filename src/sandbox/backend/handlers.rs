@@ -118,7 +118,7 @@ impl App {
                     self.history(req.uri().query(), &cid).await
                 };
                 if self.faults.crashes_at(n) {
-                    faults::schedule_crash(self.log.clone(), n, cid);
+                    faults::schedule_crash(self.log.clone(), cid);
                 }
                 return resp;
             }
@@ -268,6 +268,11 @@ impl App {
         if !self.faults.generic_500 {
             return nest_error(400, json!(format!("{what}: {}", e.message)));
         }
+        let method = if what.contains("send") {
+            "sendMessage"
+        } else {
+            "getMessages"
+        };
         let class = if e.code.starts_with("P1") {
             "PrismaClientInitializationError"
         } else {
@@ -276,13 +281,16 @@ impl App {
         self.log.exceptions_handler(
             &e.message,
             &format!(
-                "{class}: {}\n    at $n.handleRequestError (/app/node_modules/@prisma/client/runtime/library.js:121:7315)\n    at $n.handleAndLogRequestError (/app/node_modules/@prisma/client/runtime/library.js:121:6623)\n    at $n.request (/app/node_modules/@prisma/client/runtime/library.js:121:6307)\n    at async l (/app/node_modules/@prisma/client/runtime/library.js:130:9633)\n    at async ChatService.sendMessage (/app/dist/chat/chat.service.js:64:25)\n    at async ChatController.sendMessage (/app/dist/chat/chat.controller.js:31:24)",
+                "{class}: {}\n    at $n.handleRequestError (/app/node_modules/@prisma/client/runtime/library.js:121:7315)\n    at $n.handleAndLogRequestError (/app/node_modules/@prisma/client/runtime/library.js:121:6623)\n    at $n.request (/app/node_modules/@prisma/client/runtime/library.js:121:6307)\n    at async l (/app/node_modules/@prisma/client/runtime/library.js:130:9633)\n    at async ChatService.{method} (/app/dist/chat/chat.service.js:64:25)\n    at async ChatController.{method} (/app/dist/chat/chat.controller.js:31:24)",
                 e.message
             ),
         );
         json_response(
             500,
-            &json!({"statusCode": 500, "message": "Internal server error"}),
+            &InternalError {
+                status_code: 500,
+                message: "Internal server error",
+            },
         )
     }
 

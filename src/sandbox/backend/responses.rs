@@ -23,6 +23,14 @@ pub(super) struct NestError<'a> {
     pub(super) status_code: u16,
 }
 
+/// NestJS's default answer to an exception that is not an HttpException.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct InternalError<'a> {
+    pub(super) status_code: u16,
+    pub(super) message: &'a str,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct LogLine<'a> {
