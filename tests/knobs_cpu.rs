@@ -77,6 +77,28 @@ async fn wait_for_log(path: &Path, needle: &str) -> String {
 const REQUESTS: usize = 10;
 const CPU_MS: u64 = 100;
 
+/// CPU seconds of each thread of `pid`, by thread id (/proc/PID/task).
+fn threads_cpu(pid: u32) -> std::collections::HashMap<String, f64> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut out = std::collections::HashMap::new();
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir");
+    for e in dir.flatten() {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        out.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            (num(11) + num(12)) / ticks,
+        );
+    }
+    out
+}
+
 /// CPU seconds the backend used for `n` sequential sends.
 async fn cpu_for_sends(http: &reqwest::Client, base: &str, pid: u32, n: usize) -> f64 {
     let before = cpu_seconds(pid).expect("cpu time of the backend");
@@ -106,7 +128,12 @@ async fn cpu_knob_burns_cpu_per_request_on_one_core() {
     )
     .await;
     send(&http, &base, "warm-up").await;
+    let threads_before = threads_cpu(pid);
     let burnt = cpu_for_sends(&http, &base, pid, REQUESTS).await;
+    let busiest = threads_cpu(pid)
+        .iter()
+        .map(|(tid, t)| t - threads_before.get(tid).copied().unwrap_or(0.0))
+        .fold(0.0, f64::max);
     let expected = REQUESTS as f64 * CPU_MS as f64 / 1000.0;
     // /proc counts in clock ticks (10 ms): allow a tick per request.
     assert!(
@@ -117,6 +144,10 @@ async fn cpu_knob_burns_cpu_per_request_on_one_core() {
         burnt - healthy >= expected * 0.8,
         "the knob added {:.3} s of CPU, expected about {expected:.3} s",
         burnt - healthy
+    );
+    assert!(
+        busiest >= expected * 0.9,
+        "the work runs on one thread, as on Node's event loop: the busiest thread used {busiest:.3} s of {burnt:.3} s"
     );
     assert!(
         burnt <= expected * 1.5 + healthy + 0.5,

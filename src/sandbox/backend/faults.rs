@@ -2,6 +2,12 @@
 //! on a single event loop, memory retained per request, an uncaught
 //! exception after N requests. Each counts only chat requests (send and
 //! history), not health probes.
+//!
+//! The event loop: with the CPU knob on, every request first takes a turn on
+//! one dedicated thread (`event-loop`), which burns the chat requests' CPU
+//! one after the other. As in Node, one thread sits at 100% of a core while
+//! the others idle, and every request (health included) queues behind the
+//! work ahead of it.
 
 use super::logs::Logger;
 use super::{BackendConfig, NODE_VERSION};
@@ -9,9 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Node runs JavaScript on one thread: CPU work of concurrent requests
-/// happens one after the other. This lock is that thread.
-static EVENT_LOOP: Mutex<()> = Mutex::new(());
+/// A turn on the event loop: the CPU to burn, and whom to tell when done.
+type Turn = (Duration, tokio::sync::oneshot::Sender<()>);
 /// What the memory knob keeps, forever (a module-level cache that is never
 /// pruned, as leaks usually are).
 static RETAINED: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
@@ -25,6 +30,8 @@ pub(super) struct Faults {
     pub(super) crash_after: u64,
     pub(super) generic_500: bool,
     chat_requests: AtomicU64,
+    /// The event loop thread's queue (CPU knob only).
+    event_loop: Option<std::sync::mpsc::Sender<Turn>>,
 }
 
 impl Faults {
@@ -36,17 +43,32 @@ impl Faults {
             crash_after: cfg.crash_after,
             generic_500: cfg.generic_500,
             chat_requests: AtomicU64::new(0),
+            event_loop: (cfg.cpu_ms > 0).then(start_event_loop).flatten(),
         }
     }
 
-    /// At the start of a chat request: count it, burn its CPU, keep its
-    /// memory. Returns its number (1, 2, …).
+    /// With the CPU knob: waits for this request's turn on the event loop,
+    /// which burns `cpu_ms` for a chat request (`/api/v1/chat/…`) and
+    /// nothing for others. Without it: returns at once.
+    pub(super) async fn event_loop_turn(&self, path: &str) {
+        let Some(queue) = &self.event_loop else {
+            return;
+        };
+        let cost = if path.starts_with("/api/v1/chat/") {
+            Duration::from_millis(self.cpu_ms)
+        } else {
+            Duration::ZERO
+        };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if queue.send((cost, done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// At the start of a chat request: count it, keep its memory. Returns
+    /// its number (1, 2, …).
     pub(super) fn chat_request(&self) -> u64 {
         let n = self.chat_requests.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.cpu_ms > 0 {
-            let _loop = EVENT_LOOP.lock().unwrap_or_else(|e| e.into_inner());
-            burn_cpu(Duration::from_millis(self.cpu_ms));
-        }
         if self.retain_kb > 0 {
             retain(self.retain_kb as usize * 1024);
         }
@@ -57,6 +79,24 @@ impl Faults {
     pub(super) fn crashes_at(&self, n: u64) -> bool {
         self.crash_after > 0 && n == self.crash_after
     }
+}
+
+/// The event loop thread: runs the turns in order (None if no thread can
+/// be started, then requests do not wait).
+fn start_event_loop() -> Option<std::sync::mpsc::Sender<Turn>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Turn>();
+    std::thread::Builder::new()
+        .name("event-loop".to_string())
+        .spawn(move || {
+            while let Ok((cost, done)) = rx.recv() {
+                if !cost.is_zero() {
+                    burn_cpu(cost);
+                }
+                let _ = done.send(());
+            }
+        })
+        .ok()?;
+    Some(tx)
 }
 
 /// Bytes the memory knob has kept so far.

@@ -61,6 +61,7 @@ impl App {
             duration_ms: None,
             time: logs::iso(SystemTime::now()),
         });
+        self.faults.event_loop_turn(&path).await;
         let (mut resp, headers) = match self
             .limiter
             .as_ref()
