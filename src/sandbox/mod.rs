@@ -1,7 +1,11 @@
 //! The sandbox: a local target for the demo and the integration tests. A
 //! throwaway PostgreSQL cluster ([`pg`]) with the chat schema, and the
 //! reference chat backend ([`backend`]) run as a child process of chatops
-//! itself, with a knob for each fault of the seed.
+//! itself, with a knob ([`Knobs`]) for each fault of the seed and each
+//! load-time cause a backend can have (CPU on its event loop, a row lock in
+//! the send transaction, a history query without its index, memory kept per
+//! request, a crash after N requests, a generic 500), plus PostgreSQL
+//! stopped and started on demand ([`Sandbox::stop_database`]).
 
 pub mod backend;
 mod history;
