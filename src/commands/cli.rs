@@ -166,6 +166,27 @@ pub struct SandboxArgs {
     /// PostgreSQL max_connections.
     #[arg(long, default_value_t = 100)]
     pub max_connections: u32,
+    /// Burn this many ms of CPU per chat request, one request at a time (a busy Node event loop).
+    #[arg(long, value_name = "MS")]
+    pub cpu_ms: Option<u64>,
+    /// The send locks its conversation's row (SELECT … FOR UPDATE) and holds it this many ms.
+    #[arg(long, value_name = "MS")]
+    pub lock_ms: Option<u64>,
+    /// Fill `messages` with ROWS rows and drop the history query's index (implies --pg-stat-statements).
+    #[arg(long, value_name = "ROWS", num_args = 0..=1, default_missing_value = "200000")]
+    pub slow_history: Option<u64>,
+    /// Keep this many KB per chat request, never released (a memory leak).
+    #[arg(long, value_name = "KB")]
+    pub retain_kb: Option<u64>,
+    /// Die of an uncaught exception (stack in the log, exit 1) after N chat requests.
+    #[arg(long, value_name = "N")]
+    pub crash_after: Option<u64>,
+    /// Answer database errors with NestJS's generic 500; the cause is only in the log.
+    #[arg(long)]
+    pub generic_500: bool,
+    /// Load pg_stat_statements in the cluster and create it in the chat database.
+    #[arg(long)]
+    pub pg_stat_statements: bool,
     /// Write `export` lines for the sandbox's URLs to this file once it is up.
     #[arg(long)]
     pub env_file: Option<PathBuf>,

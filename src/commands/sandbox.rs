@@ -16,6 +16,7 @@ pub async fn run(a: &SandboxArgs) -> CommandResult {
             &bin,
             PgOptions {
                 max_connections: a.max_connections,
+                stat_statements: a.pg_stat_statements || a.slow_history.is_some(),
                 ..PgOptions::default()
             },
         )
@@ -29,6 +30,12 @@ pub async fn run(a: &SandboxArgs) -> CommandResult {
             drift: a.drift,
             connection_limit: Some(a.connection_limit),
             pool_timeout: Some(a.pool_timeout),
+            cpu_ms: a.cpu_ms,
+            lock_ms: a.lock_ms,
+            slow_history_rows: a.slow_history,
+            retain_kb: a.retain_kb,
+            crash_after: a.crash_after,
+            generic_500: a.generic_500,
             ..Knobs::default()
         };
         let mut lines = vec![

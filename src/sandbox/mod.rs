@@ -1,10 +1,19 @@
 //! The sandbox: a local target for the demo and the integration tests. A
 //! throwaway PostgreSQL cluster ([`pg`]) with the chat schema, and the
 //! reference chat backend ([`backend`]) run as a child process of chatops
-//! itself, with a knob for each fault of the seed.
+//! itself, with a knob ([`Knobs`]) for each fault of the seed and each
+//! load-time cause a backend can have (CPU on its event loop, a row lock in
+//! the send transaction, a history query without its index, memory kept per
+//! request, a crash after N requests, a generic 500), plus PostgreSQL
+//! stopped and started on demand ([`Sandbox::stop_database`]).
 
 pub mod backend;
+mod history;
+pub mod knobs;
 pub mod pg;
+
+pub use history::{ARCHIVE_CONVERSATION, HISTORY_INDEX};
+pub use knobs::{Knobs, SLOW_HISTORY_ROWS};
 
 use pg::{PgCluster, PgError, PgOptions};
 use std::path::{Path, PathBuf};
@@ -14,68 +23,52 @@ use std::time::{Duration, Instant};
 
 pub use crate::support::chat_backend::DB_NAME;
 
-/// How the reference backend is configured: healthy by default, each field a
-/// fault of the seed.
-#[derive(Debug, Clone)]
-pub struct Knobs {
-    /// Port to listen on (default: a free one).
-    pub port: Option<u16>,
-    /// Prisma's `connection_limit` in DATABASE_URL (None: leave it out, so the
-    /// backend appends its own 50).
-    pub connection_limit: Option<u32>,
-    pub pool_timeout: Option<u32>,
-    /// Leave the rate limiters on (DISABLE_RATE_LIMIT unset).
-    pub rate_limit: bool,
-    /// Mount all five limiters instead of only apiLimiter.
-    pub all_limiters: bool,
-    /// Override apiLimiter's max (tests).
-    pub api_limit: Option<u32>,
-    /// PRISMA_CLIENT_MODE=mock.
-    pub mock: bool,
-    /// Start without DATABASE_URL (silently mock mode).
-    pub no_database_url: bool,
-    /// Write a column that does not exist (`messageType`).
-    pub drift: bool,
-    /// Hold each database connection this long per operation.
-    pub query_ms: Option<u64>,
-    /// Extra environment variables.
-    pub extra_env: Vec<(String, String)>,
+/// Why the sandbox could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The cluster, a file or the backend's process could not be set up.
+    #[error("{message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    Setup {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The backend exited before it answered health (a start-up fault: the
+    /// database unreachable, the port taken, …); the cause is in its log.
+    #[error("the reference backend exited at start-up ({status}); the end of its log ({}):\n{tail}", log.display())]
+    BackendExited {
+        /// How it ended (`exit status: 1`).
+        status: String,
+        /// Its exit code, when it exited rather than being killed.
+        code: Option<i32>,
+        /// Its log file (stdout and stderr).
+        log: PathBuf,
+        /// The last lines of the log.
+        tail: String,
+    },
+    /// The backend neither answered health nor exited in time.
+    #[error("the reference backend did not become healthy in {secs} s; its log ({}):\n{tail}", log.display())]
+    BackendNotHealthy {
+        secs: u64,
+        log: PathBuf,
+        tail: String,
+    },
 }
 
-impl Default for Knobs {
-    fn default() -> Self {
-        Knobs {
-            port: None,
-            connection_limit: Some(50),
-            pool_timeout: Some(30),
-            rate_limit: false,
-            all_limiters: false,
-            api_limit: None,
-            mock: false,
-            no_database_url: false,
-            drift: false,
-            query_ms: None,
-            extra_env: Vec::new(),
+impl SandboxError {
+    fn setup(message: impl Into<String>) -> Self {
+        SandboxError::Setup {
+            message: message.into(),
+            hint: None,
         }
-    }
-}
-
-#[derive(Debug)]
-pub struct SandboxError(pub String, pub Option<String>);
-
-impl std::fmt::Display for SandboxError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        if let Some(h) = &self.1 {
-            write!(f, "\n  hint: {h}")?;
-        }
-        Ok(())
     }
 }
 
 impl From<PgError> for SandboxError {
     fn from(e: PgError) -> Self {
-        SandboxError(e.message, e.hint)
+        SandboxError::Setup {
+            message: e.message,
+            hint: e.hint,
+        }
     }
 }
 
@@ -85,6 +78,8 @@ pub struct Backend {
     pub pid: u32,
     pub port: u16,
     pub log: PathBuf,
+    /// How it ended, once it has (kept after reaping).
+    exit: Option<std::process::ExitStatus>,
 }
 
 impl Backend {
@@ -94,6 +89,11 @@ impl Backend {
 
     /// Stops the backend (SIGTERM, then SIGKILL after a grace period).
     pub fn stop(&mut self) {
+        if self.exit_status().is_some() {
+            // Already ended and reaped: its pid may belong to someone else now.
+            self.child = None;
+            return;
+        }
         if let Some(mut child) = self.child.take() {
             let _ = std::process::Command::new("kill")
                 .arg("-TERM")
@@ -115,9 +115,39 @@ impl Backend {
 
     /// Whether the process is still alive.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.is_some() && self.exit_status().is_none()
+    }
+
+    /// How the process ended, or None while it runs (or after [`stop`](Self::stop)).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        if self.exit.is_none()
+            && let Some(c) = self.child.as_mut()
+            && let Ok(Some(st)) = c.try_wait()
+        {
+            self.exit = Some(st);
+            forget_pid(self.pid);
+        }
+        self.exit
+    }
+
+    /// Waits (polling, without blocking the runtime) until the process ends
+    /// or `limit` passes; returns how it ended.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let t = Instant::now();
+        loop {
+            if let Some(st) = self.exit_status() {
+                return Some(st);
+            }
+            if t.elapsed() > limit || self.child.is_none() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
     }
 }
 
@@ -125,6 +155,19 @@ impl Drop for Backend {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// How long [`Sandbox::start_backend`] waits for health.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Log lines carried by a start-up error.
+const START_LOG_TAIL: usize = 40;
+
+/// The last `lines` lines of a file (lossy UTF-8), or "" when unreadable.
+fn log_tail(path: &Path, lines: usize) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 static PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
@@ -180,6 +223,10 @@ pub struct Sandbox {
     pub backend: Option<Backend>,
     bin: PathBuf,
     dir: PathBuf,
+    /// The chat database's name.
+    db: String,
+    /// Whether the slow-history fill has been done in this database.
+    history_filled: bool,
 }
 
 impl Sandbox {
@@ -204,7 +251,7 @@ impl Sandbox {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir)
-            .map_err(|e| SandboxError(format!("cannot create {}: {e}", dir.display()), None))?;
+            .map_err(|e| SandboxError::setup(format!("cannot create {}: {e}", dir.display())))?;
         watchdog(&pg, &dir);
         Ok(Sandbox {
             pg,
@@ -212,6 +259,8 @@ impl Sandbox {
             backend: None,
             bin: bin.to_path_buf(),
             dir,
+            db: db.to_string(),
+            history_filled: false,
         })
     }
 
@@ -244,14 +293,20 @@ impl Sandbox {
         if let Some(mut b) = self.backend.take() {
             b.stop();
         }
+        if let Some(rows) = k.slow_history_rows.filter(|r| *r > 0)
+            && !self.history_filled
+        {
+            history::without_index(&self.pg, &self.db, rows).await?;
+            self.history_filled = true;
+        }
         let port = k.port.unwrap_or_else(free_port);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let log = self.dir.join(format!("backend-{n}.log"));
         let out = std::fs::File::create(&log)
-            .map_err(|e| SandboxError(format!("cannot create {}: {e}", log.display()), None))?;
+            .map_err(|e| SandboxError::setup(format!("cannot create {}: {e}", log.display())))?;
         let err = out
             .try_clone()
-            .map_err(|e| SandboxError(format!("cannot open {}: {e}", log.display()), None))?;
+            .map_err(|e| SandboxError::setup(format!("cannot open {}: {e}", log.display())))?;
         let mut cmd = std::process::Command::new(&self.bin);
         cmd.arg("sandbox-backend")
             .env_clear()
@@ -277,29 +332,17 @@ impl Sandbox {
         if !k.rate_limit {
             cmd.env("DISABLE_RATE_LIMIT", "true");
         }
-        if k.all_limiters {
-            cmd.env("CHATOPS_SANDBOX_LIMITERS", "all");
-        }
-        if let Some(l) = k.api_limit {
-            cmd.env("CHATOPS_SANDBOX_API_LIMIT", l.to_string());
-        }
-        if k.drift {
-            cmd.env("CHATOPS_SANDBOX_DRIFT", "1");
-        }
-        if let Some(ms) = k.query_ms {
-            cmd.env("CHATOPS_SANDBOX_QUERY_MS", ms.to_string());
+        for (key, v) in k.sandbox_env() {
+            cmd.env(key, v);
         }
         for (key, v) in &k.extra_env {
             cmd.env(key, v);
         }
         let child = cmd.spawn().map_err(|e| {
-            SandboxError(
-                format!(
-                    "cannot start the reference backend ({}): {e}",
-                    self.bin.display()
-                ),
-                None,
-            )
+            SandboxError::setup(format!(
+                "cannot start the reference backend ({}): {e}",
+                self.bin.display()
+            ))
         })?;
         let pid = child.id();
         if let Ok(mut p) = PIDS.lock() {
@@ -311,13 +354,19 @@ impl Sandbox {
             pid,
             port,
             log,
+            exit: None,
         };
         let url = format!("{}/api/v1/health", b.base_url());
         let client = reqwest::Client::new();
         let t = Instant::now();
         loop {
-            if !b.is_running() {
-                break; // a start-up fault: the caller inspects the log
+            if let Some(status) = b.exit_status() {
+                return Err(SandboxError::BackendExited {
+                    status: status.to_string(),
+                    code: status.code(),
+                    tail: log_tail(&b.log, START_LOG_TAIL),
+                    log: b.log.clone(),
+                });
             }
             if let Ok(Ok(r)) =
                 tokio::time::timeout(Duration::from_millis(500), client.get(&url).send()).await
@@ -325,21 +374,36 @@ impl Sandbox {
             {
                 break;
             }
-            if t.elapsed() > Duration::from_secs(20) {
-                let tail = std::fs::read_to_string(&b.log).unwrap_or_default();
-                return Err(SandboxError(
-                    format!(
-                        "the reference backend did not become healthy in 20 s; its log:\n{tail}"
-                    ),
-                    None,
-                ));
+            if t.elapsed() > START_TIMEOUT {
+                return Err(SandboxError::BackendNotHealthy {
+                    secs: START_TIMEOUT.as_secs(),
+                    tail: log_tail(&b.log, START_LOG_TAIL),
+                    log: b.log.clone(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         self.backend = Some(b);
         self.backend
             .as_ref()
-            .ok_or_else(|| SandboxError("backend vanished".into(), None))
+            .ok_or_else(|| SandboxError::setup("backend vanished"))
+    }
+
+    /// Stops the throwaway cluster (`pg_ctl stop -m fast`) under a running
+    /// backend: PostgreSQL stopped mid-run. [`start_database`](Self::start_database)
+    /// brings it back on the same port.
+    pub async fn stop_database(&self) -> Result<(), SandboxError> {
+        Ok(self.pg.stop().await?)
+    }
+
+    /// Starts the cluster again after [`stop_database`](Self::stop_database).
+    pub async fn start_database(&self) -> Result<(), SandboxError> {
+        Ok(self.pg.start_again().await?)
+    }
+
+    /// The sandbox's database name.
+    pub fn db_name(&self) -> &str {
+        &self.db
     }
 
     pub fn stop_backend(&mut self) {

@@ -150,6 +150,7 @@ async fn options_take_effect() {
             ("work_mem".to_string(), "8MB".to_string()),
             ("cluster_name".to_string(), r"it's a \ test".to_string()),
         ],
+        ..PgOptions::default()
     })
     .await;
     let client = connect(&pg.url("postgres"))

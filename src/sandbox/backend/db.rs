@@ -278,7 +278,7 @@ impl Db {
                     "P2022",
                     format!(
                         "The column `{}` does not exist in the current database.",
-                        quoted("column \"").unwrap_or_else(|| "(not available)".into())
+                        missing_column(msg)
                     ),
                 ),
                 "42P01" => (
@@ -374,7 +374,7 @@ impl Db {
     /// Run one operation on a pooled connection, as one Prisma query: count
     /// it, bound it, hold the connection `CHATOPS_SANDBOX_QUERY_MS` longer,
     /// and log a `prisma:error` line when it fails.
-    async fn run<T, F, Fut>(&self, op: &str, f: F) -> Result<T, PrismaError>
+    pub(super) async fn run<T, F, Fut>(&self, op: &str, f: F) -> Result<T, PrismaError>
     where
         F: FnOnce(Object) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
@@ -436,8 +436,43 @@ impl Db {
         .await
     }
 
-    /// Insert a message (with the drift knob, into a column that does not
-    /// exist) and return it with its sender. `created_at` is the ISO time.
+    /// The insert of a message with its sender (with the drift knob, into a
+    /// column that does not exist): `$1`..`$6` are id, conversation, sender,
+    /// content, type and the ISO creation time.
+    pub(super) fn insert_sql(&self) -> String {
+        let col = if self.drift {
+            "\"messageType\""
+        } else {
+            "type"
+        };
+        format!(
+            r#"WITH m AS (
+  INSERT INTO messages (id, "conversationId", "senderId", content, {col}, status, "createdAt", "updatedAt")
+  VALUES ($1, $2, $3, $4, $5, 'SENT', CAST($6::text AS timestamp(3)), CAST($6::text AS timestamp(3)))
+  RETURNING id, content, {col} AS type, status, "senderId")
+SELECT m.id, m.content, m.type::text, m.status, u.id, u.username, u."firstName", u."lastName"
+FROM m JOIN users u ON u.id = m."senderId""#
+        )
+    }
+
+    /// A row of [`insert_sql`](Self::insert_sql).
+    pub(super) fn created(r: &tokio_postgres::Row) -> Result<Created, tokio_postgres::Error> {
+        Ok(Created {
+            id: r.try_get(0)?,
+            content: r.try_get(1)?,
+            kind: r.try_get(2)?,
+            status: r.try_get(3)?,
+            sender: Sender {
+                id: r.try_get(4)?,
+                username: r.try_get(5)?,
+                first_name: r.try_get(6)?,
+                last_name: r.try_get(7)?,
+            },
+        })
+    }
+
+    /// Insert a message and return it with its sender. `created_at` is the
+    /// ISO time.
     pub(crate) async fn create_message(
         &self,
         id: &str,
@@ -447,37 +482,13 @@ impl Db {
         kind: &str,
         created_at: &str,
     ) -> Result<Option<Created>, PrismaError> {
-        let col = if self.drift {
-            "\"messageType\""
-        } else {
-            "type"
-        };
-        let sql = format!(
-            r#"WITH m AS (
-  INSERT INTO messages (id, "conversationId", "senderId", content, {col}, status, "createdAt", "updatedAt")
-  VALUES ($1, $2, $3, $4, $5, 'SENT', CAST($6::text AS timestamp(3)), CAST($6::text AS timestamp(3)))
-  RETURNING id, content, {col} AS type, status, "senderId")
-SELECT m.id, m.content, m.type::text, m.status, u.id, u.username, u."firstName", u."lastName"
-FROM m JOIN users u ON u.id = m."senderId""#
-        );
+        let sql = self.insert_sql();
         self.run("prisma.message.create()", |c| async move {
             let st = c.prepare_cached(&sql).await?;
             let row = c
                 .query_opt(&st, &[&id, &cid, &uid, &content, &kind, &created_at])
                 .await?;
-            let Some(r) = row else { return Ok(None) };
-            Ok(Some(Created {
-                id: r.try_get(0)?,
-                content: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                status: r.try_get(3)?,
-                sender: Sender {
-                    id: r.try_get(4)?,
-                    username: r.try_get(5)?,
-                    first_name: r.try_get(6)?,
-                    last_name: r.try_get(7)?,
-                },
-            }))
+            row.as_ref().map(Self::created).transpose()
         })
         .await
     }
@@ -520,6 +531,21 @@ LIMIT $3"#
     }
 }
 
+/// The column PostgreSQL says is missing, qualified by its table when the
+/// message names it, as Prisma prints it in P2022 (`messages.messageType`):
+/// `column "x" of relation "t" does not exist`, `column t.x does not exist`,
+/// `column "x" does not exist`.
+fn missing_column(msg: &str) -> String {
+    let rest = msg.strip_prefix("column ").unwrap_or(msg);
+    let rest = rest.strip_suffix(" does not exist").unwrap_or(rest);
+    let unquote = |s: &str| s.trim().trim_matches('"').to_string();
+    match rest.split_once(" of relation ") {
+        Some((col, table)) => format!("{}.{}", unquote(table), unquote(col)),
+        None if !rest.is_empty() => rest.split('.').map(unquote).collect::<Vec<_>>().join("."),
+        None => "(not available)".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,5 +566,18 @@ mod tests {
         assert_eq!(u.server, "127.0.0.1:25432");
         assert_eq!(u.dbname, "chat_backend_db");
         assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn names_the_missing_column_like_prisma() {
+        assert_eq!(
+            missing_column(r#"column "messageType" of relation "messages" does not exist"#),
+            "messages.messageType"
+        );
+        assert_eq!(
+            missing_column(r#"column m.messageType does not exist"#),
+            "m.messageType"
+        );
+        assert_eq!(missing_column(r#"column "x" does not exist"#), "x");
     }
 }

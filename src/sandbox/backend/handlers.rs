@@ -61,6 +61,7 @@ impl App {
             duration_ms: None,
             time: logs::iso(SystemTime::now()),
         });
+        self.faults.event_loop_turn(&path).await;
         let (mut resp, headers) = match self
             .limiter
             .as_ref()
@@ -110,11 +111,17 @@ impl App {
             .filter(|c| !c.is_empty() && !c.contains('/'))
         {
             let cid = percent::decode(cid);
-            if method == Method::POST {
-                return self.send(req, &cid).await;
-            }
-            if is_get {
-                return self.history(req.uri().query(), &cid).await;
+            if method == Method::POST || is_get {
+                let n = self.faults.chat_request();
+                let resp = if method == Method::POST {
+                    self.send(req, &cid).await
+                } else {
+                    self.history(req.uri().query(), &cid).await
+                };
+                if self.faults.crashes_at(n) {
+                    faults::schedule_crash(self.log.clone(), cid);
+                }
+                return resp;
             }
         }
         nest_error(404, json!(format!("Cannot {} {}", method.as_str(), url)))
@@ -154,7 +161,7 @@ impl App {
                     errors,
                 },
                 uptime,
-                memory: memory(),
+                memory: memory(faults::retained_bytes()),
                 version: NODE_VERSION,
             },
         )
@@ -211,9 +218,7 @@ impl App {
         let Some(db) = &self.db else {
             return forbidden();
         };
-        let failed = |e: PrismaError| {
-            nest_error(400, json!(format!("Failed to send message: {}", e.message)))
-        };
+        let failed = |e: PrismaError| self.db_failure("Failed to send message", e);
         match db.is_participant(cid, &user_id).await {
             Ok(true) => {}
             Ok(false) => return forbidden(),
@@ -221,10 +226,15 @@ impl App {
         }
         let id = logs::cuid();
         let created_at = logs::iso(SystemTime::now());
-        match db
-            .create_message(&id, cid, &user_id, &content, &kind, &created_at)
-            .await
-        {
+        let created = if self.faults.lock_ms > 0 {
+            let hold = Duration::from_millis(self.faults.lock_ms);
+            db.create_message_locked(&id, cid, &user_id, &content, &kind, &created_at, hold)
+                .await
+        } else {
+            db.create_message(&id, cid, &user_id, &content, &kind, &created_at)
+                .await
+        };
+        match created {
             Ok(Some(m)) => json_response(
                 201,
                 &Sent {
@@ -250,6 +260,41 @@ impl App {
         }
     }
 
+    /// A database failure of a chat route: by default as the public code
+    /// (caught, `400 {"message":"<what>: <cause>"}`); with the generic-500
+    /// knob as NestJS's default filter (`500 Internal server error`, the
+    /// cause in the log only). Prisma's own `prisma:error` line is already
+    /// written either way.
+    pub(super) fn db_failure(&self, what: &str, e: PrismaError) -> Resp {
+        if !self.faults.generic_500 {
+            return nest_error(400, json!(format!("{what}: {}", e.message)));
+        }
+        let method = if what.contains("send") {
+            "sendMessage"
+        } else {
+            "getMessages"
+        };
+        let class = if e.code.starts_with("P1") {
+            "PrismaClientInitializationError"
+        } else {
+            "PrismaClientKnownRequestError"
+        };
+        self.log.exceptions_handler(
+            &e.message,
+            &format!(
+                "{class}: {}\n    at $n.handleRequestError (/app/node_modules/@prisma/client/runtime/library.js:121:7315)\n    at $n.handleAndLogRequestError (/app/node_modules/@prisma/client/runtime/library.js:121:6623)\n    at $n.request (/app/node_modules/@prisma/client/runtime/library.js:121:6307)\n    at async l (/app/node_modules/@prisma/client/runtime/library.js:130:9633)\n    at async ChatService.{method} (/app/dist/chat/chat.service.js:64:25)\n    at async ChatController.{method} (/app/dist/chat/chat.controller.js:31:24)",
+                e.message
+            ),
+        );
+        json_response(
+            500,
+            &InternalError {
+                status_code: 500,
+                message: "Internal server error",
+            },
+        )
+    }
+
     pub(super) async fn history(&self, query: Option<&str>, cid: &str) -> Resp {
         let Some(user_id) = query_get(query, "userId").filter(|u| !u.trim().is_empty()) else {
             return nest_error(
@@ -265,9 +310,7 @@ impl App {
         let Some(db) = &self.db else {
             return forbidden();
         };
-        let failed = |e: PrismaError| {
-            nest_error(400, json!(format!("Failed to get messages: {}", e.message)))
-        };
+        let failed = |e: PrismaError| self.db_failure("Failed to get messages", e);
         match db.is_participant(cid, &user_id).await {
             Ok(true) => {}
             Ok(false) => return forbidden(),

@@ -96,6 +96,14 @@ impl Logger {
         write_err(&format!("prisma:error {msg}\n"));
     }
 
+    /// What NestJS's default exception filter (`ExceptionsHandler`) logs
+    /// for an error that is not an HttpException, before it answers 500:
+    /// the message on the Nest line, then the stack (uncoloured).
+    pub(crate) fn exceptions_handler(&self, message: &str, stack: &str) {
+        self.nest(Level::Error, "ExceptionsHandler", message, false);
+        write_err(&format!("{stack}\n"));
+    }
+
     /// One JSON line, as the backend's request logging middleware writes.
     pub(crate) fn json<T: serde::Serialize>(&self, v: &T) {
         let mut line = serde_json::to_vec(v).unwrap_or_default();

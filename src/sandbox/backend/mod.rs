@@ -10,14 +10,18 @@
 //! or SIGINT.
 
 mod db;
+mod faults;
 mod handlers;
 pub(crate) mod logs;
 mod ratelimit;
 mod responses;
+mod tx;
 
 use responses::*;
 
+use super::knobs;
 use db::Db;
+use faults::Faults;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -67,6 +71,16 @@ pub struct BackendConfig {
     pub drift: bool,
     /// `CHATOPS_SANDBOX_QUERY_MS`: extra `pg_sleep` per database operation.
     pub query_ms: u64,
+    /// `CHATOPS_SANDBOX_CPU_MS`: CPU burnt per chat request, one at a time.
+    pub cpu_ms: u64,
+    /// `CHATOPS_SANDBOX_LOCK_MS`: how long the send holds its row lock.
+    pub lock_ms: u64,
+    /// `CHATOPS_SANDBOX_RETAIN_KB`: memory kept per chat request.
+    pub retain_kb: u64,
+    /// `CHATOPS_SANDBOX_CRASH_AFTER`: die after this many chat requests.
+    pub crash_after: u64,
+    /// `CHATOPS_SANDBOX_GENERIC_500=1`: database errors answer Nest's 500.
+    pub generic_500: bool,
     /// ANSI colours in Nest lines (unless `NO_COLOR` is set and non-empty).
     pub color: bool,
     /// `NODE_ENV` (default development).
@@ -118,22 +132,26 @@ impl BackendConfig {
                 .map(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
                 .unwrap_or(false)
         };
+        let number = |k: &str| -> u64 { get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(0) };
         BackendConfig {
             port,
             host,
             mode,
             database_url,
             disable_rate_limit: get("DISABLE_RATE_LIMIT").as_deref() == Some("true"),
-            all_limiters: get("CHATOPS_SANDBOX_LIMITERS")
+            all_limiters: get(knobs::ENV_LIMITERS)
                 .map(|v| v.trim().eq_ignore_ascii_case("all"))
                 .unwrap_or(false),
-            api_limit: get("CHATOPS_SANDBOX_API_LIMIT")
+            api_limit: get(knobs::ENV_API_LIMIT)
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(100),
-            drift: flag("CHATOPS_SANDBOX_DRIFT"),
-            query_ms: get("CHATOPS_SANDBOX_QUERY_MS")
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0),
+            drift: flag(knobs::ENV_DRIFT),
+            query_ms: number(knobs::ENV_QUERY_MS),
+            cpu_ms: number(knobs::ENV_CPU_MS),
+            lock_ms: number(knobs::ENV_LOCK_MS),
+            retain_kb: number(knobs::ENV_RETAIN_KB),
+            crash_after: number(knobs::ENV_CRASH_AFTER),
+            generic_500: flag(knobs::ENV_GENERIC_500),
             color: get("NO_COLOR").is_none_or(|v| v.is_empty()),
             environment: get("NODE_ENV")
                 .filter(|v| !v.is_empty())
@@ -144,6 +162,7 @@ impl BackendConfig {
 
 struct App {
     log: Arc<Logger>,
+    faults: Faults,
     db: Option<Db>,
     limiter: Option<RateLimiter>,
     environment: String,
@@ -315,6 +334,7 @@ pub async fn serve(cfg: BackendConfig) -> i32 {
         limiter: (!cfg.disable_rate_limit)
             .then(|| RateLimiter::new(cfg.all_limiters, cfg.api_limit)),
         log,
+        faults: Faults::new(&cfg),
         db,
         environment: cfg.environment.clone(),
         started,

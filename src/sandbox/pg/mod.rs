@@ -83,6 +83,10 @@ pub struct PgOptions {
     /// single-quoted (quotes inside are doubled), which PostgreSQL accepts
     /// for every type: `("shared_buffers", "16MB")`, `("log_statement", "all")`.
     pub extra_settings: Vec<(String, String)>,
+    /// Load `pg_stat_statements` (`shared_preload_libraries`) and create the
+    /// extension in every chat database [`PgCluster::setup_chat_db`] makes.
+    /// Off by default: it costs shared memory and a restart to change.
+    pub stat_statements: bool,
 }
 
 impl Default for PgOptions {
@@ -91,6 +95,7 @@ impl Default for PgOptions {
             password: "postgrespassword".to_string(),
             max_connections: 100,
             extra_settings: Vec::new(),
+            stat_statements: false,
         }
     }
 }
@@ -101,6 +106,7 @@ impl fmt::Debug for PgOptions {
             .field("password", &"<redacted>")
             .field("max_connections", &self.max_connections)
             .field("extra_settings", &self.extra_settings)
+            .field("stat_statements", &self.stat_statements)
             .finish()
     }
 }
@@ -149,6 +155,7 @@ impl std::error::Error for PgError {}
 pub struct PgCluster {
     inner: Arc<Inner>,
     password: String,
+    stat_statements: bool,
 }
 
 impl fmt::Debug for PgCluster {
@@ -201,6 +208,7 @@ impl PgCluster {
         let cluster = PgCluster {
             inner,
             password: opts.password.clone(),
+            stat_statements: opts.stat_statements,
         };
         cluster.initdb().await?;
         cluster.first_start(&opts).await?;
@@ -222,6 +230,11 @@ impl PgCluster {
 
     pub fn password(&self) -> &str {
         &self.password
+    }
+
+    /// Whether `pg_stat_statements` is loaded (see [`PgOptions::stat_statements`]).
+    pub fn has_stat_statements(&self) -> bool {
+        self.stat_statements
     }
 
     /// `postgresql://postgres:PASSWORD@127.0.0.1:PORT/DATABASE` (percent-encoded).
@@ -318,11 +331,28 @@ impl PgCluster {
         }
     }
 
-    /// Creates `name` with the chat schema; returns its URL.
+    /// Creates `name` with the chat schema (and `pg_stat_statements` when
+    /// the cluster loads it); returns its URL.
     pub async fn setup_chat_db(&self, name: &str) -> Result<String, PgError> {
         self.create_database(name).await?;
         self.load_chat_schema(name).await?;
+        if self.stat_statements {
+            self.execute(name, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                .await?;
+        }
         Ok(self.url(name))
+    }
+
+    /// Runs `sql` (one or more statements, no parameters) in `database` as
+    /// the superuser.
+    pub async fn execute(&self, database: &str, sql: &str) -> Result<(), PgError> {
+        let client = self.connect(database).await?;
+        let what = format!("running SQL in {database:?}");
+        match tokio::time::timeout(QUERY_TIMEOUT, client.batch_execute(sql)).await {
+            Err(_) => Err(PgError::new(format!("{what}: timed out"))),
+            Ok(Err(e)) => Err(pg_error(&what, &e)),
+            Ok(Ok(())) => Ok(()),
+        }
     }
 
     /// Stops the server (`pg_ctl stop -m fast`); the files stay, so

@@ -119,6 +119,16 @@ impl PgCluster {
         );
         set("max_connections", opts.max_connections.to_string());
         set("fsync", "off".to_string());
+        let preload_set = opts
+            .extra_settings
+            .iter()
+            .any(|(n, _)| n == "shared_preload_libraries");
+        if opts.stat_statements && !preload_set {
+            set(
+                "shared_preload_libraries",
+                quote_literal("pg_stat_statements"),
+            );
+        }
         for (name, value) in &opts.extra_settings {
             set(name, quote_literal(value));
         }
