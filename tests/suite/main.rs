@@ -9,6 +9,7 @@ mod database_playbook;
 mod doctor_sandbox;
 mod engine;
 mod http_check;
+mod knobs;
 mod layers;
 mod load;
 mod log_and_stability;

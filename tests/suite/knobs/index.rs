@@ -2,78 +2,9 @@
 //! query's index. pg_stat_statements has the backend's statement, and its
 //! plan is a sequential scan.
 
-#![allow(dead_code)]
-
-use chatops::sandbox::pg::PgOptions;
-use chatops::sandbox::{DB_NAME, HISTORY_INDEX, Knobs, SLOW_HISTORY_ROWS, Sandbox};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use super::*;
+use chatops::sandbox::{DB_NAME, HISTORY_INDEX, SLOW_HISTORY_ROWS};
 use tokio_postgres::SimpleQueryMessage;
-
-// ---- helpers (copied per file: tests/common is being moved) ----
-
-const CONVERSATION: &str = "8822dd87-d0c2-42be-93d2-1c0cb492e351";
-const USER: &str = "00000000-0000-0000-0000-000000000000";
-/// Guard for events the test waits for: long, so a slow machine only slows
-/// the test; reaching it fails the test with what was awaited.
-const GUARD: Duration = Duration::from_secs(60);
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_chatops"))
-}
-
-/// A throwaway cluster with the chat database (and its watchdog).
-async fn sandbox(opts: PgOptions) -> Sandbox {
-    Sandbox::start(&bin(), opts)
-        .await
-        .unwrap_or_else(|e| panic!("cannot start the sandbox: {e}"))
-}
-
-/// Starts the backend with these knobs; returns (base URL, pid, log path).
-async fn start(sb: &mut Sandbox, knobs: Knobs) -> (String, u32, PathBuf) {
-    let b = sb
-        .start_backend(&knobs)
-        .await
-        .unwrap_or_else(|e| panic!("backend: {e}"));
-    (b.base_url(), b.pid, b.log.clone())
-}
-
-fn messages_url(base: &str) -> String {
-    format!("{base}/api/v1/chat/conversations/{CONVERSATION}/messages")
-}
-
-/// One send to the seeded conversation: (status, body).
-async fn send(http: &reqwest::Client, base: &str, content: &str) -> (u16, String) {
-    let r = http
-        .post(messages_url(base))
-        .json(&serde_json::json!({"userId": USER, "content": content}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("send to {base}: {e}"));
-    let status = r.status().as_u16();
-    (status, r.text().await.unwrap_or_default())
-}
-
-fn read_log(path: &Path) -> String {
-    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
-}
-
-/// Waits until the log contains `needle`; fails with the log otherwise.
-async fn wait_for_log(path: &Path, needle: &str) -> String {
-    let t = Instant::now();
-    loop {
-        let log = read_log(path);
-        if log.contains(needle) {
-            return log;
-        }
-        assert!(
-            t.elapsed() < GUARD,
-            "the log {} never said {needle:?}:\n{log}",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn has_history_index(pg: &tokio_postgres::Client) -> bool {
     pg.query_opt(
