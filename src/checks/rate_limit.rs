@@ -253,7 +253,7 @@ impl Check for RateLimit {
         )
         .await
         {
-            return Observation::error(e);
+            return Observation::error(e.to_string());
         }
         let plan = Plan {
             requests: n_total,

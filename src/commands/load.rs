@@ -101,7 +101,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
     if let Err(e) =
         crate::support::safety::ensure_loopback(&base_url, target.allow_remote, "load").await
     {
-        return fail(&red, &e);
+        return fail(&red, &e.to_string());
     }
     if !a.skip_preflight {
         if !style.quiet {

@@ -216,8 +216,8 @@ async fn run_with_retries(
         target,
         captures: Some(caps),
     };
-    if let Err((path, m)) = interp::expand_json(&mut params, &scope, "") {
-        return (Observation::error(format!("{path}: {m}")), 0);
+    if let Err(e) = interp::expand_json(&mut params, &scope, "") {
+        return (Observation::error(e.to_string()), 0);
     }
     let budget = spec.timeout
         + spec.interval.max(Duration::from_millis(1)) * spec.retries

@@ -109,7 +109,7 @@ impl Loader<'_> {
             captures: None,
         };
         interp::expand_json(&mut params, &scope, path)
-            .map_err(|(p, m)| self.err(Some(locate(&p)), &p, m))?;
+            .map_err(|e| self.err(Some(locate(&e.path)), &e.path, e.message))?;
         // `${checks.X.…}` makes X a dependency.
         let mut needs = h.needs.map(|n| n.0).unwrap_or_default();
         let mut refs = Vec::new();

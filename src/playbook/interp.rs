@@ -5,6 +5,7 @@
 //! literal `${`. The first three are resolved when the playbook loads; check
 //! captures are resolved just before the check that uses them runs.
 
+use super::kind::ParamError;
 use std::collections::BTreeMap;
 
 /// What a `${…}` reference names.
@@ -263,11 +264,7 @@ pub fn is_single_ref(s: &str) -> bool {
 /// Expands every string inside a JSON value. A string that was a single
 /// reference and now reads as a number or boolean becomes one, so
 /// `port: ${vars.port}` stays a number.
-pub fn expand_json(
-    v: &mut serde_json::Value,
-    scope: &Scope,
-    path: &str,
-) -> Result<(), (String, String)> {
+pub fn expand_json(v: &mut serde_json::Value, scope: &Scope, path: &str) -> Result<(), ParamError> {
     use serde_json::Value as J;
     match v {
         J::String(s) => {
@@ -275,7 +272,10 @@ pub fn expand_json(
                 return Ok(());
             }
             let single = is_single_ref(s);
-            let e = expand(s, scope).map_err(|m| (path.to_string(), m))?;
+            let e = expand(s, scope).map_err(|message| ParamError {
+                path: path.to_string(),
+                message,
+            })?;
             *v = if single && !e.contains("${") {
                 retype(e)
             } else {

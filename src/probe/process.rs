@@ -316,11 +316,7 @@ pub fn find_by_name(pattern: &str) -> Vec<Proc> {
 
 /// Whether a host name means this machine.
 pub fn is_local_host(host: &str) -> bool {
-    let h = host.trim_matches(['[', ']']);
-    h == "localhost"
-        || h.ends_with(".localhost")
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+    crate::support::safety::is_this_machine(host)
 }
 
 /// A `sysconf(3)` value, None when the system has no answer.

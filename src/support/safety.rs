@@ -1,14 +1,50 @@
 //! Safe by default: burst and load traffic go to loopback only, unless the
 //! user explicitly allows a remote target.
 
+/// What a host's spelling alone says: `Some(true)` for `localhost`, a
+/// `*.localhost` name (RFC 6761 reserves them for loopback) or a loopback
+/// address; `Some(false)` for any other address; `None` for a name that
+/// must be resolved to know.
+pub fn loopback_by_name(host: &str) -> Option<bool> {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    let lower = h.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        return Some(true);
+    }
+    h.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.is_loopback())
+}
+
+/// Whether `host` names this machine without a lookup: a loopback name or
+/// address, or the unspecified address (`0.0.0.0`, `::`) a server listens on.
+/// (Used to decide whether a target's process can be read from /proc;
+/// traffic safety uses [`is_loopback_host`], which also resolves names.)
+pub fn is_this_machine(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    loopback_by_name(h) == Some(true)
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified())
+}
+
+/// Why traffic was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SafetyError {
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error(
+        "refusing to send {what} to {host}: it is not a loopback address, and this traffic could \
+         hurt a shared or production system. Pass --allow-remote (or set `settings.allow_remote: true` \
+         in the playbook) if you own the target and mean it."
+    )]
+    Remote { what: String, host: String },
+}
+
 /// Whether every address `host` resolves to is a loopback address.
 pub async fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    if h.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    if let Ok(ip) = h.parse::<std::net::IpAddr>() {
-        return ip.is_loopback();
+    if let Some(known) = loopback_by_name(h) {
+        return known;
     }
     match tokio::net::lookup_host((h, 0)).await {
         Ok(addrs) => {
@@ -20,8 +56,11 @@ pub async fn is_loopback_host(host: &str) -> bool {
 }
 
 /// Refuses traffic of `what` to a non-loopback `url` unless `allow_remote`.
-pub async fn ensure_loopback(url: &str, allow_remote: bool, what: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+pub async fn ensure_loopback(url: &str, allow_remote: bool, what: &str) -> Result<(), SafetyError> {
+    let parsed = url::Url::parse(url).map_err(|e| SafetyError::InvalidUrl {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })?;
     if allow_remote {
         return Ok(());
     }
@@ -29,11 +68,10 @@ pub async fn ensure_loopback(url: &str, allow_remote: bool, what: &str) -> Resul
     if is_loopback_host(host).await {
         return Ok(());
     }
-    Err(format!(
-        "refusing to send {what} to {host}: it is not a loopback address, and this traffic could \
-         hurt a shared or production system. Pass --allow-remote (or set `settings.allow_remote: true` \
-         in the playbook) if you own the target and mean it."
-    ))
+    Err(SafetyError::Remote {
+        what: what.to_string(),
+        host: host.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -57,7 +95,7 @@ mod tests {
         assert!(
             ensure_loopback("http://10.1.2.3:3001/x", false, "a burst")
                 .await
-                .is_err_and(|e| e.contains("--allow-remote"))
+                .is_err_and(|e| e.to_string().contains("--allow-remote"))
         );
         assert!(
             ensure_loopback("http://10.1.2.3:3001/x", true, "a burst")
@@ -65,5 +103,24 @@ mod tests {
                 .is_ok()
         );
         assert!(ensure_loopback("not a url", true, "load").await.is_err());
+        assert!(is_loopback_host("api.localhost").await);
+    }
+
+    #[test]
+    fn this_machine_without_a_lookup() {
+        for h in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "0.0.0.0",
+            "::",
+            "x.localhost",
+        ] {
+            assert!(is_this_machine(h), "{h}");
+        }
+        for h in ["10.0.0.1", "example.com", "db"] {
+            assert!(!is_this_machine(h), "{h}");
+        }
     }
 }
