@@ -4,12 +4,7 @@ use super::{Diagnosis, Fault};
 
 /// Root cause and fix of a fault of this family; `None` for another family's.
 pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
-    let d = |root: String, remedy: String| {
-        Some(Diagnosis {
-            root_cause: root,
-            remedy,
-        })
-    };
+    let d = super::worded;
     match f {
         Fault::ActivityAboveThreshold { database, active, threshold, critical } => d(
             format!("{active} sessions are active on `{database}`, above the {} threshold of {threshold}: the pool is close to exhausted and requests start to wait for a connection.", if *critical { "critical" } else { "warning" }),

@@ -5,12 +5,7 @@ use super::{Diagnosis, Fault};
 
 /// Root cause and fix of a fault of this family; `None` for another family's.
 pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
-    let d = |root: String, remedy: String| {
-        Some(Diagnosis {
-            root_cause: root,
-            remedy,
-        })
-    };
+    let d = super::worded;
     match f {
         Fault::LoadCrash { stage, refused, requests, backend_alive } => d(
             format!(

@@ -31,6 +31,11 @@ pub use known::{excerpt, known_error};
 pub use load::{StageEvidence, breaking_point};
 pub use net::{NetError, TlsProblem};
 
+/// A family's wording of a fault: its root cause and fix.
+pub(crate) fn worded(root_cause: String, remedy: String) -> Option<Diagnosis> {
+    Some(Diagnosis { root_cause, remedy })
+}
+
 /// What a fault means: its root cause and the fix.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Diagnosis {

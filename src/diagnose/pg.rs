@@ -141,12 +141,7 @@ fn tls_failed_as(u: &DbUrl, message: String, problem: TlsProblem) -> Fault {
 
 /// Root cause and fix of a fault of this family; `None` for another family's.
 pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
-    let d = |root: String, remedy: String| {
-        Some(Diagnosis {
-            root_cause: root,
-            remedy,
-        })
-    };
+    let d = super::worded;
     match f {
         Fault::PgNoResponse { host, port, error } => d(
             format!("PostgreSQL is not running or not reachable at {host}:{port} ({}).", error.describe()),
