@@ -41,6 +41,17 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
             };
             d(root, remedy)
         }
+        Fault::BackendError { url, status, code, summary, fix, log, .. } => d(
+            format!(
+                "{url} answered {status}. {summary}{}{}",
+                code.as_deref()
+                    .filter(|c| !summary.contains(*c))
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default(),
+                log.as_deref().map(|l| format!(" (the backend's log: {l})")).unwrap_or_default(),
+            ),
+            fix.clone(),
+        ),
         Fault::HttpAssertion { url, path, expected, actual } => {
             if (path.contains("overall") || path.contains("database")) && actual.contains("mock") {
                 d(

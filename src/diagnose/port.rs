@@ -33,6 +33,34 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
                 r
             },
         ),
+        Fault::BackendExited {
+            host,
+            port,
+            service,
+            at_start_up,
+            code,
+            summary,
+            fix,
+            log,
+            start_command,
+            ..
+        } => d(
+            format!(
+                "The {service} is not running: nothing listens on {host}:{port}, and its log says why{}. {summary}{} (read from {log})",
+                if *at_start_up {
+                    " it exited at start-up"
+                } else {
+                    " it stopped"
+                },
+                code.as_deref()
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default(),
+            ),
+            match start_command {
+                Some(cmd) => format!("{fix} Then start the {service} again: `{cmd}`."),
+                None => format!("{fix} Then start the {service} again."),
+            },
+        ),
         Fault::PortTaken {
             host,
             port,
