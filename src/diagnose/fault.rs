@@ -658,6 +658,53 @@ mod tests {
     }
 
     #[test]
+    fn faults_map_to_the_cause_vocabulary_as_documented() {
+        use crate::diagnose::cause::Cause as C;
+        let expected: &[(&str, Option<C>)] = &[
+            ("pg_no_response", Some(C::DatabaseDown)),
+            ("pg_auth_failed", Some(C::DatabaseDown)),
+            ("pg_no_attempt", None),
+            ("pg_too_many_clients", Some(C::DatabaseConnections)),
+            ("pool_exceeds_headroom", Some(C::DatabaseConnections)),
+            ("port_not_listening", None),
+            ("port_held_by_other", None),
+            ("backend_exited", Some(C::DatabaseDown)),
+            ("backend_error", Some(C::SchemaDrift)),
+            ("http_assertion", None),
+            ("env_missing", None),
+            ("rate_limited", Some(C::RateLimiting)),
+            ("process_restarted", Some(C::Crash)),
+            ("memory_growth", Some(C::MemoryGrowth)),
+            ("pool_too_small", Some(C::PoolSaturation)),
+            ("schema_drift", Some(C::SchemaDrift)),
+            ("sql_timeout", Some(C::SlowQueries)),
+            ("sessions_stuck", Some(C::LockContention)),
+            ("load_crash", Some(C::Crash)),
+            ("load_transport", Some(C::Transport)),
+            ("load_pool_saturated", Some(C::PoolSaturation)),
+            ("load_over_budget", Some(C::OverBudget)),
+        ];
+        let all = samples::all();
+        for (code, cause) in expected {
+            let f = all.iter().find(|f| f.cause_code() == *code).expect(code);
+            assert_eq!(f.cause(), *cause, "{code}");
+        }
+        // A log's first problem line names the cause it shows.
+        let log = Fault::LogMatches {
+            path: "/tmp/backend.log".into(),
+            count: 1,
+            first: "Timed out fetching a new connection from the connection pool".into(),
+        };
+        assert_eq!(log.cause(), Some(C::PoolSaturation));
+        let reset = Fault::HttpConnect {
+            url: "http://x/".into(),
+            error: NetError::Reset,
+            detail: "d".into(),
+        };
+        assert_eq!(reset.cause(), Some(C::Transport));
+    }
+
+    #[test]
     fn reading_faults_back() {
         // A fault written before `problem` existed reads as an unclassified one.
         let f: Fault = serde_json::from_value(json!({

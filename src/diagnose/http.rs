@@ -156,6 +156,35 @@ mod tests {
     }
 
     #[test]
+    fn an_error_answer_the_log_explains_names_the_cause_the_code_and_the_log() {
+        let all = crate::diagnose::samples::all();
+        let f = all
+            .iter()
+            .find(|f| f.cause_code() == "backend_error")
+            .expect("a sample");
+        words(
+            f,
+            &["answered 500", "messageType", "[P2022]", "/tmp/backend.log"],
+            &["Regenerate the Prisma client"],
+        );
+        assert_eq!(f.cause(), Some(crate::diagnose::cause::Cause::SchemaDrift));
+        // A bare status names a cause only when its body does.
+        assert_eq!(status(500, "Internal server error").cause(), None);
+        assert_eq!(
+            status(
+                400,
+                "Failed to send message: sorry, too many clients already"
+            )
+            .cause(),
+            Some(crate::diagnose::cause::Cause::DatabaseConnections)
+        );
+        assert_eq!(
+            status(429, "").cause(),
+            Some(crate::diagnose::cause::Cause::RateLimiting)
+        );
+    }
+
+    #[test]
     fn assertions_recognise_mock_mode_and_a_sick_database() {
         let a = |path: &str, actual: &str| Fault::HttpAssertion {
             url: URL.into(),

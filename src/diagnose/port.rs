@@ -37,7 +37,6 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
             host,
             port,
             service,
-            at_start_up,
             code,
             summary,
             fix,
@@ -46,12 +45,7 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
             ..
         } => d(
             format!(
-                "The {service} is not running: nothing listens on {host}:{port}, and its log says why{}. {summary}{} (read from {log})",
-                if *at_start_up {
-                    " it exited at start-up"
-                } else {
-                    " it stopped"
-                },
+                "The {service} is not running: nothing listens on {host}:{port}. {summary}{} (its log: {log})",
                 code.as_deref()
                     .map(|c| format!(" [{c}]"))
                     .unwrap_or_default(),
@@ -105,6 +99,27 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
 mod tests {
     use crate::diagnose::Fault;
     use crate::diagnose::samples::words;
+
+    #[test]
+    fn an_exit_the_log_explains_names_its_cause_its_log_and_the_restart() {
+        let all = crate::diagnose::samples::all();
+        let f = all
+            .iter()
+            .find(|f| f.cause_code() == "backend_exited")
+            .expect("a sample");
+        words(
+            f,
+            &[
+                "not running",
+                "127.0.0.1:3001",
+                "exited at start-up",
+                "[P1001]",
+                "/tmp/backend.log",
+            ],
+            &["Start PostgreSQL", "npm run start:dev"],
+        );
+        assert_eq!(f.cause(), Some(crate::diagnose::cause::Cause::DatabaseDown));
+    }
 
     #[test]
     fn port_faults_name_the_port_and_how_to_free_or_start_it() {
