@@ -210,8 +210,16 @@ fn a_healthy_sandbox_gets_no_invented_cause() {
     let rt = runtime();
     let (sb, url) = running(&rt, Knobs::default());
     let log = log_of(&sb);
-    let (code, report) = doctor(&url, &sb.db_url, Some(&log));
+    // No backend_log given: the log scan reads the file the backend
+    // process writes its output to, and says so.
+    let (code, report) = doctor(&url, &sb.db_url, None);
     assert_eq!(code, 0, "{report:#}");
+    let scan = evidence(check(&report, "backend_log"));
+    assert!(
+        scan.first()
+            .is_some_and(|e| e.starts_with(&format!("log: {log} (")) && e.contains("process")),
+        "{scan:#?}"
+    );
     for c in report["checks"].as_array().expect("checks") {
         assert_eq!(c["status"], "pass", "{c:#}");
         assert!(c["cause"].is_null(), "{c:#}");
