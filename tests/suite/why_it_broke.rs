@@ -227,3 +227,90 @@ fn a_healthy_sandbox_gets_no_invented_cause() {
     }
     assert_eq!(report["summary"]["root_causes"], 0);
 }
+
+/// A backend stand-in that answers every request with a bare 500 whose
+/// cause is only in its log: it appends a line of another request (a
+/// cause that would outrank its own) and its own request's line, both
+/// with request ids, and echoes its id in `X-Request-ID`.
+fn generic_500_server(log: std::path::PathBuf) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let lines = concat!(
+                r#"{"level":50,"time":1,"reqId":"req-other-11111111","msg":"sorry, too many clients already"}"#,
+                "\n",
+                r#"{"level":50,"time":1,"reqId":"req-mine-22222222","msg":"Invalid `prisma.message.create()` invocation: Timed out fetching a new connection from the connection pool. (Current connection pool timeout: 10, connection limit: 2)"}"#,
+                "\n",
+            );
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+                let _ = f.write_all(lines.as_bytes());
+            }
+            let body = r#"{"statusCode":500,"message":"Internal server error"}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nX-Request-ID: req-mine-22222222\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn a_generic_500_is_named_from_the_request_s_own_log_lines_written_while_it_ran() {
+    let log = scratch_dir().join(format!("{}.log", unique("generic500")));
+    // Written before the run: another cause, which must not be blamed.
+    std::fs::write(
+        &log,
+        "prisma:error The column `messageType` does not exist in the current database.\n",
+    )
+    .expect("log");
+    let port = generic_500_server(log.clone());
+    let (code, report) = doctor_json(
+        &format!(
+            r#"name: generic 500
+target: {{ base_url: 'http://127.0.0.1:{port}' }}
+vars: {{ backend_log: '{}' }}
+phases:
+  - name: p
+    checks:
+      - id: send
+        kind: http
+        request: {{ method: POST, url: "${{target.base_url}}/api/v1/messages", json: {{ content: hi }} }}
+        expect: {{ status: 201 }}
+"#,
+            log.display()
+        ),
+        &[],
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let send = check(&report, "send");
+    assert_eq!(send["cause"], "pool_saturation", "{send:#}");
+    assert_eq!(send["fault"]["cause"], "backend_error", "{send:#}");
+    assert_eq!(send["fault"]["status"], 500, "{send:#}");
+    assert_eq!(send["captures"]["request_id"], "req-mine-22222222");
+    let ev = evidence(send);
+    assert!(
+        ev.iter()
+            .any(|e| e.starts_with("log: ") && e.contains("req-mine-22222222")),
+        "{ev:#?}"
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| e.contains("messageType") || e.contains("too many clients")),
+        "only the request's own lines, written while it ran: {ev:#?}"
+    );
+    let rc = send["root_cause"].as_str().unwrap_or_default();
+    assert!(rc.contains("answered 500"), "{rc}");
+}
