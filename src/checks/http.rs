@@ -233,6 +233,10 @@ fn judge_answer(p: &Params, prep: &Prepared, r: &Response) -> Observation {
     if let Some(j) = &seen.json {
         o = o.capture("json", j.clone());
     }
+    // A backend that echoes the request id lets its log lines be told apart.
+    if let Some(id) = header_value(&seen, "x-request-id") {
+        o = o.capture("request_id", id);
+    }
     // The first expectation that does not hold is the finding.
     let problem = expect_status(&p.expect, &seen, &prep.method)
         .or_else(|| expect_latency(&p.expect, &seen))
@@ -429,8 +433,29 @@ impl Check for Http {
             Ok(x) => x,
             Err(e) => return Observation::error(e.to_string()),
         };
+        // The backend's log is read only for requests to the backend.
+        let witness = ctx.witness.as_deref().filter(|w| {
+            w.hints.backend_port.is_some()
+                && w.hints.backend_port == prepared.url.port_or_known_default()
+        });
+        let mark = witness.map(super::witness::mark);
         let x = observe(&prepared, ctx.http.get(), ctx.timeout).await;
-        judge(&p, &prepared, x)
+        let o = judge(&p, &prepared, x);
+        match (&o.fault, witness, mark) {
+            (Some(Fault::HttpStatus { .. }), Some(w), Some(m)) => {
+                let seen = m.read();
+                let id = o
+                    .captures
+                    .get("request_id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
+                super::witness::explain_answer(o, Some(&seen), id.as_deref(), &w.hints)
+            }
+            (Some(Fault::HttpStatus { .. }), _, _) => {
+                super::witness::explain_answer(o, None, None, &Default::default())
+            }
+            _ => o,
+        }
     }
 }
 

@@ -18,7 +18,10 @@ pub struct LogScan;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The log file.
+    /// The log file; empty or absent: the backend's log as the run found
+    /// it (the playbook's `backend_log`, else where the process listening on
+    /// the backend's port writes its output, else /tmp/backend.log).
+    #[serde(default)]
     pub path: String,
     /// What counts as a problem, a regular expression (case-insensitive by
     /// default): error, warn, fail, exception, fatal, panic.
@@ -330,6 +333,16 @@ fn judge(
     )
 }
 
+/// The run-start mark of the witness log, in the form `at_start` records.
+fn witness_start(w: &crate::engine::Witness) -> serde_json::Value {
+    let (ino, len) = w
+        .start
+        .as_ref()
+        .map(|t| (t.file.map_or(0, |f| f.1), t.end))
+        .unwrap_or((0, 0));
+    serde_json::json!({ "ino": ino, "len": len })
+}
+
 impl Check for LogScan {
     const KIND: &'static str = "log_scan";
     const HELP: &'static str = "the backend log has no errors (last N lines, or since the run began); JSON lines judged by level";
@@ -340,15 +353,29 @@ impl Check for LogScan {
         Some(serde_json::json!({ "ino": ino, "len": len }))
     }
 
-    async fn run(p: Params, ctx: Ctx) -> Observation {
+    async fn run(mut p: Params, ctx: Ctx) -> Observation {
         let pats = match Patterns::of(&p) {
             Ok(x) => x,
             Err(e) => return Observation::error(e),
         };
-        let from = scan_from(&p, ctx.start.as_ref());
+        let mut start = ctx.start.clone();
+        let mut found = None;
+        if p.path.trim().is_empty() {
+            let Some(w) = ctx.witness.as_deref() else {
+                return Observation::error("no log file: give `path`");
+            };
+            p.path = w.path.to_string_lossy().into_owned();
+            start = Some(witness_start(w));
+            found = Some(format!("log: {}", w.describe()));
+        }
+        let from = scan_from(&p, start.as_ref());
         let lines = p.lines.max(1);
         let read = observe(&p.path, from, lines).await;
-        judge(&p, &pats, from, lines, read)
+        let mut o = judge(&p, &pats, from, lines, read);
+        if let Some(f) = found {
+            o.evidence.insert(0, f);
+        }
+        o
     }
 }
 

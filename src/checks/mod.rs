@@ -15,6 +15,7 @@ pub mod rate_limit;
 pub mod sql;
 pub mod stability;
 pub mod util;
+pub mod witness;
 
 use std::sync::Arc;
 

@@ -206,7 +206,18 @@ impl Check for Port {
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
         let facts = observe(&p.host, p.port, ctx.timeout).await;
-        judge(&p, &facts)
+        let o = judge(&p, &facts);
+        // Nothing listens on the backend's port: its log says why.
+        match ctx.witness.as_deref() {
+            Some(w)
+                if w.hints.backend_port == Some(p.port)
+                    && matches!(o.fault, Some(Fault::PortNotListening { .. })) =>
+            {
+                let seen = super::witness::read_end(w);
+                super::witness::explain_exit(o, &seen, &w.hints, std::time::SystemTime::now())
+            }
+            _ => o,
+        }
     }
 }
 

@@ -18,7 +18,10 @@
 //! | `generator_saturated` | the load generator or the machine is saturated: latencies are unreliable |
 //! | `over_budget` | the criteria were missed and none of the above explains it |
 //!
-//! The strings are part of chatops's JSON output: never rename one.
+//! The strings are part of chatops's JSON output: never rename one. Doctor
+//! prints one as each finding's `cause` (`Fault::cause` maps the faults
+//! onto the vocabulary; a finding explained by another one also names it
+//! in `caused_by`), `chatops load` as its breaking point's `cause`.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,7 @@
 //! [`Fault`]: what a check observed going wrong, as data. Its wording (root
 //! cause and fix) lives in the family's file (`pg.rs`, `http.rs`, …).
 
+use super::cause::Cause;
 use super::net::{NetError, TlsProblem};
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +87,25 @@ pub enum Fault {
         port: u16,
         process: Option<String>,
     },
+    /// Nothing listens, and the backend's log says why it stopped: it
+    /// exited at start-up (`at_start_up`) or after serving requests.
+    BackendExited {
+        host: String,
+        port: u16,
+        service: String,
+        at_start_up: bool,
+        /// The cause its log names (see [`Cause`]).
+        why: Cause,
+        /// The error's own code when the log gives one (P1001, EADDRINUSE).
+        code: Option<String>,
+        summary: String,
+        fix: String,
+        /// The log lines that show it.
+        evidence: Vec<String>,
+        /// The log read, and why that file.
+        log: String,
+        start_command: Option<String>,
+    },
     /// The port listens, but another program holds it.
     PortHeldByOther {
         port: u16,
@@ -107,6 +127,21 @@ pub enum Fault {
         expected: String,
         status: u16,
         body: String,
+    },
+    /// A 4xx/5xx answer whose cause the body or the backend's log names.
+    BackendError {
+        url: String,
+        status: u16,
+        /// The cause named (see [`Cause`]).
+        why: Cause,
+        /// The error's own code when the texts give one (P2022, 53300).
+        code: Option<String>,
+        summary: String,
+        fix: String,
+        /// The body and log lines that show it.
+        evidence: Vec<String>,
+        /// The log read, and why that file (None: only the body named it).
+        log: Option<String>,
     },
     HttpAssertion {
         url: String,
@@ -417,6 +452,65 @@ impl Fault {
         self.code().1
     }
 
+    /// The root cause in the shared vocabulary ([`Cause`]), when one fits;
+    /// doctor's JSON prints it as each finding's `cause`.
+    ///
+    /// | faults | cause |
+    /// |---|---|
+    /// | PostgreSQL silent, rejecting, refusing the login, database, TLS or pg_hba entry | `database_down` |
+    /// | too many clients (53300); a pool × replicas above max_connections | `database_connections` |
+    /// | a pool too small for the planned load | `pool_saturation` |
+    /// | 429 answers, a burst limited | `rate_limiting` |
+    /// | a TLS failure or a reset below HTTP | `transport` |
+    /// | the backend restarted | `crash` |
+    /// | memory growth | `memory_growth` |
+    /// | missing tables or columns | `schema_drift` |
+    /// | a statement over its timeout | `slow_queries` |
+    /// | sessions waiting for locks or idle in a transaction | `lock_contention` |
+    /// | an error answer or log lines: what their texts name (`diagnose::witness`) | any |
+    /// | the backend exited: what its log names | any |
+    /// | a load stage's breaking point | its cause |
+    ///
+    /// Everything else (a port not listening with no log to say why, mock
+    /// mode, a wrong assertion, a bad URL) has none: the vocabulary names
+    /// why a backend breaks, not every way a check can fail.
+    pub fn cause(&self) -> Option<Cause> {
+        use super::witness;
+        Some(match self {
+            Fault::PgNoResponse { .. }
+            | Fault::PgRejecting { .. }
+            | Fault::PgAuthFailed { .. }
+            | Fault::PgDatabaseMissing { .. }
+            | Fault::PgTlsRequired { .. }
+            | Fault::PgTlsFailed { .. }
+            | Fault::PgNoHbaEntry { .. } => Cause::DatabaseDown,
+            Fault::PgTooManyClients { .. } | Fault::PoolExceedsHeadroom { .. } => {
+                Cause::DatabaseConnections
+            }
+            Fault::BackendExited { why, .. } | Fault::BackendError { why, .. } => *why,
+            Fault::HttpConnect {
+                error: NetError::Tls | NetError::Reset,
+                ..
+            } => Cause::Transport,
+            Fault::HttpStatus { status, body, .. } => {
+                return witness::classify_body(*status, body).map(|f| f.cause);
+            }
+            Fault::RateLimited { .. } | Fault::LoadRateLimited { .. } => Cause::RateLimiting,
+            Fault::LogMatches { first, .. } => {
+                return witness::classify_text(first).map(|f| f.cause);
+            }
+            Fault::ProcessRestarted { .. } | Fault::LoadCrash { .. } => Cause::Crash,
+            Fault::MemoryGrowth { .. } | Fault::LoadMemoryGrowth { .. } => Cause::MemoryGrowth,
+            Fault::PoolTooSmall { .. } | Fault::LoadPoolSaturated { .. } => Cause::PoolSaturation,
+            Fault::SchemaDrift { .. } => Cause::SchemaDrift,
+            Fault::SqlTimeout { .. } => Cause::SlowQueries,
+            Fault::SessionsStuck { .. } => Cause::LockContention,
+            Fault::LoadTransport { .. } => Cause::Transport,
+            Fault::LoadOverBudget { .. } => Cause::OverBudget,
+            _ => return None,
+        })
+    }
+
     /// One exhaustive match, so that a new variant must be given a family
     /// and a code.
     fn code(&self) -> (Family, &'static str) {
@@ -434,9 +528,11 @@ impl Fault {
             Fault::PgServerError { .. } => (Pg, "pg_server_error"),
             Fault::PortNotListening { .. } => (Port, "port_not_listening"),
             Fault::PortTaken { .. } => (Port, "port_taken"),
+            Fault::BackendExited { .. } => (Port, "backend_exited"),
             Fault::PortHeldByOther { .. } => (Port, "port_held_by_other"),
             Fault::HttpConnect { .. } => (Http, "http_connect"),
             Fault::HttpStatus { .. } => (Http, "http_status"),
+            Fault::BackendError { .. } => (Http, "backend_error"),
             Fault::HttpAssertion { .. } => (Http, "http_assertion"),
             Fault::HttpLatency { .. } => (Http, "http_latency"),
             Fault::HttpBody { .. } => (Http, "http_body"),
@@ -559,6 +655,53 @@ mod tests {
             let f = all.iter().find(|f| f.cause_code() == code).expect(code);
             assert_eq!(f.family(), family, "{code}");
         }
+    }
+
+    #[test]
+    fn faults_map_to_the_cause_vocabulary_as_documented() {
+        use crate::diagnose::cause::Cause as C;
+        let expected: &[(&str, Option<C>)] = &[
+            ("pg_no_response", Some(C::DatabaseDown)),
+            ("pg_auth_failed", Some(C::DatabaseDown)),
+            ("pg_no_attempt", None),
+            ("pg_too_many_clients", Some(C::DatabaseConnections)),
+            ("pool_exceeds_headroom", Some(C::DatabaseConnections)),
+            ("port_not_listening", None),
+            ("port_held_by_other", None),
+            ("backend_exited", Some(C::DatabaseDown)),
+            ("backend_error", Some(C::SchemaDrift)),
+            ("http_assertion", None),
+            ("env_missing", None),
+            ("rate_limited", Some(C::RateLimiting)),
+            ("process_restarted", Some(C::Crash)),
+            ("memory_growth", Some(C::MemoryGrowth)),
+            ("pool_too_small", Some(C::PoolSaturation)),
+            ("schema_drift", Some(C::SchemaDrift)),
+            ("sql_timeout", Some(C::SlowQueries)),
+            ("sessions_stuck", Some(C::LockContention)),
+            ("load_crash", Some(C::Crash)),
+            ("load_transport", Some(C::Transport)),
+            ("load_pool_saturated", Some(C::PoolSaturation)),
+            ("load_over_budget", Some(C::OverBudget)),
+        ];
+        let all = samples::all();
+        for (code, cause) in expected {
+            let f = all.iter().find(|f| f.cause_code() == *code).expect(code);
+            assert_eq!(f.cause(), *cause, "{code}");
+        }
+        // A log's first problem line names the cause it shows.
+        let log = Fault::LogMatches {
+            path: "/tmp/backend.log".into(),
+            count: 1,
+            first: "Timed out fetching a new connection from the connection pool".into(),
+        };
+        assert_eq!(log.cause(), Some(C::PoolSaturation));
+        let reset = Fault::HttpConnect {
+            url: "http://x/".into(),
+            error: NetError::Reset,
+            detail: "d".into(),
+        };
+        assert_eq!(reset.cause(), Some(C::Transport));
     }
 
     #[test]

@@ -36,6 +36,17 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
             };
             d(root, remedy)
         }
+        Fault::BackendError { url, status, code, summary, fix, log, .. } => d(
+            format!(
+                "{url} answered {status}. {summary}{}{}",
+                code.as_deref()
+                    .filter(|c| !summary.contains(*c))
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default(),
+                log.as_deref().map(|l| format!(" (the backend's log: {l})")).unwrap_or_default(),
+            ),
+            fix.clone(),
+        ),
         Fault::HttpAssertion { url, path, expected, actual } => {
             if (path.contains("overall") || path.contains("database")) && actual.contains("mock") {
                 d(
@@ -136,6 +147,35 @@ mod tests {
             &status(401, ""),
             &["answered 401, expected 200"],
             &["API contract"],
+        );
+    }
+
+    #[test]
+    fn an_error_answer_the_log_explains_names_the_cause_the_code_and_the_log() {
+        let all = crate::diagnose::samples::all();
+        let f = all
+            .iter()
+            .find(|f| f.cause_code() == "backend_error")
+            .expect("a sample");
+        words(
+            f,
+            &["answered 500", "messageType", "[P2022]", "/tmp/backend.log"],
+            &["Regenerate the Prisma client"],
+        );
+        assert_eq!(f.cause(), Some(crate::diagnose::cause::Cause::SchemaDrift));
+        // A bare status names a cause only when its body does.
+        assert_eq!(status(500, "Internal server error").cause(), None);
+        assert_eq!(
+            status(
+                400,
+                "Failed to send message: sorry, too many clients already"
+            )
+            .cause(),
+            Some(crate::diagnose::cause::Cause::DatabaseConnections)
+        );
+        assert_eq!(
+            status(429, "").cause(),
+            Some(crate::diagnose::cause::Cause::RateLimiting)
         );
     }
 

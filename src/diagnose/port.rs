@@ -28,6 +28,28 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
                 r
             },
         ),
+        Fault::BackendExited {
+            host,
+            port,
+            service,
+            code,
+            summary,
+            fix,
+            log,
+            start_command,
+            ..
+        } => d(
+            format!(
+                "The {service} is not running: nothing listens on {host}:{port}. {summary}{} (its log: {log})",
+                code.as_deref()
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default(),
+            ),
+            match start_command {
+                Some(cmd) => format!("{fix} Then start the {service} again: `{cmd}`."),
+                None => format!("{fix} Then start the {service} again."),
+            },
+        ),
         Fault::PortTaken {
             host,
             port,
@@ -72,6 +94,27 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
 mod tests {
     use crate::diagnose::Fault;
     use crate::diagnose::samples::words;
+
+    #[test]
+    fn an_exit_the_log_explains_names_its_cause_its_log_and_the_restart() {
+        let all = crate::diagnose::samples::all();
+        let f = all
+            .iter()
+            .find(|f| f.cause_code() == "backend_exited")
+            .expect("a sample");
+        words(
+            f,
+            &[
+                "not running",
+                "127.0.0.1:3001",
+                "exited at start-up",
+                "[P1001]",
+                "/tmp/backend.log",
+            ],
+            &["Start PostgreSQL", "npm run start:dev"],
+        );
+        assert_eq!(f.cause(), Some(crate::diagnose::cause::Cause::DatabaseDown));
+    }
 
     #[test]
     fn port_faults_name_the_port_and_how_to_free_or_start_it() {

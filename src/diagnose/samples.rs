@@ -1,5 +1,6 @@
 //! One fault of every variant, for the tests (test builds only).
 
+use super::cause::Cause;
 use super::{Diagnosis, EnvState, Fault, LimiterMatch, NetError, TlsProblem, diagnose};
 
 /// Asserts that `text` names every one of `facts`.
@@ -73,6 +74,23 @@ pub fn all() -> Vec<Fault> {
             port: 3001,
             process: Some(s("node (pid 77)")),
         },
+        Fault::BackendExited {
+            host: s("127.0.0.1"),
+            port: 3001,
+            service: s("chat backend"),
+            at_start_up: true,
+            why: Cause::DatabaseDown,
+            code: Some(s("P1001")),
+            summary: s(
+                "The backend exited at start-up. It cannot reach PostgreSQL at 127.0.0.1:5432.",
+            ),
+            fix: s("Start PostgreSQL, then restart the backend."),
+            evidence: vec![s(
+                "prisma:error Can't reach database server at `127.0.0.1:5432`",
+            )],
+            log: s("/tmp/backend.log (the playbook's backend_log)"),
+            start_command: Some(s("npm run start:dev")),
+        },
         Fault::PortHeldByOther {
             port: 3001,
             pid: 77,
@@ -91,6 +109,16 @@ pub fn all() -> Vec<Fault> {
             expected: s("200"),
             status: 503,
             body: s("{\"status\":\"error\"}"),
+        },
+        Fault::BackendError {
+            url: s("http://127.0.0.1:3001/api/v1/chat/conversations/c/messages"),
+            status: 500,
+            why: Cause::SchemaDrift,
+            code: Some(s("P2022")),
+            summary: s("The column `messageType` does not exist in the current database."),
+            fix: s("Regenerate the Prisma client and rebuild, then restart the backend."),
+            evidence: vec![s("prisma:error The column `messageType` does not exist")],
+            log: Some(s("/tmp/backend.log (stdout of pid 42)")),
         },
         Fault::HttpAssertion {
             url: s("http://localhost:3001/api/v1/health"),

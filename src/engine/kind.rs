@@ -40,6 +40,8 @@ pub struct Ctx {
     pub allow_remote: bool,
     /// What this check's [`Check::at_start`] recorded when the run began.
     pub start: Option<serde_json::Value>,
+    /// The backend's log, found when the run began (see `engine::witness`).
+    pub witness: Option<Arc<super::witness::Witness>>,
 }
 
 /// A check kind. `Params` are the kind's own YAML fields; doc comments on

@@ -3,11 +3,15 @@
 //! whose need did not pass is `blocked` by the root cause, not run.
 
 mod kind;
+mod link;
 mod result;
+mod witness;
 
 pub use crate::playbook::{FieldDoc, KindSchema};
 pub use kind::{BoxFuture, Check, Ctx, Erased, HttpClient, Kind, Registry};
+pub use link::link_causes;
 pub use result::{CheckResult, Observation, Report, Status};
+pub use witness::Witness;
 
 use crate::diagnose;
 use crate::playbook::interp::{self, Scope};
@@ -62,6 +66,8 @@ pub async fn run(
     tokio::pin!(cancel);
     let mut stop = None;
     // State some kinds record before anything runs (a log file's length).
+    // The backend's log, which checks read when they see the backend fail.
+    let witness = Arc::new(witness::resolve(&pb.vars, &pb.target));
     let at_start: Vec<Option<serde_json::Value>> = specs
         .iter()
         .map(|c| registry.find(&c.kind).and_then(|k| k.at_start(&c.params)))
@@ -115,6 +121,7 @@ pub async fn run(
                     http: opts.http.clone(),
                     allow_remote: pb.settings.allow_remote,
                     start: at_start[i].clone(),
+                    witness: Some(witness.clone()),
                 };
                 tasks.spawn(async move {
                     let t = Instant::now();
@@ -156,7 +163,7 @@ pub async fn run(
         Some(Stop::Interrupted) => "not finished: interrupted".to_string(),
         None => "not run".to_string(),
     };
-    let checks: Vec<CheckResult> = results
+    let mut checks: Vec<CheckResult> = results
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
@@ -171,6 +178,7 @@ pub async fn run(
             })
         })
         .collect();
+    link_causes(&mut checks);
     let status = if checks
         .iter()
         .any(|c| matches!(c.status, Status::Fail | Status::Error | Status::Blocked))
@@ -273,6 +281,8 @@ fn blocked(c: &CheckSpec, pb: &Playbook, root: &str, via: &str) -> CheckResult {
         root_cause: None,
         remedy: None,
         blocked_by: Some(root.to_string()),
+        cause: None,
+        caused_by: None,
         fault: None,
         attempts: 0,
         duration_ms: 0,
@@ -324,6 +334,8 @@ fn finish(
         root_cause,
         remedy,
         blocked_by: None,
+        cause: fault.as_ref().and_then(diagnose::Fault::cause),
+        caused_by: None,
         fault,
         attempts,
         duration_ms: took.as_millis() as u64,

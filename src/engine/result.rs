@@ -97,6 +97,14 @@ pub struct CheckResult {
     pub root_cause: Option<String>,
     pub remedy: Option<String>,
     pub blocked_by: Option<String>,
+    /// The root cause in the documented vocabulary (`database_down`,
+    /// `schema_drift`, …; see `diagnose::cause`), when the finding's fault
+    /// names one; `None` when the check passed or was blocked.
+    pub cause: Option<crate::diagnose::cause::Cause>,
+    /// The id of another finding that explains this one (the backend
+    /// exited because PostgreSQL is down: `postgres_ready`); set by
+    /// [`super::link_causes`] after the run.
+    pub caused_by: Option<String>,
     /// What the check observed going wrong, as data (its `cause` code and
     /// the facts); kept, like root_cause and remedy, when it did not pass.
     pub fault: Option<crate::diagnose::Fault>,

@@ -1,7 +1,7 @@
 //! The terminal report: results at a glance (a table), then each finding
 //! with its evidence, root cause and remedy.
 
-use super::{Style, blocked_by, findings};
+use super::{Style, blocked_by, caused_by, caused_by_words, findings};
 use crate::engine::Report;
 use crate::engine::Status;
 use crate::support::style::{Tone, paint};
@@ -139,8 +139,25 @@ pub fn render(r: &Report, st: &Style) -> String {
             )
         );
         let _ = writeln!(o, "  {}", f.summary);
+        if let Some(by) = caused_by_words(r, f) {
+            // One fault, one finding: this one is its consequence.
+            let _ = writeln!(
+                o,
+                "  {} {by}, not a root cause of its own",
+                bold("Caused by:")
+            );
+        }
         if let Some(rc) = &f.root_cause {
-            let _ = writeln!(o, "  {} {rc}", bold("Root cause:"));
+            let label = match f.cause {
+                Some(cause) => format!("Root cause ({cause}):"),
+                None => "Root cause:".to_string(),
+            };
+            let label = if f.caused_by.is_some() {
+                "Why:".to_string()
+            } else {
+                label
+            };
+            let _ = writeln!(o, "  {} {rc}", bold(&label));
         }
         if !f.evidence.is_empty() && (st.verbose || !st.quiet) {
             let _ = writeln!(o, "  {}", bold("Evidence:"));
@@ -154,6 +171,10 @@ pub fn render(r: &Report, st: &Style) -> String {
         }
         if let Some(rm) = &f.remedy {
             let _ = writeln!(o, "  {} {rm}", paint("Fix:", Tone::Good, c));
+        }
+        let explains: Vec<String> = caused_by(r, &f.id).map(|b| b.id.clone()).collect();
+        if !explains.is_empty() {
+            let _ = writeln!(o, "  {} {}", bold("Also explains:"), explains.join(", "));
         }
         let blocked: Vec<String> = blocked_by(r, &f.id).map(|b| b.id.clone()).collect();
         if !blocked.is_empty() {
@@ -196,7 +217,16 @@ pub fn render(r: &Report, st: &Style) -> String {
     .iter()
     .filter_map(|(s, w)| {
         let n = r.count(*s);
-        (n > 0).then(|| format!("{n} {w}"))
+        // Findings another one explains are not root causes of their own.
+        let explained = r
+            .checks
+            .iter()
+            .filter(|c| c.status == *s && c.caused_by.is_some())
+            .count();
+        (n > 0).then(|| match explained {
+            0 => format!("{n} {w}"),
+            e => format!("{n} {w} ({e} caused by another finding)"),
+        })
     })
     .collect::<Vec<_>>()
     .join(", ");

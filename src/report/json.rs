@@ -1,4 +1,8 @@
-//! `--format json`: stable, documented in the README (schema_version 1).
+//! `--format json`: stable, documented in the README (schema_version 1;
+//! `cause`, `caused_by` and `summary.root_causes` were added compatibly).
+//! Each check carries its `cause` from the documented vocabulary
+//! (`database_down`, `schema_drift`, …; `diagnose::cause`) and `caused_by`,
+//! the id of the finding that explains it (both `null` when none).
 //! Each check carries, next to its worded `root_cause` and `remedy`, the
 //! `fault` it observed as data (`null` when it passed or was blocked): an
 //! object whose `cause` is a stable code (`pg_auth_failed`,
@@ -23,6 +27,7 @@ pub fn render(r: &Report) -> String {
             "fail": r.count(Status::Fail),
             "blocked": r.count(Status::Blocked),
             "error": r.count(Status::Error),
+            "root_causes": super::root_causes(r),
         },
         "target": r.target,
         "phases": r.phases,
@@ -55,6 +60,8 @@ mod tests {
                 .map(|f| crate::diagnose::diagnose(f).root_cause),
             remedy: None,
             blocked_by: None,
+            cause: None,
+            caused_by: None,
             fault,
             attempts: 1,
             duration_ms: 1,

@@ -63,6 +63,12 @@ pub fn render(r: &Report) -> String {
             if let Some(cmd) = &c.command {
                 let _ = writeln!(detail, "rerun: {cmd}");
             }
+            if let Some(cause) = c.cause {
+                let _ = writeln!(detail, "cause: {cause} ({})", cause.describe());
+            }
+            if let Some(by) = super::caused_by_words(r, c) {
+                let _ = writeln!(detail, "caused by: {by}, not a root cause of its own");
+            }
             if let Some(rc) = &c.root_cause {
                 let _ = writeln!(detail, "root cause: {rc}");
             }

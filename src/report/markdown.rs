@@ -2,7 +2,7 @@
 //! a glance, then per phase the findings with evidence, root cause and
 //! remediation, validation criteria as checkboxes, and an environment reference.
 
-use super::{blocked_by, icon};
+use super::{blocked_by, caused_by, caused_by_words, icon};
 use crate::engine::Report;
 use crate::engine::Status;
 use std::fmt::Write;
@@ -49,7 +49,9 @@ pub fn render(r: &Report) -> String {
             .checks
             .iter()
             .filter(|c| &c.phase == p)
-            .find(|c| matches!(c.status, Status::Fail | Status::Error | Status::Warn))
+            // A root cause before a finding another one explains.
+            .filter(|c| matches!(c.status, Status::Fail | Status::Error | Status::Warn))
+            .min_by_key(|c| c.caused_by.is_some())
             .map(|c| c.summary.clone())
             .or_else(|| {
                 r.checks
@@ -93,11 +95,29 @@ pub fn render(r: &Report) -> String {
                 }
                 o.push_str("```\n\n");
             }
+            if let Some(by) = caused_by_words(r, c) {
+                let _ = writeln!(o, "**Caused by**: {by}, not a root cause of its own\n");
+            }
             if let Some(rc) = &c.root_cause {
-                let _ = writeln!(o, "**Root cause**: {rc}\n");
+                match (c.cause, c.caused_by.is_some()) {
+                    (_, true) => {
+                        let _ = writeln!(o, "**Why**: {rc}\n");
+                    }
+                    (Some(cause), false) => {
+                        let _ = writeln!(o, "**Root cause** (`{cause}`): {rc}\n");
+                    }
+                    (None, false) => {
+                        let _ = writeln!(o, "**Root cause**: {rc}\n");
+                    }
+                }
             }
             if let Some(rm) = &c.remedy {
                 let _ = writeln!(o, "**Remediation**: {rm}\n");
+            }
+            let explains: Vec<String> =
+                caused_by(r, &c.id).map(|b| format!("`{}`", b.id)).collect();
+            if !explains.is_empty() {
+                let _ = writeln!(o, "**Also explains**: {}\n", explains.join(", "));
             }
             let blocked: Vec<String> = blocked_by(r, &c.id)
                 .map(|b| format!("`{}`", b.id))
@@ -118,7 +138,10 @@ pub fn render(r: &Report) -> String {
                     format!(" (blocked by `{}`)", c.blocked_by.as_deref().unwrap_or("?"))
                 }
                 Status::Warn => format!(" (warning: {})", c.summary),
-                Status::Fail | Status::Error => format!(" — {}", c.summary),
+                Status::Fail | Status::Error => match &c.caused_by {
+                    Some(by) => format!(" — {} (caused by `{by}`)", c.summary),
+                    None => format!(" — {}", c.summary),
+                },
                 Status::Pass => String::new(),
             };
             let _ = writeln!(o, "- [{mark}] {}{note}", c.title);

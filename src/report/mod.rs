@@ -117,6 +117,37 @@ pub fn findings(r: &Report) -> impl Iterator<Item = &CheckResult> {
     })
 }
 
+/// Findings that `id` explains (their `caused_by`).
+pub fn caused_by<'a>(r: &'a Report, id: &'a str) -> impl Iterator<Item = &'a CheckResult> + 'a {
+    r.checks
+        .iter()
+        .filter(move |c| c.caused_by.as_deref() == Some(id))
+}
+
+/// Findings that are root causes: failed or errored, and not explained by
+/// another finding.
+pub fn root_causes(r: &Report) -> usize {
+    r.checks
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.status,
+                crate::engine::Status::Fail | crate::engine::Status::Error
+            ) && c.caused_by.is_none()
+        })
+        .count()
+}
+
+/// "`postgres_ready` (PostgreSQL accepts connections)": the finding that
+/// explains `c`, in words, when one does.
+pub fn caused_by_words(r: &Report, c: &CheckResult) -> Option<String> {
+    let id = c.caused_by.as_deref()?;
+    Some(match r.checks.iter().find(|x| x.id == id) {
+        Some(x) if x.title != x.id => format!("`{id}` ({})", x.title),
+        _ => format!("`{id}`"),
+    })
+}
+
 /// Checks blocked by `id`.
 pub fn blocked_by<'a>(r: &'a Report, id: &'a str) -> impl Iterator<Item = &'a CheckResult> + 'a {
     r.checks
@@ -153,6 +184,8 @@ mod tests {
             root_cause: None,
             remedy: None,
             blocked_by: None,
+            cause: None,
+            caused_by: None,
             fault: None,
             attempts: 1,
             duration_ms: 1,

@@ -26,3 +26,4 @@ mod report_snapshots;
 mod sandbox_pg;
 mod sql_check;
 mod watch;
+mod why_it_broke;

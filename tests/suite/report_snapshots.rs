@@ -30,6 +30,8 @@ fn fixed_report() -> Report {
         root_cause: None,
         remedy: None,
         blocked_by: None,
+        cause: None,
+        caused_by: None,
         fault: None,
         attempts: 1,
         duration_ms: 12,
@@ -59,6 +61,36 @@ fn fixed_report() -> Report {
     idle.remedy =
         Some("end every transaction; set idle_in_transaction_session_timeout".to_string());
     idle.duration_ms = 30;
+    // A root cause and a finding it explains (`caused_by`): one fault, one finding.
+    let mut login = check(
+        "database_login",
+        "Database",
+        "pg_connect",
+        Status::Fail,
+        "password authentication failed for user \"chat_app\"",
+    );
+    login.root_cause = Some("PostgreSQL refuses the login of chat_app".to_string());
+    login.remedy = Some("fix the password in DATABASE_URL".to_string());
+    login.fault = Some(chatops::diagnose::Fault::PgAuthFailed {
+        user: "chat_app".to_string(),
+        host: "127.0.0.1:5432".to_string(),
+    });
+    login.cause = Some(chatops::diagnose::cause::Cause::DatabaseDown);
+    let mut up = check(
+        "backend_up",
+        "Backend <startup> & health",
+        "port",
+        Status::Fail,
+        "nothing listens on 127.0.0.1:3001; its log: it exited at start-up (database_down)",
+    );
+    up.evidence = vec![
+        "log: /tmp/backend.log (the playbook's backend_log): 9 line(s) at its end, last written 4 s ago".to_string(),
+        "log: prisma:error Authentication failed against database server at `127.0.0.1`".to_string(),
+    ];
+    up.root_cause = Some("The chat backend is not running: it exited at start-up".to_string());
+    up.remedy = Some("fix DATABASE_URL, then start the backend".to_string());
+    up.cause = Some(chatops::diagnose::cause::Cause::DatabaseDown);
+    up.caused_by = Some("database_login".to_string());
     let mut health = check(
         "health",
         "Backend <startup> & health",
@@ -118,7 +150,7 @@ fn fixed_report() -> Report {
             "Database".to_string(),
             "Backend <startup> & health".to_string(),
         ],
-        checks: vec![ready, idle, health, send, logs],
+        checks: vec![ready, idle, login, up, health, send, logs],
     }
 }
 
