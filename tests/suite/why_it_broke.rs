@@ -136,15 +136,25 @@ fn postgres_down_at_start_up_is_one_root_cause_and_the_exit_is_caused_by_it() {
         .unwrap_or_else(|e| panic!("sandbox: {e}"));
     rt.block_on(pg.stop())
         .unwrap_or_else(|e| panic!("stop PostgreSQL: {}", e.message));
-    // The backend starts without its database: it exits at start-up.
-    let url = start(&rt, &mut sb, Knobs::default());
-    let log = log_of(&sb);
-    let running = sb.backend.as_mut().is_some_and(|b| b.is_running());
-    assert!(
-        !running,
-        "the backend should have exited: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    // The backend starts without its database: it exits at start-up, and
+    // the sandbox says so with its log.
+    let port = chatops::sandbox::free_port();
+    let knobs = Knobs {
+        port: Some(port),
+        ..Knobs::default()
+    };
+    let log = match rt.block_on(sb.start_backend(&knobs)) {
+        Err(chatops::sandbox::SandboxError::BackendExited { code, log, .. }) => {
+            assert_eq!(code, Some(1));
+            log.to_string_lossy().into_owned()
+        }
+        Err(e) => panic!("the backend should have exited at start-up: {e}"),
+        Ok(b) => panic!(
+            "the backend should have exited at start-up; it runs as pid {}",
+            b.pid
+        ),
+    };
+    let url = format!("http://127.0.0.1:{port}");
     let (code, report) = doctor(&url, &sb.db_url, Some(&log));
     assert_eq!(code, 1, "{report:#}");
     let pg_ready = check(&report, "postgres_ready");
