@@ -4,6 +4,14 @@
 //! DATABASE_URL with Prisma's pool parameters.
 //!
 //! [`read_env`] observes; [`judge`] holds the variables against the assertions.
+//!
+//! The environment explains behaviour; it is rarely the behaviour itself. A
+//! mismatch fails only where the value is the fault (`severity: fail`, the
+//! default: mock mode switched on, a DATABASE_URL naming the wrong
+//! database); where it only suggests a behaviour another check observes
+//! (`severity: warn`: a rate-limit switch, which the burst judges), it warns.
+//! Problems in the database URL's value (invalid, wrong database or host, a
+//! pool parameter outside its assertion) always fail.
 
 use super::expect::Assertion;
 use super::util::failed;
@@ -28,6 +36,35 @@ pub struct Params {
     pub vars: BTreeMap<String, Assertion>,
     /// Parse a PostgreSQL URL variable and check its parts and Prisma pool parameters.
     pub database_url: Option<DbUrlExpect>,
+    /// How a variable that is missing or not as asserted counts: `fail`
+    /// (default) when the value itself is the fault, `warn` when it only
+    /// suggests a behaviour that another check observes.
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+/// How an environment mismatch counts.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Fail,
+    Warn,
+}
+
+/// Whether an unset variable satisfies `a`: only an assertion that
+/// excludes values and nothing else (`not_equals: mock`).
+fn absent_ok(a: &Assertion) -> bool {
+    a.not_equals.is_some()
+        && a.exists.is_none()
+        && a.equals.is_none()
+        && a.matches.is_none()
+        && a.contains.is_none()
+        && a.one_of.is_none()
+        && a.lt.is_none()
+        && a.lte.is_none()
+        && a.gt.is_none()
+        && a.gte.is_none()
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -174,11 +211,12 @@ pub fn judge(p: &Params, pe: ProcEnv) -> Observation {
     .evidence(format!("source: {source}"));
     let mut wrong = 0usize;
     for (name, a) in &p.vars {
-        let Err(expected) = a.check(
-            env.get(name)
-                .map(|s| serde_json::Value::String(s.clone()))
-                .as_ref(),
-        ) else {
+        let value = env.get(name).map(|s| serde_json::Value::String(s.clone()));
+        let verdict = match &value {
+            None if absent_ok(a) => Ok(()),
+            v => a.check(v.as_ref()),
+        };
+        let Err(expected) = verdict else {
             o.evidence.push(format!(
                 "✓ {name}={}",
                 env.get(name).map(String::as_str).unwrap_or("(unset)")
@@ -208,6 +246,7 @@ pub fn judge(p: &Params, pe: ProcEnv) -> Observation {
                 ),
             };
             o = failed(o, summary, fault);
+            o = soften(o, p.severity);
         }
     }
     if wrong > 0 {
@@ -227,7 +266,10 @@ pub fn judge(p: &Params, pe: ProcEnv) -> Observation {
             Ok(u) => u,
             Err(problem) => {
                 let (summary, fault) = *problem;
-                return failed(o, summary, fault);
+                let missing = matches!(fault, Fault::EnvMissing { .. });
+                let o = failed(o, summary, fault);
+                // A missing variable explains or warns; an invalid one is the fault.
+                return if missing { soften(o, p.severity) } else { o };
             }
         };
         o = show_database_url(o, d, &u);
@@ -237,6 +279,14 @@ pub fn judge(p: &Params, pe: ProcEnv) -> Observation {
     }
     if let Some(pid) = pid {
         o = o.capture("pid", pid);
+    }
+    o
+}
+
+/// A failed observation as a warning, when the check says mismatches only warn.
+fn soften(mut o: Observation, severity: Severity) -> Observation {
+    if severity == Severity::Warn && o.status == super::Status::Fail {
+        o.status = super::Status::Warn;
     }
     o
 }
@@ -421,6 +471,42 @@ mod tests {
         let o = judge(&p, env(&[]));
         assert_eq!(o.summary, "B is not set in process 42 (node dist/main)");
         assert!(matches!(o.fault, Some(Fault::EnvMissing { .. })));
+    }
+
+    #[test]
+    fn a_warning_severity_warns_but_the_urls_value_still_fails() {
+        let p = params(serde_json::json!({
+            "vars": {"DISABLE_RATE_LIMIT": "true"},
+            "severity": "warn",
+        }));
+        let o = judge(&p, env(&[("DISABLE_RATE_LIMIT", "1")]));
+        assert_eq!(o.status, Status::Warn, "{o:?}");
+        assert_eq!(
+            o.summary,
+            "DISABLE_RATE_LIMIT=\"1\", expected equal to \"true\""
+        );
+        assert!(matches!(o.fault, Some(Fault::EnvMismatch { .. })));
+        let p = params(serde_json::json!({
+            "database_url": {"database": "chat"},
+            "severity": "warn",
+        }));
+        assert_eq!(judge(&p, env(&[])).status, Status::Warn);
+        let o = judge(&p, env(&[("DATABASE_URL", URL)]));
+        assert_eq!(o.status, Status::Fail, "the wrong database is the fault");
+    }
+
+    #[test]
+    fn an_unset_variable_satisfies_not_equals() {
+        // The seed's backend runs against the database when
+        // PRISMA_CLIENT_MODE is unset and DATABASE_URL is there.
+        let p = params(serde_json::json!({
+            "vars": {"PRISMA_CLIENT_MODE": {"not_equals": "mock"}},
+        }));
+        assert_eq!(judge(&p, env(&[])).status, Status::Pass);
+        let o = judge(&p, env(&[("PRISMA_CLIENT_MODE", "mock")]));
+        assert_eq!(o.status, Status::Fail);
+        let p = params(serde_json::json!({"vars": {"A": {"equals": "1"}}}));
+        assert_eq!(judge(&p, env(&[])).status, Status::Fail);
     }
 
     #[test]

@@ -1,18 +1,25 @@
-//! `rate_limit`: proves the backend's rate limiters are off by sending a
-//! burst (the seed's 250 rapid requests) and counting 429s. On a 429 it
-//! names the limiter from the rate-limit headers and the declared limiters,
-//! and reads the backend process's environment to say why it is still on.
+//! `rate_limit`: judges the backend's rate limiting from what it does. The
+//! first request goes alone (the probe): its rate-limit headers, in any
+//! documented style, give the budget left; when the budget cannot admit the
+//! burst (the seed's 250 rapid requests) the check fails naming the limiter
+//! without sending it, else the burst is sent and its 429s counted. The
+//! backend process's environment (the off switch: missing, misspelt, `1`
+//! instead of `true`) explains the result; it never decides it.
 //!
 //! The burst is sent here (its own small sender: a fixed number of requests
 //! at a fixed concurrency, measured at 1.01× oha's time for the seed's 250
-//! at 10 in flight); `judge_burst` and `judge_probe` judge what it saw.
+//! at 10 in flight); `judge_probe` and `judge_burst` judge what it saw.
 
+pub mod budget;
 pub mod limiter;
+mod probe;
+pub mod switch;
 
 pub use limiter::{Limiter, announced_limit};
 use limiter::{match_limiter, rate_headers};
+use probe::{Lead, judge_probe, probe_only};
 
-use super::env::{ProcessSel, read_env};
+use super::env::ProcessSel;
 use super::util::{failed, net_error};
 use super::{Check, Ctx, Observation};
 use crate::diagnose::{EnvState, Fault, NetError, excerpt};
@@ -40,8 +47,10 @@ pub struct Params {
     /// How many in flight at once (default 10).
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
-    /// Send one request and judge from its rate-limit headers: when they
-    /// show limiting is active, the failure is predicted without a burst.
+    /// Send only the probe (one request) and judge from its rate-limit
+    /// headers: a budget too small for `requests` fails, a budget that
+    /// admits it warns, no headers pass. Without it the burst follows the
+    /// probe whenever the budget admits it.
     #[serde(default)]
     pub probe: bool,
     /// Timeout of each request (default 5s, within the check's timeout).
@@ -49,8 +58,9 @@ pub struct Params {
     /// The backend's limiters, so a 429 names the one that answered.
     #[serde(default)]
     pub limiters: Vec<Limiter>,
-    /// The backend process (`{port: …}`, `{pid: …}` or `{name: …}`), to
-    /// read whether its environment disables the limiters.
+    /// The backend process (`{port: …}`, `{pid: …}` or `{name: …}`): its
+    /// environment explains the result (the switch missing, misspelt, or
+    /// not exactly `disable_value`).
     pub process: Option<ProcessSel>,
     /// The variable that disables the limiters (default DISABLE_RATE_LIMIT)…
     #[serde(default = "default_var")]
@@ -128,30 +138,18 @@ fn ms(micros: u64) -> String {
     duration::fmt(Duration::from_micros(micros))
 }
 
-/// Whether the backend process's environment disables the limiters, and
-/// whether chatops's own shell does.
-fn env_state(p: &Params) -> EnvState {
-    let in_shell = std::env::var(&p.disable_var).ok();
-    let Some(sel) = p.process.as_ref() else {
-        return EnvState::Unknown { in_shell };
-    };
-    match read_env(Some(sel)) {
-        Ok(e) => EnvState::Process {
-            source: e.source,
-            value: e.env.get(&p.disable_var).cloned(),
-            in_shell,
-        },
-        Err(_) => EnvState::Unknown { in_shell },
-    }
-}
-
 /// How the burst is sent.
 struct Plan {
+    /// The first request's number (the probe is #1, the burst #2 on).
+    from: u32,
+    /// The last request's number.
     requests: u32,
     concurrency: u32,
     per_request: Duration,
     /// Whether `{n}` in the JSON body is replaced by each request's number.
     labelled: bool,
+    /// Keep the headers and body of every answer (the probe), not only a 429's.
+    keep: bool,
 }
 
 /// Sends the burst: `concurrency` senders take request numbers until all
@@ -168,13 +166,14 @@ async fn send_burst(
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.concurrency {
         let (shared, next) = (shared.clone(), next.clone());
-        let (n_total, per_request, labelled) = (plan.requests, plan.per_request, plan.labelled);
+        let (from, n_total) = (plan.from, plan.requests);
+        let (per_request, labelled, keep) = (plan.per_request, plan.labelled, plan.keep);
         workers.spawn(async move {
             let (prep, client) = &*shared;
             let mut samples = Vec::new();
             let mut first: Option<Answer> = None;
             loop {
-                let n = next.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = next.fetch_add(1, Ordering::Relaxed) + from;
                 if n > n_total {
                     break;
                 }
@@ -191,7 +190,7 @@ async fn send_burst(
                 let outcome = match req.send().await {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
-                        let want = status == 429 || (n_total == 1);
+                        let want = status == 429 || keep;
                         if want && first.as_ref().is_none_or(|f| n < f.n) {
                             let headers = rate_headers(resp.headers());
                             let body = resp.text().await.unwrap_or_default();
@@ -237,7 +236,7 @@ async fn send_burst(
 
 impl Check for RateLimit {
     const KIND: &'static str = "rate_limit";
-    const HELP: &'static str = "a burst of requests (default 250) gets zero 429s; names the limiter and checks the backend's DISABLE_RATE_LIMIT";
+    const HELP: &'static str = "rate limiting judged from the backend's answers: a probe's rate-limit headers (budget left), then a burst (default 250) that must get zero 429s; the backend's DISABLE_RATE_LIMIT explains, never decides";
     type Params = Params;
 
     async fn run(p: Params, ctx: Ctx) -> Observation {
@@ -256,6 +255,7 @@ impl Check for RateLimit {
             return Observation::error(e.to_string());
         }
         let plan = Plan {
+            from: 1,
             requests: n_total,
             concurrency: p.concurrency.clamp(1, 1000).min(n_total),
             per_request: p
@@ -264,6 +264,7 @@ impl Check for RateLimit {
                 .unwrap_or(Duration::from_secs(5))
                 .min(ctx.timeout),
             labelled: prepared.curl.contains("{n}"),
+            keep: false,
         };
         let client = match reqwest::Client::builder()
             .pool_max_idle_per_host(plan.concurrency as usize)
@@ -273,13 +274,51 @@ impl Check for RateLimit {
             Ok(c) => c,
             Err(e) => return Observation::error(format!("cannot build an HTTP client: {e}")),
         };
+        let started = Instant::now();
         let budget = ctx.timeout.saturating_sub(Duration::from_millis(50));
-        let burst = send_burst(prepared.clone(), client, &plan, budget).await;
-        let env = || env_state(&p);
+        // Request #1 alone: the probe.
+        let probe_plan = Plan {
+            requests: 1,
+            concurrency: 1,
+            keep: true,
+            ..plan
+        };
+        let probe = send_burst(prepared.clone(), client.clone(), &probe_plan, budget).await;
+        let env = switch::env_state(&p.disable_var, p.process.as_ref());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let lead = match judge_probe(&p, &prepared, &probe, &env, now) {
+            Ok(lead) => lead,
+            Err(o) => return *o,
+        };
         if p.probe {
-            return judge_probe(&p, &prepared, &burst, &env);
+            return probe_only(&p, &prepared, lead);
         }
-        judge_burst(&p, &prepared, &plan, ctx.timeout, &burst, &env)
+        // The rest of the burst, #2 on.
+        let mut burst = if n_total > 1 {
+            let rest = Plan {
+                from: 2,
+                concurrency: plan.concurrency.min(n_total - 1),
+                ..plan
+            };
+            send_burst(
+                prepared.clone(),
+                client,
+                &rest,
+                budget.saturating_sub(started.elapsed()),
+            )
+            .await
+        } else {
+            Burst {
+                finished: true,
+                ..Burst::default()
+            }
+        };
+        burst.samples.extend(probe.samples);
+        burst.wall = started.elapsed();
+        judge_burst(&p, &prepared, &plan, ctx.timeout, &burst, &env, &lead)
     }
 }
 
@@ -291,16 +330,18 @@ fn burst_command(prep: &Prepared, n_total: u32) -> String {
     )
 }
 
-/// Judges a burst: zero 429s pass; a 429 names the limiter and reads the
-/// backend's environment (`env`, asked only then); an unfinished burst or
-/// other failures fail too.
+/// Judges a burst: zero 429s pass (a warning when the probe's headers
+/// announced a limiter whose budget the burst fit in); a 429 names the
+/// limiter, with the backend's environment as the explanation; an
+/// unfinished burst or other failures fail too.
 fn judge_burst(
     p: &Params,
     prep: &Prepared,
     plan: &Plan,
     timeout: Duration,
     b: &Burst,
-    env: &dyn Fn() -> EnvState,
+    env: &EnvState,
+    lead: &Lead,
 ) -> Observation {
     let samples = &b.samples;
     let n_total = plan.requests;
@@ -344,6 +385,9 @@ fn judge_burst(
     if plan.labelled {
         o = o.evidence("each request's body carries its number ({n}), so what the burst wrote can be found afterwards");
     }
+    for line in &lead.lines {
+        o = o.evidence(line.clone());
+    }
     let url = prep.shown_url.clone();
     if limited > 0 {
         let a = b.first.clone().unwrap_or_default();
@@ -380,7 +424,7 @@ fn judge_burst(
                 limited,
                 first: a.n,
                 limiter,
-                env: env(),
+                env: env.clone(),
                 var: p.disable_var.clone(),
                 value: p.disable_value.clone(),
             },
@@ -426,75 +470,20 @@ fn judge_burst(
             },
         );
     }
-    o
-}
-
-/// Probe mode: one request, judged by its rate-limit headers.
-fn judge_probe(p: &Params, prep: &Prepared, b: &Burst, env: &dyn Fn() -> EnvState) -> Observation {
-    let Some(s) = b.samples.first() else {
-        return Observation::error("the probe request did not complete in time");
-    };
-    let status = match s.outcome {
-        Outcome::Failed(e) => {
-            return Observation::fail(
-                format!("the probe request failed: {}", e.describe()),
-                Fault::HttpConnect {
-                    url: prep.shown_url.clone(),
-                    error: e,
-                    detail: e.describe().to_string(),
-                },
-            );
-        }
-        Outcome::Status(c) => c,
-    };
-    let a = b.first.clone().unwrap_or_default();
-    let mut o = Observation::pass(format!(
-        "one probe request → {status}, no rate-limit headers: the limiters skip this request"
-    ))
-    .command(burst_command(prep, 1))
-    .evidence(format!(
-        "probe {} {} → {status} in {}",
-        prep.method,
-        prep.shown_url,
-        ms(s.micros)
+    o = o.evidence(switch::explain_unlimited(
+        env,
+        &p.disable_var,
+        &p.disable_value,
     ));
-    for (k, v) in &a.headers {
-        o = o.evidence(format!("header {k}: {v}"));
+    if let Some(budget) = &lead.budget {
+        o.status = super::Status::Warn;
+        o.summary = format!(
+            "{ok} of {} requests succeeded, zero 429s, but a limiter is on ({}): a load test beyond its budget will meet 429s",
+            samples.len(),
+            budget.describe()
+        );
     }
-    let (limit, _, _) = announced_limit(&a.headers);
-    if status != 429 && limit.is_none() {
-        return o;
-    }
-    let limiter = match_limiter(
-        &p.limiters,
-        prep.method.as_str(),
-        prep.url.path(),
-        &a.headers,
-        0,
-    );
-    let summary = if status == 429 {
-        "the probe request already answered 429 Too Many Requests".to_string()
-    } else {
-        format!(
-            "rate-limit headers present (limit {}): limiting is active, a burst of {} would meet 429s",
-            limit.unwrap_or(0),
-            p.requests
-        )
-    };
-    failed(
-        o,
-        summary,
-        Fault::RateLimited {
-            url: prep.shown_url.clone(),
-            requests: 1,
-            limited: u32::from(status == 429),
-            first: if status == 429 { 1 } else { 0 },
-            limiter,
-            env: env(),
-            var: p.disable_var.clone(),
-            value: p.disable_value.clone(),
-        },
-    )
+    o
 }
 
 #[cfg(test)]
@@ -527,6 +516,8 @@ mod tests {
 
     fn plan(requests: u32) -> Plan {
         Plan {
+            from: 1,
+            keep: false,
             requests,
             concurrency: 2,
             per_request: Duration::from_secs(5),
@@ -551,21 +542,37 @@ mod tests {
         }
     }
 
+    const UNKNOWN: EnvState = EnvState::Unknown { in_shell: None };
+
     fn judge(p: &Params, b: &Burst) -> Observation {
+        judge_env(p, b, &UNKNOWN)
+    }
+
+    /// The check's judgement of a probe (the first sample) and a burst.
+    fn judge_env(p: &Params, b: &Burst, env: &EnvState) -> Observation {
         let prep = p.request.prepare().unwrap();
-        let env = || EnvState::Unknown { in_shell: None };
+        let probe = Burst {
+            samples: b.samples.first().cloned().into_iter().collect(),
+            first: b.first.clone().filter(|a| a.n == 1 || p.probe),
+            wall: b.wall,
+            finished: true,
+        };
+        let lead = match judge_probe(p, &prep, &probe, env, 1_764_650_000) {
+            Ok(lead) => lead,
+            Err(o) => return *o,
+        };
         if p.probe {
-            judge_probe(p, &prep, b, &env)
-        } else {
-            judge_burst(
-                p,
-                &prep,
-                &plan(p.requests),
-                Duration::from_secs(30),
-                b,
-                &env,
-            )
+            return probe_only(p, &prep, lead);
         }
+        judge_burst(
+            p,
+            &prep,
+            &plan(p.requests),
+            Duration::from_secs(30),
+            b,
+            env,
+            &lead,
+        )
     }
 
     const OK: Outcome = Outcome::Status(201);
@@ -686,22 +693,42 @@ mod tests {
         assert_eq!(o.status, Status::Pass);
         assert_eq!(
             o.summary,
-            "one probe request → 201, no rate-limit headers: the limiters skip this request"
+            "one probe request, no rate-limit headers: no limiter announces itself on this path"
         );
+        // The sandbox's apiLimiter, draft-6 style: 97 left admits a burst of 4.
         let loud = Answer {
             n: 1,
-            headers: h(&[("ratelimit-policy", "100;w=900")]),
+            headers: h(&[
+                ("ratelimit-policy", "100;w=900"),
+                ("ratelimit-limit", "100"),
+                ("ratelimit-remaining", "97"),
+                ("ratelimit-reset", "880"),
+            ]),
             body: String::new(),
         };
-        let o = judge(&params(true), &burst(&[OK], Some(loud)));
-        assert_eq!(o.status, Status::Fail);
-        assert_eq!(
-            o.summary,
-            "rate-limit headers present (limit 100): limiting is active, a burst of 4 would meet 429s"
+        let o = judge(&params(true), &burst(&[OK], Some(loud.clone())));
+        assert_eq!(o.status, Status::Warn, "{o:?}");
+        assert!(
+            o.summary.starts_with(
+                "rate-limit headers show limiting is active (a limiter: 97 of 100 left per 900s"
+            ),
+            "{}",
+            o.summary
         );
         assert!(
             o.evidence
-                .contains(&"header ratelimit-policy: 100;w=900".to_string())
+                .contains(&"probe header ratelimit-policy: 100;w=900".to_string())
+        );
+        // The same headers before a burst of 250: failed without sending it.
+        let mut p = params(true);
+        p.requests = 250;
+        let o = judge(&p, &burst(&[OK], Some(loud)));
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.summary
+                .contains("a burst of 250 would meet 429s from about request #99"),
+            "{}",
+            o.summary
         );
         let o = judge(
             &params(true),
@@ -710,5 +737,191 @@ mod tests {
         assert_eq!(o.summary, "the probe request failed: connection refused");
         let o = judge(&params(true), &burst(&[], None));
         assert_eq!(o.status, Status::Error);
+    }
+
+    fn seed(requests: u32) -> Params {
+        let mut p = params(false);
+        p.requests = requests;
+        p
+    }
+
+    fn outcomes(n: usize, o: Outcome) -> Vec<Outcome> {
+        vec![o; n]
+    }
+
+    #[test]
+    fn a_budget_too_small_for_the_burst_fails_without_sending_it() {
+        // The seed's backend: standardHeaders (draft-6), apiLimiter 100 per
+        // 15 minutes, the health probe already spent one.
+        let probe = Answer {
+            n: 1,
+            headers: h(&[
+                ("ratelimit-policy", "100;w=900"),
+                ("ratelimit-limit", "100"),
+                ("ratelimit-remaining", "98"),
+                ("ratelimit-reset", "899"),
+            ]),
+            body: String::new(),
+        };
+        // Only the probe's answer: the judgement needs no 250 requests.
+        let o = judge(&seed(250), &burst(&[OK], Some(probe)));
+        assert_eq!(o.status, Status::Fail, "{o:?}");
+        assert_eq!(
+            o.summary,
+            "rate-limit headers show limiting is active (a limiter: 98 of 100 left per 900s, reset in 899s (draft-6 headers)): a burst of 250 would meet 429s from about request #100, so it was not sent"
+        );
+        assert!(o.evidence.iter().any(|e| e.ends_with("not sent")));
+        match &o.fault {
+            Some(Fault::RateLimited {
+                limiter: Some(l),
+                first: 0,
+                requests: 1,
+                ..
+            }) => assert_eq!((l.name.as_str(), l.max), ("apiLimiter", 100)),
+            f => panic!("{f:?}"),
+        }
+        let d = crate::diagnose::diagnose(o.fault.as_ref().unwrap());
+        assert!(
+            d.root_cause.contains("apiLimiter (100 requests"),
+            "{}",
+            d.root_cause
+        );
+        // draft-8, a named limiter nobody declared.
+        let probe = Answer {
+            n: 1,
+            headers: h(&[
+                ("ratelimit", "\"burstGuard\"; r=9; t=60"),
+                ("ratelimit-policy", "\"burstGuard\"; q=10; w=60"),
+            ]),
+            body: String::new(),
+        };
+        let o = judge(&seed(250), &burst(&[OK], Some(probe)));
+        match &o.fault {
+            Some(Fault::RateLimited {
+                limiter: Some(l), ..
+            }) => assert_eq!((l.name.as_str(), l.max), ("burstGuard", 10)),
+            f => panic!("{f:?}"),
+        }
+    }
+
+    #[test]
+    fn a_budget_that_admits_the_burst_lets_the_burst_decide() {
+        let probe = Answer {
+            n: 1,
+            headers: h(&[
+                ("x-ratelimit-limit", "10000"),
+                ("x-ratelimit-remaining", "9999"),
+                ("x-ratelimit-reset", "1764650900"),
+            ]),
+            body: String::new(),
+        };
+        let o = judge(&seed(250), &burst(&outcomes(250, OK), Some(probe.clone())));
+        assert_eq!(o.status, Status::Warn, "{o:?}");
+        assert!(
+            o.evidence.contains(
+                &"the budget admits 9999 more request(s), the burst needs 249: sending it to prove it"
+                    .to_string()
+            ),
+            "{:?}",
+            o.evidence
+        );
+        assert!(o.summary.starts_with("250 of 250 requests succeeded, zero 429s, but a limiter is on (a limiter: 9999 of 10000 left, reset in 900s"), "{}", o.summary);
+        // The budget said yes, the backend said 429: the answers win.
+        let mut seen = outcomes(250, OK);
+        seen[200] = Outcome::Status(429);
+        let first = Answer {
+            n: 201,
+            headers: h(&[("x-ratelimit-limit", "10000"), ("retry-after", "60")]),
+            body: "{\"error\":\"Rate limit exceeded\"}".into(),
+        };
+        let mut b = burst(&seen, Some(first));
+        b.samples[0].n = 1;
+        let prep = params(false).request.prepare().unwrap();
+        let lead = judge_probe(
+            &seed(250),
+            &prep,
+            &burst(&[OK], Some(probe)),
+            &UNKNOWN,
+            1_764_650_000,
+        )
+        .expect("the budget admits the burst");
+        let o = judge_burst(
+            &seed(250),
+            &prep,
+            &plan(250),
+            Duration::from_secs(30),
+            &b,
+            &UNKNOWN,
+            &lead,
+        );
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.summary.starts_with("1 of 250 requests answered 429"),
+            "{}",
+            o.summary
+        );
+    }
+
+    #[test]
+    fn no_headers_and_no_429_pass_from_behaviour_whatever_the_environment() {
+        // No switch at all in the process: the answers decide, the
+        // environment only explains.
+        let env = EnvState::Process {
+            source: "process 9 (node dist/main)".into(),
+            value: None,
+            in_shell: None,
+            similar: vec![],
+        };
+        let o = judge_env(&seed(250), &burst(&outcomes(250, OK), None), &env);
+        assert_eq!(o.status, Status::Pass, "{o:?}");
+        assert_eq!(
+            o.summary,
+            "250 of 250 requests succeeded, zero 429s: the rate limiters are off"
+        );
+        assert!(o.evidence.contains(
+            &"no rate-limit budget announced: sending the burst of 250 to find out".to_string()
+        ));
+        assert!(
+            o.evidence
+                .iter()
+                .any(|e| e.starts_with("environment: DISABLE_RATE_LIMIT is not set in process 9")),
+            "{:?}",
+            o.evidence
+        );
+    }
+
+    #[test]
+    fn the_environment_explains_a_429_with_the_switch_set_to_1() {
+        let env = EnvState::Process {
+            source: "process 9 (node dist/main)".into(),
+            value: Some("1".into()),
+            in_shell: None,
+            similar: vec![],
+        };
+        let first = Answer {
+            n: 3,
+            headers: vec![],
+            body: "Too many requests".into(),
+        };
+        let o = judge_env(
+            &params(false),
+            &burst(
+                &[OK, OK, Outcome::Status(429), Outcome::Status(429)],
+                Some(first),
+            ),
+            &env,
+        );
+        assert_eq!(o.status, Status::Fail);
+        let d = crate::diagnose::diagnose(o.fault.as_ref().unwrap());
+        assert!(
+            d.root_cause.contains("DISABLE_RATE_LIMIT is \"1\" in process 9 (node dist/main): the backend skips its limiters only when it is exactly \"true\""),
+            "{}",
+            d.root_cause
+        );
+        assert!(
+            d.remedy.contains("DISABLE_RATE_LIMIT=true (exactly)"),
+            "{}",
+            d.remedy
+        );
     }
 }

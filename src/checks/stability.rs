@@ -2,6 +2,11 @@
 //! or more): the same process throughout (no restarts), health answering at
 //! every sample, and memory not growing beyond a bound.
 //!
+//! It runs beside the other checks: by default its window is the run itself
+//! (it samples until the engine says the other checks are done, at least a
+//! second), so a healthy run takes as long as its slowest real check; a
+//! fixed `duration` (the seed's 60s) watches that long instead.
+//!
 //! `observe` samples the process and the health URL; [`judge`] decides.
 
 use super::env::ProcessSel;
@@ -25,9 +30,10 @@ pub struct Params {
     pub process: Option<ProcessSel>,
     /// Health URL that must answer 2xx at every sample.
     pub health: Option<String>,
-    /// How long to watch (default 10s; the seed watched 60s). 0: one sample.
-    #[serde(default = "default_duration")]
-    pub duration: Dur,
+    /// How long to watch: `run` (default: while the other checks run, at
+    /// least 1s) or a duration (the seed watched 60s; 0: one sample).
+    #[serde(default)]
+    pub duration: Window,
     /// Time between samples (default 1s). (`interval` is the retry
     /// interval every check has.)
     #[serde(default = "default_every")]
@@ -54,8 +60,43 @@ pub enum MemorySource {
     Heap,
 }
 
-fn default_duration() -> Dur {
-    Dur(Duration::from_secs(10))
+/// The watch's window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum Window {
+    /// While the other checks run, at least [`MIN_RUN_WINDOW`].
+    #[default]
+    Run,
+    Fixed(Duration),
+}
+
+/// The shortest watch of a `run` window.
+pub const MIN_RUN_WINDOW: Duration = Duration::from_secs(1);
+
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Window, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        if v.as_str().is_some_and(|s| s.trim() == "run") {
+            return Ok(Window::Run);
+        }
+        crate::support::duration::from_json(&v)
+            .map(Window::Fixed)
+            .map_err(|e| {
+                serde::de::Error::custom(format!("{e} (or `run`: while the other checks run)"))
+            })
+    }
+}
+
+impl JsonSchema for Window {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StabilityWindow".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`run` (while the other checks run, at least 1s) or a duration: 500ms, 5s, 2m, 1h, or a number of seconds",
+            "type": ["string", "number"],
+            "pattern": "^(run|[0-9.]+(ms|s|m|h)?)$"
+        })
+    }
 }
 fn default_every() -> Dur {
     Dur(Duration::from_secs(1))
@@ -166,7 +207,12 @@ fn judge_start(
 /// Samples every `interval` for `duration`: the process is alive, the
 /// health URL answers, memory.
 async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) -> Watched {
-    let duration = p.duration.0;
+    // A `run` window ends when the others are done, or just before this
+    // check's own timeout.
+    let duration = match p.duration {
+        Window::Fixed(d) => d,
+        Window::Run => ctx.timeout.saturating_sub(Duration::from_secs(2)),
+    };
     let use_rss = match p.memory {
         MemorySource::Rss => true,
         MemorySource::Heap => false,
@@ -174,16 +220,34 @@ async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) ->
     };
     // Each health request may take what the check's budget leaves over
     // the watch (at most 5 s): a slow answer under load is no failure.
-    let per_request = ctx
-        .timeout
-        .saturating_sub(duration + Duration::from_millis(500))
-        .clamp(Duration::from_millis(500), Duration::from_secs(5));
+    let per_request = match p.duration {
+        Window::Fixed(_) => ctx
+            .timeout
+            .saturating_sub(duration + Duration::from_millis(500))
+            .clamp(Duration::from_millis(500), Duration::from_secs(5)),
+        Window::Run => Duration::from_secs(2),
+    };
     let n = (duration.as_millis() / interval.as_millis().max(1)) as usize + 1;
     let started = Instant::now();
-    let mut samples: Vec<Sample> = Vec::with_capacity(n);
+    let mut samples: Vec<Sample> = Vec::with_capacity(n.min(64));
+    let mut last = false;
     for i in 0..n {
         let due = started + interval * i as u32;
-        tokio::time::sleep_until(due.into()).await;
+        if i == 0 {
+            // The first sample at once.
+        } else if p.duration == Window::Run {
+            let min_end = started + MIN_RUN_WINDOW;
+            // The others are done: one last sample (after the minimum window).
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => {}
+                _ = ctx.others_done.cancelled() => {
+                    tokio::time::sleep_until(min_end.max(Instant::now()).into()).await;
+                    last = true;
+                }
+            }
+        } else {
+            tokio::time::sleep_until(due.into()).await;
+        }
         if let Some(pid) = pid
             && !process::alive(pid)
         {
@@ -218,6 +282,9 @@ async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) ->
             heap
         };
         samples.push(Sample { health, memory });
+        if last {
+            break;
+        }
     }
     Watched::Done(Watch {
         pid,
@@ -257,6 +324,12 @@ pub fn judge(p: &Params, selector: &str, w: Watched) -> Observation {
         samples.len()
     ))
     .capture("samples", samples.len());
+    if p.duration == Window::Run {
+        o = o.evidence(format!(
+            "watched while the other checks ran (window `run`, at least {}; `duration: 60s` for the seed's minute)",
+            fmt(MIN_RUN_WINDOW)
+        ));
+    }
     if let Some(pid) = w.pid {
         o = o
             .evidence(format!("pid {pid} throughout ({selector})"))
@@ -361,10 +434,13 @@ impl Check for Stability {
         Some(serde_json::json!({ "pid": pid }))
     }
 
+    const BESIDE: bool = true;
+
     async fn run(p: Params, ctx: Ctx) -> Observation {
-        let duration = p.duration.0;
         let interval = p.every.0.max(Duration::from_millis(50));
-        if duration + Duration::from_secs(2) > ctx.timeout {
+        if let Window::Fixed(duration) = p.duration
+            && duration + Duration::from_secs(2) > ctx.timeout
+        {
             return Observation::error(format!(
                 "duration {} does not fit the check's timeout {}: set `timeout:` to at least {}",
                 crate::support::duration::fmt(duration),
@@ -426,7 +502,7 @@ mod tests {
     #[test]
     fn a_steady_process_passes() {
         let p = params(
-            serde_json::json!({"process": {"port": 3001}, "health": "http://127.0.0.1:3001/h"}),
+            serde_json::json!({"process": {"port": 3001}, "health": "http://127.0.0.1:3001/h", "duration": "2s"}),
         );
         let o = judge(
             &p,
@@ -505,5 +581,38 @@ mod tests {
         let o = judge_start("the process on port 1", true, false, None, None).unwrap();
         assert_eq!(o.summary, "no process found: the process on port 1");
         assert!(judge_start("x", true, true, None, None).is_none());
+    }
+
+    #[test]
+    fn the_window_is_the_run_unless_a_duration_is_given() {
+        assert_eq!(params(serde_json::json!({})).duration, Window::Run);
+        assert_eq!(
+            params(serde_json::json!({"duration": "run"})).duration,
+            Window::Run
+        );
+        assert_eq!(
+            params(serde_json::json!({"duration": "60s"})).duration,
+            Window::Fixed(Duration::from_secs(60))
+        );
+        assert_eq!(
+            params(serde_json::json!({"duration": 0})).duration,
+            Window::Fixed(Duration::ZERO)
+        );
+        let e = serde_json::from_value::<Params>(serde_json::json!({"duration": "soon"}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("or `run`"), "{e}");
+        let o = judge(
+            &params(serde_json::json!({"process": {"port": 3001}})),
+            "the process on port 3001",
+            watch(&[None, None], &[MB, MB]),
+        );
+        assert_eq!(o.status, Status::Pass);
+        assert!(
+            o.evidence[0].starts_with("watched while the other checks ran"),
+            "{:?}",
+            o.evidence
+        );
     }
 }

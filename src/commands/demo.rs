@@ -128,7 +128,7 @@ pub async fn run(format: Format, style: &Style) -> CommandResult {
                     eprintln!("  reference backend pid {} on {}", b.pid, b.base_url());
                 }
             }
-            let mut vars = vec![("stability_duration".to_string(), "1s".to_string())];
+            let mut vars: Vec<(String, String)> = Vec::new();
             if let Some(b) = &sb.backend {
                 vars.push(("backend_log".into(), b.log.to_string_lossy().into_owned()));
             }

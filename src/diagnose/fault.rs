@@ -389,6 +389,10 @@ pub enum EnvState {
         source: String,
         value: Option<String>,
         in_shell: Option<String>,
+        /// Variables of the process with a name like the switch's
+        /// (`DISABLE_RATELIMIT=true`): a misspelt switch, as `NAME=VALUE`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        similar: Vec<String>,
     },
 }
 
@@ -742,6 +746,7 @@ mod tests {
                 source: "process 1".into(),
                 value: Some("s3cret".into()),
                 in_shell: None,
+                similar: vec!["DISABLE_RATELIMIT=s3cret".into()],
             },
             var: "V".into(),
             value: "s3cret".into(),

@@ -24,9 +24,11 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
                     format!(" {var}={v} is set in {source}, yet requests are limited: a limiter without the {var} skip (a NestJS throttler, another middleware), or a proxy or gateway in front of the backend."),
                     format!("Find the limiter that ignores {var} (the 429 body and headers above name its style) and give it the same skip, or bypass the proxy for the load test; then rerun this check."),
                 ),
-                EnvState::Process { source, value: actual, in_shell } => {
+                EnvState::Process { source, value: actual, in_shell, similar } => {
                     let state = match actual {
+                        Some(v) if truthy(v) => format!("{var} is {v:?} in {source}: the backend skips its limiters only when it is exactly {value:?}"),
                         Some(v) => format!("{var} is {v:?} in {source}"),
+                        None if !similar.is_empty() => format!("{var} is not set in {source}, but {} is: a misspelt name; the backend reads {var}", similar.join(", ")),
                         None => format!("{var} is not set in {source}"),
                     };
                     let shell = match in_shell {
@@ -35,7 +37,7 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
                     };
                     (
                         format!(" {state}.{shell}"),
-                        format!("Restart the backend with {var}={value} in its own environment (`export {var}={value}` in the shell that starts it, or the service's env file); it is read once at start-up. Then rerun this check: zero 429s."),
+                        format!("Restart the backend with {var}={value} (exactly) in its own environment (`export {var}={value}` in the shell that starts it, or the service's env file); it is read once at start-up. Then rerun this check: zero 429s."),
                     )
                 }
                 EnvState::Unknown { in_shell } => (
@@ -58,6 +60,14 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
         ),
         _ => None,
     }
+}
+
+/// A value someone meant as "on" (`1`, `yes`, `TRUE`…).
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on" | "y"
+    )
 }
 
 #[cfg(test)]
@@ -85,7 +95,39 @@ mod tests {
             source: "process 77 (node)".into(),
             value: value.map(String::from),
             in_shell: in_shell.map(String::from),
+            similar: vec![],
         }
+    }
+
+    #[test]
+    fn the_environment_explains_why_a_limiter_is_on() {
+        // `1` where the backend wants exactly `true`.
+        words(
+            &limited(101, None, process(Some("1"), None)),
+            &[
+                "DISABLE_RATE_LIMIT is \"1\" in process 77 (node)",
+                "only when it is exactly \"true\"",
+            ],
+            &["DISABLE_RATE_LIMIT=true (exactly)"],
+        );
+        // A misspelt name.
+        words(
+            &limited(
+                101,
+                None,
+                EnvState::Process {
+                    source: "process 77 (node)".into(),
+                    value: None,
+                    in_shell: None,
+                    similar: vec!["DISABLE_RATELIMIT=true".into()],
+                },
+            ),
+            &[
+                "DISABLE_RATE_LIMIT is not set in process 77 (node), but DISABLE_RATELIMIT=true is",
+                "misspelt",
+            ],
+            &["DISABLE_RATE_LIMIT=true"],
+        );
     }
 
     #[test]

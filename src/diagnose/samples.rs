@@ -177,6 +177,7 @@ pub fn all() -> Vec<Fault> {
                 source: s("process 77 (node)"),
                 value: None,
                 in_shell: Some(s("true")),
+                similar: vec![s("DISABLE_RATELIMIT=true")],
             },
             var: s("DISABLE_RATE_LIMIT"),
             value: s("true"),

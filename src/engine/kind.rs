@@ -42,6 +42,10 @@ pub struct Ctx {
     pub start: Option<serde_json::Value>,
     /// The backend's log, found when the run began (see `engine::witness`).
     pub witness: Option<Arc<super::witness::Witness>>,
+    /// Cancelled once no other check is running or can start: the rest of
+    /// the run is done (a check that runs beside the others, such as a
+    /// stability watch, samples until then).
+    pub others_done: tokio_util::sync::CancellationToken,
 }
 
 /// A check kind. `Params` are the kind's own YAML fields; doc comments on
@@ -59,6 +63,9 @@ pub trait Check: Send + Sync + 'static {
     }
     /// Fields taken literally (see [`KindSchema::literal_fields`]).
     const LITERAL_FIELDS: &'static [&'static str] = &[];
+    /// Runs beside the other checks for as long as they run: not counted
+    /// when the engine decides that the others are done.
+    const BESIDE: bool = false;
 }
 
 pub type BoxFuture = Pin<Box<dyn Future<Output = Observation> + Send>>;
@@ -68,6 +75,9 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = Observation> + Send>>;
 pub trait Kind: KindSchema {
     fn run(&self, params: serde_json::Value, ctx: Ctx) -> BoxFuture;
     fn at_start(&self, params: &serde_json::Value) -> Option<serde_json::Value>;
+    fn beside(&self) -> bool {
+        false
+    }
 }
 
 /// Turns a [`Check`] into a [`Kind`].
@@ -119,6 +129,9 @@ impl<C: Check> KindSchema for Erased<C> {
 }
 
 impl<C: Check> Kind for Erased<C> {
+    fn beside(&self) -> bool {
+        C::BESIDE
+    }
     fn at_start(&self, params: &serde_json::Value) -> Option<serde_json::Value> {
         decode::<C::Params>(params)
             .ok()

@@ -72,6 +72,14 @@ pub async fn run(
         .iter()
         .map(|c| registry.find(&c.kind).and_then(|k| k.at_start(&c.params)))
         .collect();
+    // Checks that run beside the others (a stability watch) are told when
+    // the others are done: no other check running, none left to start.
+    let beside: Vec<bool> = specs
+        .iter()
+        .map(|c| registry.find(&c.kind).is_some_and(|k| k.beside()))
+        .collect();
+    let others_done = tokio_util::sync::CancellationToken::new();
+    let mut running_others = 0usize;
 
     loop {
         // Mark blocked checks and start ready ones.
@@ -122,7 +130,11 @@ pub async fn run(
                     allow_remote: pb.settings.allow_remote,
                     start: at_start[i].clone(),
                     witness: Some(witness.clone()),
+                    others_done: others_done.clone(),
                 };
+                if !beside[i] {
+                    running_others += 1;
+                }
                 tasks.spawn(async move {
                     let t = Instant::now();
                     // An inner task, so that a panicking check becomes this check's error.
@@ -140,10 +152,17 @@ pub async fn run(
         if tasks.is_empty() {
             break;
         }
+        // Whatever has not started now waits on a check beside the others.
+        if running_others == 0 {
+            others_done.cancel();
+        }
         tokio::select! {
             joined = tasks.join_next() => {
                 let Some(joined) = joined else { break };
                 if let Ok((i, obs, attempts, took)) = joined {
+                    if !beside[i] {
+                        running_others = running_others.saturating_sub(1);
+                    }
                     if obs.status.satisfies_needs() {
                         captures.insert(specs[i].id.clone(), serde_json::Value::Object(obs.captures.clone()));
                     }

@@ -379,3 +379,84 @@ async fn a_panicking_check_is_that_checks_error() {
     assert!(get(&r, "boom").summary.starts_with("the check crashed"));
     assert_eq!(get(&r, "fine").status, Status::Pass);
 }
+
+/// A kind that runs beside the others: it ends when the engine says the
+/// others are done.
+struct WatchKind(Arc<Fake>);
+
+impl KindSchema for WatchKind {
+    fn name(&self) -> &'static str {
+        "watch"
+    }
+    fn help(&self) -> &'static str {
+        "a test double that runs beside the others"
+    }
+    fn schema(&self) -> serde_json::Value {
+        serde_json::json!({"type": "object"})
+    }
+    fn fields(&self) -> Vec<FieldDoc> {
+        vec![FieldDoc {
+            name: "name".into(),
+            ty: "any".into(),
+            required: true,
+            help: String::new(),
+        }]
+    }
+    fn validate(&self, _params: &serde_json::Value) -> Result<(), ParamError> {
+        Ok(())
+    }
+}
+
+impl Kind for WatchKind {
+    fn run(&self, params: serde_json::Value, ctx: Ctx) -> BoxFuture {
+        let fake = self.0.clone();
+        Box::pin(async move {
+            let name = params["name"].as_str().unwrap_or("watch").to_string();
+            let start = fake.now();
+            fake.log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Event::Start(name.clone(), start));
+            ctx.others_done.cancelled().await;
+            let end = fake.now();
+            fake.log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Event::End(name, end));
+            Observation::new(Status::Pass, "watched")
+        })
+    }
+    fn at_start(&self, _params: &serde_json::Value) -> Option<serde_json::Value> {
+        None
+    }
+    fn beside(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_beside_the_others_starts_with_the_run_and_ends_with_them() {
+    let fake = Arc::new(Fake::default());
+    let r = Registry::new(vec![
+        Arc::new(FakeKind(fake.clone())),
+        Arc::new(WatchKind(fake.clone())),
+    ]);
+    // `after` needs the watch: it starts once the others (a, b) are done.
+    let y = "phases:\n  - name: A\n    checks:\n      - {id: w, kind: watch, name: w, timeout: 1m}\n      - {id: a, kind: fake, name: a, sleep_ms: 1000}\n      - {id: b, kind: fake, name: b, sleep_ms: 2500, needs: a}\n      - {id: after, kind: fake, name: after, sleep_ms: 500, needs: w}\n";
+    let pb = playbook(y, &r);
+    fake.now();
+    let report = run(
+        &pb,
+        &r,
+        RunOptions {
+            http: http_client(),
+        },
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(report.status, Status::Pass, "{report:?}");
+    assert_eq!(fake.start_of("w"), [Duration::ZERO]);
+    assert_eq!(fake.end_of("b"), Some(Duration::from_millis(3500)));
+    assert_eq!(fake.end_of("w"), Some(Duration::from_millis(3500)));
+    assert_eq!(fake.end_of("after"), Some(Duration::from_millis(4000)));
+}

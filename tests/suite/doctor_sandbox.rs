@@ -107,7 +107,7 @@ fn backend_not_running_is_one_finding_and_blocks_the_rest() {
     for id in [
         "health",
         "backend_env",
-        "rate_limit_disabled",
+        "rate_limit_burst",
         "send_message",
         "fetch_history",
     ] {
@@ -142,8 +142,8 @@ fn mock_mode_is_the_cause_not_the_health_symptom() {
     assert_eq!(status(&report, "health"), "blocked");
     assert_eq!(blocked_by(&report, "health"), "backend_env");
     assert_eq!(blocked_by(&report, "send_message"), "backend_env");
-    // The rate limiters are off here, and that check says so.
-    assert_eq!(status(&report, "rate_limit_disabled"), "pass");
+    // The burst needs the smoke tests: blocked by the same one cause.
+    assert_eq!(blocked_by(&report, "rate_limit_burst"), "backend_env");
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn missing_database_url_is_silent_mock_mode() {
 }
 
 #[test]
-fn rate_limiters_on_is_found_in_the_process_environment() {
+fn rate_limiters_on_is_found_from_the_answers_and_explained_by_the_environment() {
     let rt = runtime();
     let (sb, url) = running(
         &rt,
@@ -210,11 +210,21 @@ fn rate_limiters_on_is_found_in_the_process_environment() {
     );
     let (code, report) = doctor(&url, &sb.db_url);
     assert_eq!(code, 1, "{report:#}");
-    assert_eq!(status(&report, "rate_limit_disabled"), "fail");
+    // The probe's headers show apiLimiter's budget (100 per 15 minutes,
+    // partly spent) cannot admit 250 requests: one finding, no burst sent.
+    assert_eq!(status(&report, "rate_limit_burst"), "fail");
+    let cause = root_cause(&report, "rate_limit_burst");
+    assert!(cause.contains("apiLimiter"), "{cause}");
     assert!(
-        root_cause(&report, "rate_limit_disabled").contains("DISABLE_RATE_LIMIT"),
-        "{report:#}"
+        cause.contains("DISABLE_RATE_LIMIT is not set in process"),
+        "{cause}"
     );
+    let summary = check(&report, "rate_limit_burst")["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(summary.contains("it was not sent"), "{summary}");
+    assert_eq!(report["summary"]["fail"], 1, "{:#}", report["summary"]);
     // Everything else still passes: the smoke tests send two requests.
     for id in ["health", "backend_env", "send_message", "fetch_history"] {
         assert_eq!(status(&report, id), "pass", "{id}: {report:#}");

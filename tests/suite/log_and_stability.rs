@@ -235,3 +235,71 @@ fn log_lines_appended_during_a_run_are_seen() {
             .contains("pool is exhausted")
     );
 }
+
+#[test]
+fn stability_by_default_watches_the_run_itself() {
+    let rt = runtime();
+    let mut sb = rt
+        .block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("stabrun")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = rt
+        .block_on(sb.start_backend(&Knobs::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (url, port) = (b.base_url(), b.port);
+    // A slow check beside it: a server that answers after 2 s.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let slow = l.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().expect("the check's request");
+        let mut buf = [0u8; 8192];
+        let _ = s.read(&mut buf);
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    });
+    let watch = format!(
+        "      - id: stable
+        kind: stability
+        process: {{ port: {port} }}
+        health: '{url}/api/v1/health'
+        every: 250ms
+"
+    );
+    let pb = format!(
+        "phases:
+  - name: p
+    checks:
+{watch}      - id: slow
+        kind: http
+        request: {{ url: 'http://127.0.0.1:{slow}/' }}
+"
+    );
+    let (code, report) = doctor_json(&pb, &[]);
+    server.join().expect("the server thread");
+    assert_eq!(code, 0, "{report:#}");
+    let c = check(&report, "stable");
+    let took = c["duration_ms"].as_u64().unwrap_or(0);
+    // It ends with the slow check, not after a fixed window.
+    assert!((1_900..3_500).contains(&took), "{took} ms: {c:#}");
+    assert!(c["captures"]["samples"].as_u64().unwrap_or(0) >= 8, "{c:#}");
+    assert!(
+        c["evidence"]
+            .to_string()
+            .contains("watched while the other checks ran"),
+        "{c:#}"
+    );
+    let total = report["duration_ms"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        total < 3_500,
+        "the run takes its slowest check's time: {total} ms"
+    );
+
+    // Alone, it watches its minimum of one second.
+    let alone = format!("phases:\n  - name: p\n    checks:\n{watch}");
+    let (code, report) = doctor_json(&alone, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let took = check(&report, "stable")["duration_ms"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!((1_000..2_000).contains(&took), "{took} ms: {report:#}");
+    drop(sb);
+}

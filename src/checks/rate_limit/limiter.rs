@@ -40,52 +40,14 @@ pub fn rate_headers(h: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
 }
 
 /// The limit (and limiter name, window) the rate-limit headers announce, in
-/// any of express-rate-limit's header styles or @nestjs/throttler's.
+/// any of express-rate-limit's header styles or @nestjs/throttler's: those
+/// of the budget that runs out first.
 pub fn announced_limit(headers: &[(String, String)]) -> (Option<u32>, Option<String>, Option<u64>) {
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    let num = |s: &str| s.trim().trim_matches('"').parse::<u32>().ok();
-    let mut limit = get("ratelimit-limit")
-        .and_then(|v| num(&v))
-        .or_else(|| get("x-ratelimit-limit").and_then(|v| num(&v)));
-    let mut name = None;
-    let mut window = None;
-    if let Some(policy) = get("ratelimit-policy") {
-        // draft-6/7: `100;w=900`; draft-8: `"apiLimiter"; q=100; w=900`.
-        for part in policy.split(';').map(str::trim) {
-            if let Some(w) = part.strip_prefix("w=") {
-                window = w.trim().parse().ok();
-            } else if let Some(q) = part.strip_prefix("q=") {
-                limit = limit.or_else(|| num(q));
-            } else if part.starts_with('"') {
-                name = Some(part.trim_matches('"').to_string());
-            } else if let Some(n) = num(part) {
-                limit = limit.or(Some(n));
-            }
-        }
+    let all = super::budget::budgets(headers, 0);
+    match super::budget::binding(&all) {
+        Some(b) => (b.limit, b.name.clone(), b.window_s),
+        None => (None, None, None),
     }
-    if let Some(combined) = get("ratelimit") {
-        // draft-7: `limit=100, remaining=0, reset=50`.
-        for part in combined.split(',').map(str::trim) {
-            if let Some(l) = part.strip_prefix("limit=") {
-                limit = limit.or_else(|| num(l));
-            }
-        }
-    }
-    // @nestjs/throttler names: x-ratelimit-limit-NAME.
-    if limit.is_none()
-        && let Some((k, v)) = headers
-            .iter()
-            .find(|(k, _)| k.to_ascii_lowercase().starts_with("x-ratelimit-limit-"))
-    {
-        limit = num(v);
-        name = Some(k["x-ratelimit-limit-".len()..].to_string());
-    }
-    (limit, name, window)
 }
 
 /// Which declared limiter answered: by the name the headers give, by the
