@@ -175,6 +175,8 @@ pub struct Watcher {
     pub(super) db: Option<super::stage_db::StageDb>,
     /// The backend's exit, once seen.
     pub(super) exit: Arc<Mutex<Option<crate::diagnose::load::ExitEvidence>>>,
+    /// Asks the loop for a sample now (the end of a stage's last second).
+    pub(super) flush: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Watcher {
@@ -184,6 +186,15 @@ impl Watcher {
             .lock()
             .map(|mut s| std::mem::take(&mut *s))
             .unwrap_or_default()
+    }
+
+    /// Records a sample now, covering the time since the last one (at most
+    /// 1.5 s of waiting: a stuck query does not hold the stage up).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.flush.send(tx).await.is_ok() {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(1500), rx).await;
+        }
     }
 
     /// The backend's exit (its pid, when, and its log's last words).

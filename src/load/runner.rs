@@ -355,6 +355,7 @@ async fn run_stage(
         }
     }
     progress.push(progress_now(&slots, start));
+    watcher.flush().await;
     let slow = watcher.stage_end().await;
     let mut stats = TaskStats::new(kinds.len());
     for s in &slots {

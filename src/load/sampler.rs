@@ -154,6 +154,7 @@ pub async fn start(
         exited: false,
     };
     let out = samples.clone();
+    let (flush, mut flushes) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(4);
     let task = tokio::spawn(async move {
         let http = reqwest::Client::new();
         let mut tick = tokio::time::interval(FAST);
@@ -162,7 +163,11 @@ pub async fn start(
         let mut last = Instant::now();
         slow.read(&[]); // baselines for the first second's deltas
         loop {
-            tick.tick().await;
+            let mut ack = None;
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(a) = flushes.recv() => ack = Some(a),
+            }
             if let Some((c, Some(fast), _)) = &client
                 && let Ok(Ok(snap)) = tokio::time::timeout(
                     Duration::from_millis(190),
@@ -172,7 +177,7 @@ pub async fn start(
             {
                 max.add(&snap.without_app(APP));
             }
-            if last.elapsed() < Duration::from_millis(950) {
+            if ack.is_none() && last.elapsed() < Duration::from_millis(950) {
                 continue;
             }
             last = Instant::now();
@@ -200,6 +205,9 @@ pub async fn start(
             if let Ok(mut v) = out.lock() {
                 v.push(s);
             }
+            if let Some(a) = ack {
+                let _ = a.send(());
+            }
         }
     });
     Watcher {
@@ -208,6 +216,7 @@ pub async fn start(
         backend,
         db: stage_db,
         exit,
+        flush,
     }
 }
 

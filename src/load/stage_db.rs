@@ -84,7 +84,8 @@ impl StageDb {
             seq_tup_read: None,
             explain: None,
         };
-        if worst.mean_ms >= EXPLAIN_FROM_MS {
+        // Slow on average, or the stage scanned a large table sequentially.
+        if worst.mean_ms >= EXPLAIN_FROM_MS || !scans.is_empty() {
             let x = statements::explain(&self.client, &worst.query, self.version).await;
             match (x.seq_scans.first(), &x.skipped) {
                 (Some(s), _) => {

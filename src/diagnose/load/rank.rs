@@ -101,7 +101,18 @@ pub fn candidates(e: &StageEvidence) -> (Vec<Candidate>, Vec<String>) {
         } else {
             x.cause
         };
-        let root = format!("The backend exited during `{}`: {}", e.stage, x.summary);
+        let root = format!(
+            "The backend stopped during `{}`: its process is gone (pid {} exited {:.1} s in{}). {}",
+            e.stage,
+            x.pid,
+            x.at_s,
+            if e.refused > 0 {
+                format!("; {} of {} requests were refused", e.refused, e.requests)
+            } else {
+                String::new()
+            },
+            x.summary
+        );
         out.push(cand(cause, root, cause.fix().into(), ev, Some(x.at_s)));
     } else if e.refused > 0 && (share(e.refused) || e.backend_alive == Some(false)) {
         let f = Fault::LoadCrash {
@@ -453,5 +464,364 @@ pub fn rank(e: &StageEvidence) -> Ranked {
                 ruled_out: ruled,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::evidence::*;
+    use super::*;
+
+    fn ev() -> StageEvidence {
+        StageEvidence {
+            stage: "high".into(),
+            requests: 1000,
+            p95_ms: 900.0,
+            p95_limit_ms: Some(200.0),
+            max_active: Some(3),
+            max_sessions: Some(5),
+            connection_limit: Some(10),
+            first_failure_s: Some(2.0),
+            ..Default::default()
+        }
+    }
+
+    fn lock(waiting: u32, wait_ms: f64, first_s: f64) -> LockEvidence {
+        LockEvidence {
+            max_waiting: waiting,
+            relation: Some("conversations".into()),
+            blocker_pid: Some(4242),
+            blocker_query: Some("LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE".into()),
+            blocker_state: Some("idle in transaction".into()),
+            blocker_xact_ms: Some(12_500.0),
+            max_wait_ms: wait_ms,
+            first_s,
+        }
+    }
+
+    fn slow(calls: i64, mean_ms: f64) -> SlowEvidence {
+        SlowEvidence {
+            query: "SELECT * FROM messages WHERE \"conversationId\" = $1".into(),
+            calls,
+            mean_ms,
+            total_ms: calls as f64 * mean_ms,
+            rows: calls * 20,
+            relation: Some("messages".into()),
+            column: Some("conversationId".into()),
+            seq_tup_read: Some(5_000_000),
+            explain: Some("EXPLAIN: Seq Scan on messages".into()),
+            share_pct: 95.0,
+        }
+    }
+
+    fn cpu(hot: f64, active: u32, from: Option<f64>) -> BackendCpu {
+        BackendCpu {
+            max_total_pct: hot + 5.0,
+            hottest_thread: "node".into(),
+            hottest_pct: hot,
+            saturated_from_s: from,
+            db_active_then: Some(active),
+            threads: 11,
+        }
+    }
+
+    fn generator(cpu_pct: f64, machine: f64) -> GeneratorLoad {
+        GeneratorLoad {
+            cpu_pct,
+            threads: 2,
+            machine_pct: Some(machine),
+            cores: 2,
+        }
+    }
+
+    #[test]
+    fn nothing_holds_so_over_budget_lists_what_was_ruled_out_with_numbers() {
+        let e = StageEvidence {
+            backend: Some(cpu(40.0, 1, None)),
+            memory: Some((80 << 20, 90 << 20)),
+            generator: Some(generator(60.0, 70.0)),
+            ..ev()
+        };
+        let r = rank(&e);
+        assert_eq!(r.primary.cause, Cause::OverBudget);
+        assert!(r.contributing.is_empty());
+        let all = r.ruled_out.join("; ");
+        for want in [
+            "crash: 0 refused",
+            "rate limiting: 0 × 429",
+            "locks: no session waited",
+            "backend CPU: max 45% of one core, busiest thread node at 40%",
+            "pool: 0 P2024, active max 3 of connection_limit 10",
+            "memory: 80 MB → 90 MB",
+            "generator: chatops 60% CPU for 2 thread(s), machine 70% of 2 cores",
+        ] {
+            assert!(all.contains(want), "{want} in {all}");
+        }
+        assert!(
+            r.primary.root_cause.contains("Ruled out:"),
+            "{}",
+            r.primary.root_cause
+        );
+    }
+
+    #[test]
+    fn lock_contention_names_the_relation_and_the_blocker() {
+        let r = rank(&StageEvidence {
+            lock: Some(lock(6, 3000.0, 1.0)),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::LockContention);
+        for want in [
+            "`conversations`",
+            "pid 4242",
+            "LOCK TABLE",
+            "idle in transaction",
+            "12.5 s",
+        ] {
+            assert!(
+                r.primary.root_cause.contains(want),
+                "{want}: {}",
+                r.primary.root_cause
+            );
+        }
+        assert!(r.primary.evidence[0].contains("max 6 sessions on conversations"));
+        // One brief wait is not contention.
+        let r = rank(&StageEvidence {
+            lock: Some(lock(1, 50.0, 1.0)),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::OverBudget);
+        assert!(
+            r.ruled_out
+                .iter()
+                .any(|x| x.contains("1 waiting at most, longest 50 ms"))
+        );
+    }
+
+    #[test]
+    fn slow_queries_name_the_statement_and_the_missing_index() {
+        let r = rank(&StageEvidence {
+            slow: Some(slow(150, 45.0)),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::SlowQueries);
+        assert!(
+            r.primary
+                .root_cause
+                .contains("sequential scan on `messages`")
+        );
+        assert!(r.primary.root_cause.contains("`conversationId`"));
+        assert!(
+            r.primary
+                .fix
+                .contains("CREATE INDEX CONCURRENTLY ON \"messages\" (\"conversationId\")"),
+            "{}",
+            r.primary.fix
+        );
+        assert!(
+            r.primary
+                .evidence
+                .iter()
+                .any(|l| l.contains("150 calls, mean 45.0 ms"))
+        );
+        // PgHero's bounds: under 100 calls at 45 ms, or 150 calls at 5 ms, is not slow.
+        for (calls, mean) in [(50, 45.0), (150, 5.0)] {
+            let r = rank(&StageEvidence {
+                slow: Some(slow(calls, mean)),
+                ..ev()
+            });
+            assert_eq!(r.primary.cause, Cause::OverBudget, "{calls} at {mean}");
+        }
+        // Few calls but very slow ones still count.
+        let r = rank(&StageEvidence {
+            slow: Some(slow(12, 800.0)),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::SlowQueries);
+    }
+
+    #[test]
+    fn backend_cpu_only_while_the_database_is_idle() {
+        let r = rank(&StageEvidence {
+            backend: Some(cpu(99.0, 1, Some(1.0))),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::BackendCpu);
+        assert!(
+            r.primary.root_cause.contains("thread `node` ran at 99%"),
+            "{}",
+            r.primary.root_cause
+        );
+        // The busiest thread under 90%: not saturated.
+        let r = rank(&StageEvidence {
+            backend: Some(cpu(70.0, 1, None)),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::OverBudget);
+        // Saturated, but every pooled connection busy in PostgreSQL: the pool
+        // (and the database) is the limit, not the event loop.
+        let r = rank(&StageEvidence {
+            backend: Some(cpu(95.0, 10, Some(1.0))),
+            max_active: Some(10),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::PoolSaturation);
+        assert!(r.contributing.iter().all(|c| c.cause != Cause::BackendCpu));
+    }
+
+    #[test]
+    fn the_pool_queue_is_pool_saturation_without_p2024() {
+        let q = PoolQueue {
+            connection_limit: 2,
+            sessions: 2,
+            max_active: 1,
+            latency_from_ms: 20.0,
+            latency_to_ms: 900.0,
+            from_s: 1.0,
+        };
+        let r = rank(&StageEvidence {
+            pool_queue: Some(q),
+            connection_limit: Some(2),
+            max_active: Some(1),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::PoolSaturation);
+        assert!(
+            r.primary.root_cause.contains("Without a P2024"),
+            "{}",
+            r.primary.root_cause
+        );
+        assert!(r.primary.root_cause.contains("connection_limit=2"));
+    }
+
+    #[test]
+    fn cold_start_only_when_nothing_else_holds() {
+        let c = ColdStart {
+            early_mean_ms: 900.0,
+            late_mean_ms: 15.0,
+            sessions_from: 1,
+            sessions_to: 9,
+            early_s: 1.0,
+        };
+        let r = rank(&StageEvidence {
+            cold_start: Some(c.clone()),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::ColdStart);
+        assert!(r.primary.root_cause.contains("from 1 to 9"));
+        // The backend's CPU saturated too: blame it, the cold start contributes.
+        let r = rank(&StageEvidence {
+            cold_start: Some(c),
+            backend: Some(cpu(98.0, 0, Some(0.5))),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::BackendCpu);
+        assert_eq!(r.contributing[0].cause, Cause::ColdStart);
+    }
+
+    #[test]
+    fn generator_saturated_only_when_the_server_side_explains_nothing() {
+        let r = rank(&StageEvidence {
+            generator: Some(generator(190.0, 97.0)),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::GeneratorSaturated);
+        assert!(
+            r.primary.root_cause.contains("97% busy"),
+            "{}",
+            r.primary.root_cause
+        );
+        let r = rank(&StageEvidence {
+            generator: Some(generator(190.0, 97.0)),
+            lock: Some(lock(4, 2000.0, 1.0)),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::LockContention);
+        assert_eq!(r.contributing[0].cause, Cause::GeneratorSaturated);
+        // Busy but not saturated.
+        assert!(!generator(150.0, 85.0).saturated());
+        assert!(
+            generator(181.0, 10.0).saturated(),
+            "90% of a core per thread"
+        );
+    }
+
+    #[test]
+    fn the_cause_of_the_first_failures_wins_over_precedence() {
+        // The event loop saturated from the first second; locks only later.
+        let e = StageEvidence {
+            backend: Some(cpu(99.0, 0, Some(1.0))),
+            lock: Some(lock(3, 900.0, 6.0)),
+            first_failure_s: Some(1.0),
+            ..ev()
+        };
+        let r = rank(&e);
+        assert_eq!(r.primary.cause, Cause::BackendCpu);
+        assert_eq!(r.contributing[0].cause, Cause::LockContention);
+        // Both from the start: the lock is the root (precedence).
+        let e = StageEvidence {
+            lock: Some(lock(3, 900.0, 1.0)),
+            ..e
+        };
+        assert_eq!(rank(&e).primary.cause, Cause::LockContention);
+    }
+
+    #[test]
+    fn an_exit_is_a_crash_with_its_log_lines_or_the_logs_cause() {
+        let x = ExitEvidence {
+            pid: 77,
+            new_pid: None,
+            at_s: 2.5,
+            cause: Cause::Crash,
+            summary: "The backend stopped after serving requests. TypeError: boom".into(),
+            lines: vec![
+                "TypeError: boom".into(),
+                "    at send (/app/dist/chat.js:10:5)".into(),
+            ],
+            log: Some("/tmp/backend.log (stdout and stderr of pid 77)".into()),
+        };
+        let r = rank(&StageEvidence {
+            exit: Some(x.clone()),
+            refused: 300,
+            lock: Some(lock(3, 900.0, 1.0)),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::Crash);
+        assert!(
+            r.primary
+                .evidence
+                .iter()
+                .any(|l| l.contains("at send (/app/dist/chat.js"))
+        );
+        assert!(
+            r.primary
+                .evidence
+                .iter()
+                .any(|l| l.contains("/tmp/backend.log"))
+        );
+        let r = rank(&StageEvidence {
+            exit: Some(ExitEvidence {
+                cause: Cause::DatabaseDown,
+                ..x
+            }),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::DatabaseDown);
+    }
+
+    #[test]
+    fn database_connections_when_the_server_is_full() {
+        let r = rank(&StageEvidence {
+            max_server_sessions: Some(97),
+            usable_connections: Some(97),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::DatabaseConnections);
+        let r = rank(&StageEvidence {
+            max_server_sessions: Some(60),
+            usable_connections: Some(97),
+            ..ev()
+        });
+        assert_eq!(r.primary.cause, Cause::OverBudget);
     }
 }
