@@ -371,10 +371,19 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
             );
         }
     }
-    for s in &r.stages {
-        if let Some(u) = &s.unreliable {
-            let _ = writeln!(o, "\n{}: {u}", s.stage.name);
-        }
+    let unreliable: Vec<&StageResult> =
+        r.stages.iter().filter(|s| s.unreliable.is_some()).collect();
+    if let Some(first) = unreliable.first() {
+        let names: Vec<String> = unreliable
+            .iter()
+            .map(|s| format!("`{}`", s.stage.name))
+            .collect();
+        let _ = writeln!(
+            o,
+            "\nIn {}: {}",
+            names.join(", "),
+            first.unreliable.as_deref().unwrap_or_default()
+        );
     }
     if let Some(n) = &r.backend.database_note {
         let _ = writeln!(o, "\nnote: {n}");

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 pub const FAST: Duration = Duration::from_millis(200);
 /// chatops's own sessions, left out of the counts.
 pub const APP: &str = "chatops-load";
+/// CPU percentages need at least this long an interval (10 ms ticks).
+const MIN_CPU_INTERVAL_MS: u64 = 500;
 /// Bytes of the backend's log read when it exits.
 const LOG_TAIL: u64 = 64 * 1024;
 
@@ -271,6 +273,27 @@ impl Slow {
 
     async fn fill(&mut self, s: &mut Sample, pg_pids: &[i32], http: &reqwest::Client) {
         s.t_s = (self.t0.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+        // CPU is counted in ticks of 10 ms: over a short interval (a flush
+        // at a stage's end) a few ticks would read as a busy core. Such a
+        // sample leaves the CPU out and keeps the counters for the next.
+        let short = self
+            .prev
+            .is_some_and(|p| p.elapsed() < Duration::from_millis(MIN_CPU_INTERVAL_MS));
+        if short {
+            if let Some(pid) = self.pid {
+                s.backend_pid = Some(pid);
+                let alive = process::alive(pid);
+                s.backend_alive = Some(alive);
+                if alive {
+                    s.rss_bytes = process::rss_bytes(pid);
+                    s.open_files = threads::open_files(pid);
+                } else if !self.exited {
+                    self.on_exit(pid, s.t_s);
+                }
+            }
+            self.health(s, http).await;
+            return;
+        }
         let (old_threads, old_own, old_machine) =
             (std::mem::take(&mut self.threads), self.own, self.machine);
         let old_pg = std::mem::take(&mut self.pg);
@@ -322,6 +345,11 @@ impl Slow {
                 .sum();
             s.db_cpu_pct = Some(round1(pct(d, hz)));
         }
+        self.health(s, http).await;
+    }
+
+    /// heapUsed and heapTotal from the health endpoint, when it has them.
+    async fn health(&mut self, s: &mut Sample, http: &reqwest::Client) {
         if let Some(h) = &self.health {
             let got = tokio::time::timeout(Duration::from_millis(500), http.get(h).send()).await;
             let v = match got {
