@@ -93,7 +93,7 @@ fn backend_cpu(r: &StageResult) -> Option<BackendCpu> {
         max_total_pct: r.watch.max_backend_cpu_pct.unwrap_or(0.0),
         hottest_thread: hot.hottest_thread.clone().unwrap_or_default(),
         hottest_pct: hot.hottest_thread_pct.unwrap_or(0.0),
-        saturated_from_s: sat.map(|s| in_stage(r, s).max(0.0)),
+        saturated_from_s: sat.map(|s| (in_stage(r, s).max(0.0) * 10.0).round() / 10.0),
         db_active_then: sat.or(Some(hot)).and_then(|s| s.active),
         threads: hot.threads.unwrap_or(0),
     })
@@ -114,7 +114,7 @@ fn lock(r: &StageResult) -> Option<LockEvidence> {
         .samples
         .iter()
         .find(|s| s.lock.is_some() || s.waiting_lock.is_some_and(|w| w > 0))
-        .map(|s| in_stage(r, s).max(0.0))
+        .map(|s| (in_stage(r, s).max(0.0) * 10.0).round() / 10.0)
         .unwrap_or(0.0);
     Some(LockEvidence {
         max_waiting: with

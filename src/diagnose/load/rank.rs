@@ -356,16 +356,32 @@ fn pool(e: &StageEvidence, out: &mut Vec<Candidate>, ruled: &mut Vec<String>) {
         let f = Fault::LoadPoolSaturated {
             stage: e.stage.clone(),
             connection_limit: e.connection_limit,
-            max_active: e.max_active,
+            // The queue's own sentence says how few were active.
+            max_active: if e.pool_queue.is_some() && e.pool_timeouts == 0 {
+                None
+            } else {
+                e.max_active
+            },
             pool_timeouts: e.pool_timeouts,
             timeouts: e.timeouts,
             headroom,
         };
         let mut c = from_fault(Cause::PoolSaturation, &f, Vec::new(), e.first_failure_s);
         if let Some(q) = &e.pool_queue {
+            let latency = if q.latency_to_ms >= 1.2 * q.latency_from_ms {
+                format!(
+                    "mean latency climbed from {:.0} ms to {:.0} ms",
+                    q.latency_from_ms, q.latency_to_ms
+                )
+            } else {
+                format!(
+                    "mean latency was {:.0} ms from the first second, over the bound",
+                    q.latency_to_ms
+                )
+            };
             c.root_cause.push_str(&format!(
-                " Without a P2024: from {:.1} s its {} sessions sat at connection_limit={} while at most {} were active in PostgreSQL, and mean latency climbed from {:.0} ms to {:.0} ms: requests queue for a pooled connection.",
-                q.from_s, q.sessions, q.connection_limit, q.max_active, q.latency_from_ms, q.latency_to_ms
+                " Without a P2024: from {:.1} s its {} sessions sat at connection_limit={} while at most {} were active in PostgreSQL, and {latency}: requests queue for a pooled connection.",
+                q.from_s, q.sessions, q.connection_limit, q.max_active
             ));
             c.evidence.push(format!(
                 "sessions {} at connection_limit {}, active max {}, latency {:.0} → {:.0} ms",
