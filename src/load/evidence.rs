@@ -213,3 +213,139 @@ pub fn stage_evidence(
         db_cpu_pct: w.max_db_cpu_pct,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::monitor::{LockSample, summarize};
+    use super::super::plan::{Model, Stage};
+    use super::super::result::{Progress, StageStatus};
+    use super::super::stats::TaskStats;
+    use super::*;
+    use std::time::Duration;
+
+    fn result(samples: Vec<Sample>, progress: Vec<Progress>) -> StageResult {
+        StageResult {
+            stage: Stage {
+                name: "high".into(),
+                vus: 50,
+                rate: None,
+                duration: Duration::from_secs(3),
+                p95_ms: Some(200.0),
+                max_error_pct: Some(1.0),
+            },
+            model: Model::Closed,
+            elapsed: Duration::from_secs(3),
+            kinds: vec!["send".into()],
+            stats: TaskStats::new(1),
+            planned: None,
+            watch: summarize(&samples),
+            samples,
+            status: StageStatus::Fail,
+            failures: Vec::new(),
+            cpu_pct: 30.0,
+            progress,
+            offset_s: 10.0,
+            slow: None,
+            unreliable: None,
+        }
+    }
+
+    fn sample(t: f64, sessions: u32, active: u32) -> Sample {
+        Sample {
+            t_s: t,
+            sessions: Some(sessions),
+            active: Some(active),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn seconds_pair_client_counts_with_the_sessions_of_the_same_second() {
+        let p = |t, requests, errors, latency_ms| Progress {
+            t_s: t,
+            requests,
+            errors,
+            latency_ms,
+        };
+        let r = result(
+            vec![sample(11.0, 2, 1), sample(12.0, 5, 2), sample(13.0, 5, 4)],
+            vec![
+                p(1.0, 100, 0, 1000.0),
+                p(2.0, 150, 2, 6000.0),
+                p(3.0, 150, 2, 6000.0),
+            ],
+        );
+        let s = seconds(&r);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            (s[0].requests, s[0].mean_ms, s[0].sessions),
+            (100, Some(10.0), Some(2))
+        );
+        assert_eq!(
+            (s[1].requests, s[1].errors, s[1].mean_ms),
+            (50, 2, Some(100.0))
+        );
+        assert_eq!(s[1].sessions, Some(5));
+        assert_eq!(s[2].mean_ms, None, "no request finished in that second");
+        assert_eq!(s[2].active, Some(4));
+    }
+
+    #[test]
+    fn samples_become_lock_and_cpu_evidence_in_stage_time() {
+        let mut a = sample(11.0, 5, 3);
+        a.hottest_thread = Some("node".into());
+        a.hottest_thread_pct = Some(97.0);
+        a.backend_cpu_pct = Some(110.0);
+        a.threads = Some(11);
+        let mut b = sample(12.0, 5, 1);
+        b.waiting_lock = Some(3);
+        b.lock = Some(LockSample {
+            waiting: 3,
+            relation: Some("conversations".into()),
+            wait_ms: 850.0,
+            blocker_pid: Some(99),
+            blocker_state: Some("idle in transaction".into()),
+            blocker_query: Some("UPDATE conversations SET \"updatedAt\" = $1".into()),
+            blocker_xact_ms: Some(4000.0),
+        });
+        let r = result(vec![a, b], Vec::new());
+        let e = stage_evidence(&r, &monitor::Backend::default(), false, None, 2);
+        let c = e.backend.clone().expect("cpu");
+        assert_eq!((c.hottest_thread.as_str(), c.hottest_pct), ("node", 97.0));
+        assert_eq!(c.saturated_from_s, Some(1.0));
+        assert_eq!(c.db_active_then, Some(3));
+        let l = e.lock.clone().expect("lock");
+        assert_eq!(l.relation.as_deref(), Some("conversations"));
+        assert_eq!(
+            (l.max_waiting, l.blocker_pid, l.first_s),
+            (3, Some(99), 2.0)
+        );
+        // The ranking reads it: a test can assert the cause and find the relation.
+        let bp = crate::diagnose::load::rank(&e);
+        assert_eq!(
+            bp.primary.cause,
+            crate::diagnose::cause::Cause::LockContention
+        );
+        assert!(bp.primary.root_cause.contains("`conversations`"));
+        // An exit outside the stage's time belongs to another stage.
+        let x = ExitEvidence {
+            pid: 1,
+            new_pid: None,
+            at_s: 30.0,
+            cause: crate::diagnose::cause::Cause::Crash,
+            summary: String::new(),
+            lines: Vec::new(),
+            log: None,
+        };
+        let e = stage_evidence(&r, &monitor::Backend::default(), false, Some(&x), 2);
+        assert_eq!(e.exit, None);
+        let e = stage_evidence(
+            &r,
+            &monitor::Backend::default(),
+            false,
+            Some(&ExitEvidence { at_s: 11.5, ..x }),
+            2,
+        );
+        assert_eq!(e.exit.map(|x| x.at_s), Some(1.5));
+    }
+}
