@@ -352,6 +352,10 @@ pub struct LoadArgs {
     /// Pause between stages (overrides the plan's).
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     pub cooldown: Option<Duration>,
+    /// Warm-up before the first stage, not counted (overrides the plan's
+    /// 3s default; 0s for none; none with --stages unless given).
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub warmup: Option<Duration>,
     /// Per-request timeout (overrides the plan's).
     #[arg(long, value_name = "DURATION", value_parser = longer_than_zero)]
     pub timeout: Option<Duration>,

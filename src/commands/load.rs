@@ -53,6 +53,11 @@ pub fn build_plan(a: &LoadArgs) -> Result<Plan, LoadPlanError> {
     if let Some(d) = a.cooldown {
         p.cooldown = d;
     }
+    match a.warmup {
+        Some(d) => p.warmup = d,
+        None if a.stages.is_some() => p.warmup = std::time::Duration::ZERO,
+        None => {}
+    }
     if let Some(d) = a.timeout {
         p.timeout = d;
     }

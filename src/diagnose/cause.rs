@@ -182,6 +182,12 @@ impl std::fmt::Display for Cause {
     }
 }
 
+impl PartialEq<&str> for Cause {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Load faults: why a `chatops load` stage failed (its breaking point),
-//! ranked from the stage's measurements, and their wording.
+//! ranked from the stage's measurements (`rank`: every cause that holds,
+//! the one that explains the first failures first), and their wording.
 
 use super::{Diagnosis, Fault};
 
@@ -99,121 +100,30 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
     }
 }
 
-/// What a failed load stage measured, for [`breaking_point`].
-#[derive(Debug, Clone, Default)]
-pub struct StageEvidence {
-    pub stage: String,
-    pub requests: u64,
-    pub p95_ms: f64,
-    pub p95_limit_ms: Option<f64>,
-    pub error_pct: f64,
-    pub error_limit_pct: Option<f64>,
-    pub refused: u64,
-    /// Failures below HTTP: resets, answers cut short, TLS handshakes.
-    pub transport: u64,
-    /// The target is https://.
-    pub tls: bool,
-    pub timeouts: u64,
-    pub rate_limited: u64,
-    pub pool_timeouts: u64,
-    /// Most active sessions of the target database in pg_stat_activity.
-    pub max_active: Option<u32>,
-    /// Most client sessions on the server.
-    pub max_server_sessions: Option<u32>,
-    pub usable_connections: Option<u32>,
-    pub connection_limit: Option<u32>,
-    pub backend_alive: Option<bool>,
-    /// Backend memory (RSS or heapUsed) at the stage's start and end.
-    pub memory: Option<(u64, u64)>,
-}
+mod detect;
+mod evidence;
+mod rank;
+mod warn;
 
-/// Why a load stage failed: the cause's short name (`crash`, `transport`,
-/// `rate_limiting`, `pool_saturation`, `memory_growth`, `over_budget`) and
-/// the fault, checked in that order (a crash explains everything after it;
-/// 429s are answered before the pool is touched).
-pub fn breaking_point(e: &StageEvidence) -> (&'static str, Fault) {
-    let share = |n: u64| e.requests > 0 && n * 100 >= e.requests; // at least 1%
-    if e.refused > 0 && (share(e.refused) || e.backend_alive == Some(false)) {
-        return (
-            "crash",
-            Fault::LoadCrash {
-                stage: e.stage.clone(),
-                refused: e.refused,
-                requests: e.requests,
-                backend_alive: e.backend_alive,
-            },
-        );
-    }
-    if e.requests > 0 && e.transport * 2 >= e.requests {
-        return (
-            "transport",
-            Fault::LoadTransport {
-                stage: e.stage.clone(),
-                transport: e.transport,
-                requests: e.requests,
-                tls: e.tls,
-            },
-        );
-    }
-    if e.rate_limited > 0 {
-        return (
-            "rate_limiting",
-            Fault::LoadRateLimited {
-                stage: e.stage.clone(),
-                rate_limited: e.rate_limited,
-                requests: e.requests,
-            },
-        );
-    }
-    let at_limit = matches!((e.max_active, e.connection_limit), (Some(a), Some(l)) if a >= l);
-    if e.pool_timeouts > 0 || at_limit {
-        let headroom = match (e.usable_connections, e.max_server_sessions) {
-            (Some(u), Some(s)) => Some(u.saturating_sub(s)),
-            _ => None,
-        };
-        return (
-            "pool_saturation",
-            Fault::LoadPoolSaturated {
-                stage: e.stage.clone(),
-                connection_limit: e.connection_limit,
-                max_active: e.max_active,
-                pool_timeouts: e.pool_timeouts,
-                timeouts: e.timeouts,
-                headroom,
-            },
-        );
-    }
-    if let Some((from, to)) = e.memory
-        && from > 0
-        && to > from.saturating_mul(3) / 2
-        && to - from > 50 * 1_048_576
-    {
-        return (
-            "memory_growth",
-            Fault::LoadMemoryGrowth {
-                stage: e.stage.clone(),
-                from_bytes: from,
-                to_bytes: to,
-            },
-        );
-    }
-    (
-        "over_budget",
-        Fault::LoadOverBudget {
-            stage: e.stage.clone(),
-            p95_ms: e.p95_ms,
-            p95_limit_ms: e.p95_limit_ms,
-            error_pct: e.error_pct,
-            error_limit_pct: e.error_limit_pct,
-            max_active: e.max_active,
-        },
-    )
+pub use detect::{Second, climbing, cold_start, first_failure, pool_queue};
+pub use evidence::{
+    BackendCpu, ColdStart, ExitEvidence, GeneratorLoad, Heap, LockEvidence, PoolQueue,
+    SlowEvidence, StageEvidence, WitnessEvidence,
+};
+pub use rank::{Candidate, PRECEDENCE, Ranked, candidates, rank};
+pub use warn::{Warning, warnings};
+
+/// The breaking point's cause and fault as before the ranking (crash,
+/// transport, rate limiting, pool, memory, over budget): the ranked cause
+/// with the fault worded for the first four families.
+pub fn breaking_point(e: &StageEvidence) -> (crate::diagnose::cause::Cause, Ranked) {
+    let r = rank(e);
+    (r.primary.cause, r)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::diagnose;
 
     fn ev() -> StageEvidence {
         StageEvidence {
@@ -244,16 +154,10 @@ mod tests {
         e.pool_timeouts = 4;
         e.usable_connections = Some(97);
         e.max_server_sessions = Some(40);
-        let (c, f) = breaking_point(&e);
+        let (c, r) = breaking_point(&e);
         assert_eq!(c, "pool_saturation");
-        assert!(matches!(
-            f,
-            Fault::LoadPoolSaturated {
-                headroom: Some(57),
-                ..
-            }
-        ));
-        assert!(diagnose(&f).root_cause.contains("P2024"));
+        assert!(r.primary.fix.contains("by at most 57 connections"), "{r:?}");
+        assert!(r.primary.root_cause.contains("P2024"));
         e.rate_limited = 1;
         assert_eq!(breaking_point(&e).0, "rate_limiting");
         e.refused = 5; // 0.5%, process alive: not a crash
@@ -313,14 +217,14 @@ mod tests {
         assert_eq!(breaking_point(&mem(200, 310)).0, "memory_growth");
         assert_eq!(breaking_point(&mem(0, 310)).0, "over_budget"); // no baseline
         // Without both samples, the pool's headroom is unknown.
-        let (_, f) = breaking_point(&StageEvidence {
+        let (_, r) = breaking_point(&StageEvidence {
             pool_timeouts: 1,
             usable_connections: Some(97),
             ..ev()
         });
         assert!(
-            matches!(f, Fault::LoadPoolSaturated { headroom: None, .. }),
-            "{f:?}"
+            r.primary.fix.contains("within max_connections headroom"),
+            "{r:?}"
         );
     }
 

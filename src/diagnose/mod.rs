@@ -15,7 +15,7 @@ mod env;
 mod fault;
 mod http;
 mod known;
-mod load;
+pub mod load;
 mod log;
 pub mod net;
 pub mod pg;

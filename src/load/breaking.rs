@@ -3,8 +3,10 @@
 //! its cause, root cause and remedy worded by `diagnose`, with the evidence
 //! it rests on.
 
+use super::evidence::Details;
 use super::monitor;
 use super::result::{BreakingPoint, StageResult};
+use crate::diagnose::load::{StageEvidence, rank};
 
 /// The stage's criteria it missed, worded for the report.
 pub fn criteria_failures(r: &StageResult) -> Vec<String> {
@@ -43,42 +45,19 @@ pub fn criteria_failures(r: &StageResult) -> Vec<String> {
     f
 }
 
-/// The breaking point's diagnosis from a failed stage's measurements and samples.
-/// `tls`: the target is https:// (a handshake failure is then a likely cause).
-pub fn diagnose_stage(r: &StageResult, backend: &monitor::Backend, tls: bool) -> BreakingPoint {
-    use crate::diagnose::{StageEvidence, breaking_point, diagnose};
+/// The breaking point's diagnosis from a failed stage's evidence: the
+/// ranked cause, its root cause and remedy, the contributing causes and
+/// what was ruled out, with the stage's figures as evidence.
+pub fn diagnose_stage(
+    r: &StageResult,
+    ev: &StageEvidence,
+    backend: &monitor::Backend,
+) -> BreakingPoint {
+    let ranked = rank(ev);
     let t = r.stats.total();
     let w = &r.watch;
-    let memory = match (w.rss_first_bytes, w.rss_max_bytes) {
-        (Some(a), Some(b)) => Some((a, b)),
-        _ => match (w.heap_first_bytes, w.heap_last_bytes) {
-            (Some(a), Some(b)) => Some((a, b)),
-            _ => None,
-        },
-    };
-    let ev = StageEvidence {
-        stage: r.stage.name.clone(),
-        requests: t.requests(),
-        p95_ms: t.latency().p95_ms,
-        p95_limit_ms: r.stage.p95_ms,
-        error_pct: t.error_pct(),
-        error_limit_pct: r.stage.max_error_pct,
-        refused: t.errors.refused,
-        transport: t.errors.transport,
-        tls,
-        timeouts: t.errors.timeout,
-        rate_limited: t.errors.rate_limited,
-        pool_timeouts: t.pool_timeouts,
-        max_active: w.max_active,
-        max_server_sessions: w.max_server_sessions,
-        usable_connections: backend.usable_connections,
-        connection_limit: backend.connection_limit,
-        backend_alive: w.backend_alive_at_end,
-        memory,
-    };
-    let (cause, fault) = breaking_point(&ev);
-    let d = diagnose(&fault);
     let mut evidence = r.failures.clone();
+    evidence.extend(ranked.primary.evidence.iter().cloned());
     let e = &t.errors;
     evidence.push(format!(
         "{} requests: {} refused, {} timeout, {} × 429, {} other 4xx, {} 5xx, {} transport; {} carried P2024",
@@ -98,7 +77,7 @@ pub fn diagnose_stage(r: &StageResult, backend: &monitor::Backend, tls: bool) ->
             .filter_map(|s| s.active.map(|a| format!("{a}")))
             .collect();
         evidence.push(format!(
-            "pg_stat_activity, once a second: active {} (max {}), sessions max {}, idle in transaction max {}, waiting on locks max {}{}",
+            "pg_stat_activity, 5 samples a second (maxima per second): active {} (max {}), sessions max {}, idle in transaction max {}, waiting on locks max {}{}",
             series.join(" "),
             w.max_active.unwrap_or(0),
             w.max_sessions.unwrap_or(0),
@@ -109,6 +88,17 @@ pub fn diagnose_stage(r: &StageResult, backend: &monitor::Backend, tls: bool) ->
                 None => String::new(),
             }
         ));
+        if !w.max_wait_events.is_empty() {
+            let waits: Vec<String> = w
+                .max_wait_events
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            evidence.push(format!(
+                "active sessions by wait event (max at once): {}",
+                waits.join(", ")
+            ));
+        }
     } else if let Some(n) = &backend.database_note {
         evidence.push(n.clone());
     }
@@ -119,11 +109,26 @@ pub fn diagnose_stage(r: &StageResult, backend: &monitor::Backend, tls: bool) ->
             b as f64 / 1_048_576.0
         ));
     }
+    if let (Some(c), Some(t)) = (w.max_backend_cpu_pct, &w.hottest_thread) {
+        evidence.push(format!(
+            "backend CPU max {c:.0}% of one core, busiest thread {t} {:.0}%{}",
+            w.hottest_thread_pct.unwrap_or(0.0),
+            w.max_db_cpu_pct
+                .map(|d| format!("; PostgreSQL's processes {d:.0}%"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(u) = &r.unreliable {
+        evidence.push(u.clone());
+    }
     BreakingPoint {
         stage: r.stage.name.clone(),
-        cause,
-        root_cause: d.root_cause,
-        remedy: d.remedy,
+        cause: ranked.primary.cause,
+        root_cause: ranked.primary.root_cause,
+        remedy: ranked.primary.fix,
         evidence,
+        contributing: ranked.contributing,
+        ruled_out: ranked.ruled_out,
+        details: Details::of(ev),
     }
 }

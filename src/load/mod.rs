@@ -21,6 +21,7 @@
 
 pub mod breaking;
 pub mod closed;
+pub mod evidence;
 pub mod k6;
 pub mod monitor;
 pub mod open;
@@ -30,7 +31,9 @@ pub mod plan;
 pub mod report;
 pub mod result;
 pub mod runner;
+pub mod sampler;
 pub mod shared;
+pub mod stage_db;
 pub mod stats;
 pub mod target;
 pub mod template;

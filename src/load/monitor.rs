@@ -1,19 +1,25 @@
-//! Watching the backend while it loads: once a second, pg_stat_activity on
-//! the target database (active, idle, idle in transaction, lock waits) and
-//! the backend's memory (its RSS when it runs here, else the health
-//! endpoint's `memory.heapUsed`).
+//! Watching the backend while it loads. pg_stat_activity on the target
+//! database is sampled five times a second (about a millisecond each) and
+//! its maxima kept; once a second a [`Sample`] records them with the wait
+//! events and blocking chains, the backend process (CPU in total and per
+//! thread, RSS, open files, its pid), the health endpoint's heap, the CPU
+//! of PostgreSQL's processes, of chatops and of the machine. The sampling
+//! loop is in [`super::sampler`]; per-stage statement deltas in
+//! [`super::stage_db`].
 
-use crate::pg::DbUrl;
-use crate::pg::activity;
 use crate::probe::process;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One second of watching. Session counts are the maxima of the fast
+/// samples taken within the second.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Sample {
     /// Seconds since the load run started.
     pub t_s: f64,
+    /// Fast pg_stat_activity samples within this second.
+    pub db_samples: u32,
     /// Sessions of the target database by state (None: no database sample).
     pub active: Option<u32>,
     pub idle: Option<u32>,
@@ -26,6 +32,36 @@ pub struct Sample {
     pub heap_used_bytes: Option<u64>,
     /// Whether the backend process still exists (local backends).
     pub backend_alive: Option<bool>,
+    pub heap_total_bytes: Option<u64>,
+    /// The backend's pid this second (a change is a restart).
+    pub backend_pid: Option<u32>,
+    /// The backend's CPU over the second, % of one core, and its busiest thread.
+    pub backend_cpu_pct: Option<f64>,
+    pub hottest_thread: Option<String>,
+    pub hottest_thread_pct: Option<f64>,
+    pub threads: Option<u32>,
+    pub open_files: Option<u32>,
+    /// Active sessions by wait_event_type (`CPU`: waiting for nothing).
+    pub wait_events: Option<BTreeMap<String, u32>>,
+    /// The head of the longest blocking chain, when sessions wait on locks.
+    pub lock: Option<LockSample>,
+    /// CPU of PostgreSQL's processes serving the target database (local).
+    pub db_cpu_pct: Option<f64>,
+    /// chatops's own CPU, % of one core, and the machine's, % of all cores.
+    pub generator_cpu_pct: Option<f64>,
+    pub machine_cpu_pct: Option<f64>,
+}
+
+/// Who waits behind whom, in one second.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LockSample {
+    pub waiting: u32,
+    pub relation: Option<String>,
+    pub wait_ms: f64,
+    pub blocker_pid: Option<i32>,
+    pub blocker_state: Option<String>,
+    pub blocker_query: Option<String>,
+    pub blocker_xact_ms: Option<f64>,
 }
 
 /// What is known about the backend before the load starts.
@@ -39,6 +75,10 @@ pub struct Backend {
     pub usable_connections: Option<u32>,
     /// Why there are no database samples, if there are none.
     pub database_note: Option<String>,
+    /// The backend's log (which file and why), read when it exits.
+    pub log: Option<String>,
+    /// pg_stat_statements: present, or why there are no statement deltas.
+    pub statements_note: Option<String>,
 }
 
 /// Per-stage figures from the samples.
@@ -55,13 +95,35 @@ pub struct Summary {
     pub rss_last_bytes: Option<u64>,
     pub heap_first_bytes: Option<u64>,
     pub heap_last_bytes: Option<u64>,
+    pub heap_total_last_bytes: Option<u64>,
     pub backend_alive_at_end: Option<bool>,
+    /// The backend's busiest second (% of one core) and busiest thread.
+    pub max_backend_cpu_pct: Option<f64>,
+    pub hottest_thread: Option<String>,
+    pub hottest_thread_pct: Option<f64>,
+    pub max_open_files: Option<u32>,
+    /// Distinct backend pids seen (more than one: it restarted).
+    pub backend_pids: Vec<u32>,
+    /// Most active sessions at once per wait_event_type.
+    pub max_wait_events: BTreeMap<String, u32>,
+    pub max_db_cpu_pct: Option<f64>,
+    pub max_generator_cpu_pct: Option<f64>,
+    pub max_machine_cpu_pct: Option<f64>,
 }
 
 pub fn summarize(samples: &[Sample]) -> Summary {
     let max32 = |f: fn(&Sample) -> Option<u32>| samples.iter().filter_map(f).max();
     let rss: Vec<u64> = samples.iter().filter_map(|s| s.rss_bytes).collect();
     let heap: Vec<u64> = samples.iter().filter_map(|s| s.heap_used_bytes).collect();
+    let maxf = |f: fn(&Sample) -> Option<f64>| samples.iter().filter_map(f).reduce(f64::max);
+    let hottest = samples
+        .iter()
+        .filter(|s| s.hottest_thread_pct.is_some())
+        .max_by(|a, b| {
+            a.hottest_thread_pct
+                .unwrap_or(0.0)
+                .total_cmp(&b.hottest_thread_pct.unwrap_or(0.0))
+        });
     Summary {
         samples: samples.len(),
         max_active: max32(|s| s.active),
@@ -74,15 +136,47 @@ pub fn summarize(samples: &[Sample]) -> Summary {
         rss_last_bytes: rss.last().copied(),
         heap_first_bytes: heap.first().copied(),
         heap_last_bytes: heap.last().copied(),
+        heap_total_last_bytes: samples.iter().rev().find_map(|s| s.heap_total_bytes),
         backend_alive_at_end: samples.iter().rev().find_map(|s| s.backend_alive),
+        max_backend_cpu_pct: maxf(|s| s.backend_cpu_pct),
+        hottest_thread: hottest.and_then(|s| s.hottest_thread.clone()),
+        hottest_thread_pct: hottest.and_then(|s| s.hottest_thread_pct),
+        max_open_files: max32(|s| s.open_files),
+        backend_pids: {
+            let mut v: Vec<u32> = Vec::new();
+            for p in samples.iter().filter_map(|s| s.backend_pid) {
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+            v
+        },
+        max_wait_events: {
+            let mut m: BTreeMap<String, u32> = BTreeMap::new();
+            for w in samples.iter().filter_map(|s| s.wait_events.as_ref()) {
+                for (k, n) in w {
+                    let e = m.entry(k.clone()).or_default();
+                    *e = (*e).max(*n);
+                }
+            }
+            m
+        },
+        max_db_cpu_pct: maxf(|s| s.db_cpu_pct),
+        max_generator_cpu_pct: maxf(|s| s.generator_cpu_pct),
+        max_machine_cpu_pct: maxf(|s| s.machine_cpu_pct),
     }
 }
 
 /// The running sampler.
 pub struct Watcher {
-    samples: Arc<Mutex<Vec<Sample>>>,
-    task: tokio::task::JoinHandle<()>,
+    pub(super) samples: Arc<Mutex<Vec<Sample>>>,
+    pub(super) task: Option<tokio::task::JoinHandle<()>>,
     pub backend: Backend,
+    pub(super) db: Option<super::stage_db::StageDb>,
+    /// The backend's exit, once seen.
+    pub(super) exit: Arc<Mutex<Option<crate::diagnose::load::ExitEvidence>>>,
+    /// Asks the loop for a sample now (the end of a stage's last second).
+    pub(super) flush: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Watcher {
@@ -94,15 +188,48 @@ impl Watcher {
             .unwrap_or_default()
     }
 
+    /// Records a sample now, covering the time since the last one (at most
+    /// 1.5 s of waiting: a stuck query does not hold the stage up).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.flush.send(tx).await.is_ok() {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(1500), rx).await;
+        }
+    }
+
+    /// The backend's exit (its pid, when, and its log's last words).
+    pub fn exit(&self) -> Option<crate::diagnose::load::ExitEvidence> {
+        self.exit.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Statement and table counters at a stage's start.
+    pub async fn stage_begin(&mut self) {
+        if let Some(db) = &mut self.db {
+            db.begin().await;
+        }
+    }
+
+    /// The stage's worst statement and sequential scans since [`Self::stage_begin`].
+    pub async fn stage_end(&mut self) -> Option<crate::diagnose::load::SlowEvidence> {
+        match &mut self.db {
+            Some(db) => db.end().await,
+            None => None,
+        }
+    }
+
     /// Stops sampling.
-    pub fn stop(self) {
-        self.task.abort();
+    pub fn stop(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
     }
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
     }
 }
 
@@ -117,114 +244,7 @@ pub fn local_backend(base_url: &str) -> Option<u32> {
     process::listeners(port).first().map(|p| p.pid)
 }
 
-/// Starts sampling. `database_url` is chatops's own URL to the target
-/// database; `pid` the backend process (its RSS, and its DATABASE_URL's
-/// pool settings).
-pub async fn start(
-    base_url: &str,
-    database_url: Option<&str>,
-    pid: Option<u32>,
-    t0: Instant,
-) -> Watcher {
-    let mut backend = Backend {
-        pid,
-        ..Default::default()
-    };
-    if let Some(pid) = pid
-        && let Ok(env) = process::environ(pid)
-        && let Some((_, u)) = env.iter().find(|(k, _)| k == "DATABASE_URL")
-        && let Ok(db) = DbUrl::parse(u)
-    {
-        backend.connection_limit = db.param("connection_limit").and_then(|v| v.parse().ok());
-        backend.pool_timeout_s = db.param("pool_timeout").and_then(|v| v.parse().ok());
-    }
-    let mut client = None;
-    let mut dbname = None;
-    match database_url.map(DbUrl::parse) {
-        None => {
-            backend.database_note = Some("no --database-url: pg_stat_activity not sampled".into())
-        }
-        Some(Err(e)) => backend.database_note = Some(format!("--database-url is invalid: {e}")),
-        Some(Ok(url)) => {
-            match activity::connect(&url, "chatops-load", Duration::from_secs(5)).await {
-                Ok(c) => {
-                    if let Ok(s) = activity::sample(&c, Some(&url.database)).await {
-                        backend.usable_connections = Some(s.usable());
-                    }
-                    dbname = Some(url.database.clone());
-                    client = Some(c);
-                }
-                Err(e) => {
-                    backend.database_note =
-                        Some(format!("cannot connect to sample pg_stat_activity: {e}"))
-                }
-            }
-        }
-    }
-    let health = if pid.is_none() {
-        Some(format!("{}/api/v1/health", base_url.trim_end_matches('/')))
-    } else {
-        None
-    };
-    let samples = Arc::new(Mutex::new(Vec::new()));
-    let out = samples.clone();
-    let task = tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let mut s = Sample {
-                t_s: (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-                active: None,
-                idle: None,
-                idle_in_transaction: None,
-                waiting_lock: None,
-                sessions: None,
-                server_sessions: None,
-                rss_bytes: None,
-                heap_used_bytes: None,
-                backend_alive: None,
-            };
-            if let Some(c) = &client
-                && let Ok(Ok(snap)) = tokio::time::timeout(
-                    Duration::from_millis(900),
-                    activity::sample(c, dbname.as_deref()),
-                )
-                .await
-            {
-                s.active = Some(snap.in_state("active"));
-                s.idle = Some(snap.in_state("idle"));
-                s.idle_in_transaction = Some(
-                    snap.in_state("idle in transaction")
-                        + snap.in_state("idle in transaction (aborted)"),
-                );
-                s.waiting_lock = Some(snap.waiting_lock);
-                s.sessions = Some(snap.total());
-                s.server_sessions = Some(snap.server_total);
-            }
-            if let Some(pid) = pid {
-                s.rss_bytes = process::rss_bytes(pid);
-                s.backend_alive = Some(process::alive(pid));
-            }
-            if let Some(h) = &health
-                && let Ok(Ok(r)) =
-                    tokio::time::timeout(Duration::from_millis(900), http.get(h).send()).await
-                && let Ok(v) = r.json::<serde_json::Value>().await
-            {
-                s.heap_used_bytes = v["memory"]["heapUsed"].as_u64();
-            }
-            if let Ok(mut v) = out.lock() {
-                v.push(s);
-            }
-        }
-    });
-    Watcher {
-        samples,
-        task,
-        backend,
-    }
-}
+pub use super::sampler::start;
 
 #[cfg(test)]
 mod tests {
@@ -240,8 +260,8 @@ mod tests {
             sessions: Some(active + 1),
             server_sessions: Some(active + 3),
             rss_bytes: Some(rss),
-            heap_used_bytes: None,
             backend_alive: Some(true),
+            ..Default::default()
         }
     }
 

@@ -40,6 +40,9 @@ pub struct PlanFile {
     /// Per-request timeout (default 30s).
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// Load before the first stage, not counted (default 3s; 0s for none).
+    #[serde(default)]
+    pub warmup: Option<Dur>,
     /// Lists for `${pick.NAME}`.
     #[serde(default)]
     pub vars: BTreeMap<String, Vec<String>>,
@@ -75,10 +78,17 @@ pub struct Plan {
     pub cooldown: Duration,
     pub stop_on_failure: bool,
     pub timeout: Duration,
+    /// Load at the first stage's level before it, not counted (zero: none).
+    pub warmup: Duration,
     pub vars: BTreeMap<String, Vec<String>>,
     pub mix: Vec<MixItem>,
     pub stages: Vec<Stage>,
 }
+
+/// The warm-up when the plan gives none.
+pub const DEFAULT_WARMUP: Duration = Duration::from_secs(3);
+/// The longest warm-up a plan may ask for.
+pub const MAX_WARMUP: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
@@ -181,6 +191,13 @@ pub fn check_model(plan: &Plan) -> Result<(), ModelError> {
 /// the templates of the mix.
 pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
     let model = pf.model.unwrap_or(Model::Closed);
+    let warmup = pf.warmup.map(|d| d.0).unwrap_or(DEFAULT_WARMUP);
+    if warmup > MAX_WARMUP {
+        return Err((
+            "warmup".into(),
+            format!("must be at most {}s", MAX_WARMUP.as_secs()),
+        ));
+    }
     if pf.stages.is_empty() {
         return Err(("stages".into(), "a plan needs at least one stage".into()));
     }
@@ -243,6 +260,7 @@ pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
         cooldown: pf.cooldown.map(|d| d.0).unwrap_or(Duration::ZERO),
         stop_on_failure: pf.stop_on_failure.unwrap_or(true),
         timeout: pf.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
+        warmup,
         vars: pf.vars,
         mix,
         stages,
@@ -376,10 +394,10 @@ pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
     Ok(out)
 }
 
-/// Total planned time: stages plus cooldowns between them.
+/// Total planned time: the warm-up, stages and cooldowns between them.
 pub fn planned(plan: &Plan) -> Duration {
     let stages: Duration = plan.stages.iter().map(|s| s.duration).sum();
-    stages + plan.cooldown * (plan.stages.len().saturating_sub(1) as u32)
+    plan.warmup + stages + plan.cooldown * (plan.stages.len().saturating_sub(1) as u32)
 }
 
 #[cfg(test)]
@@ -411,7 +429,8 @@ mod tests {
             weights,
             vec![("send_message".into(), 70), ("fetch_history".into(), 30)]
         );
-        assert_eq!(planned(&p), Duration::from_secs(1230 + 6 * 30));
+        assert_eq!(p.warmup, DEFAULT_WARMUP);
+        assert_eq!(planned(&p), Duration::from_secs(3 + 1230 + 6 * 30));
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub fn stage_json(r: &StageResult, with_samples: bool) -> Value {
         "by_kind": by_kind,
         "watch": r.watch,
         "generator_cpu_pct": r.cpu_pct,
+        "unreliable": r.unreliable,
+        "slow_statement": r.slow,
     });
     if with_samples {
         v["samples"] = serde_json::to_value(&r.samples).unwrap_or(Value::Null);
@@ -97,6 +99,8 @@ struct Summary<'a> {
     target: String,
     result: &'static str,
     breaking_point: &'a Option<BreakingPoint>,
+    warnings: &'a [crate::diagnose::load::Warning],
+    warmup: Option<Value>,
     stages: Vec<Value>,
     backend: &'a super::monitor::Backend,
     generator: &'a Generator,
@@ -111,6 +115,8 @@ pub fn summary_json(r: &RunResult, red: &Redactor) -> String {
         target: r.base_url.clone(),
         result: result_word(r),
         breaking_point: &r.breaking_point,
+        warnings: &r.warnings,
+        warmup: r.warmup.as_ref().map(|w| stage_json(w, false)),
         stages: r.stages.iter().map(|s| stage_json(s, false)).collect(),
         backend: &r.backend,
         generator: &r.generator,
@@ -247,6 +253,17 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
             r.plan, r.model, r.base_url
         ))
     );
+    if let Some(w) = &r.warmup {
+        let t = w.stats.total();
+        let _ = writeln!(
+            o,
+            "warm-up (not counted): {} requests in {:.1} s, p95 {:.1} ms, {} errors\n",
+            t.requests(),
+            w.elapsed.as_secs_f64(),
+            t.latency().p95_ms,
+            t.errors.total()
+        );
+    }
     let mut table = Table::new(rows(r));
     table.with(TStyle::rounded());
     let mut text = table.to_string();
@@ -292,7 +309,7 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
             let head = format!(
                 "Breaking point: {} ({})",
                 bp.stage,
-                bp.cause.replace('_', " ")
+                bp.cause.as_str().replace('_', " ")
             );
             let _ = writeln!(
                 o,
@@ -308,6 +325,15 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
             let _ = writeln!(o, "  Evidence:");
             for e in &bp.evidence {
                 let _ = writeln!(o, "    - {e}");
+            }
+            for c in &bp.contributing {
+                let _ = writeln!(o, "  Contributing ({}): {}", c.cause, c.root_cause);
+                for e in &c.evidence {
+                    let _ = writeln!(o, "    - {e}");
+                }
+            }
+            if !bp.ruled_out.is_empty() {
+                let _ = writeln!(o, "  Ruled out: {}", bp.ruled_out.join("; "));
             }
         }
         None if r.interrupted => {
@@ -332,8 +358,38 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
             );
         }
     }
+    if !r.warnings.is_empty() {
+        let _ = writeln!(o, "\nWhat would break next:");
+        for w in &r.warnings {
+            let _ = writeln!(
+                o,
+                "  - {} ({}, in `{}`): {}",
+                w.cause.as_str().replace('_', " "),
+                w.cause,
+                w.stage,
+                w.message
+            );
+        }
+    }
+    let unreliable: Vec<&StageResult> =
+        r.stages.iter().filter(|s| s.unreliable.is_some()).collect();
+    if let Some(first) = unreliable.first() {
+        let names: Vec<String> = unreliable
+            .iter()
+            .map(|s| format!("`{}`", s.stage.name))
+            .collect();
+        let _ = writeln!(
+            o,
+            "\nIn {}: {}",
+            names.join(", "),
+            first.unreliable.as_deref().unwrap_or_default()
+        );
+    }
     if let Some(n) = &r.backend.database_note {
         let _ = writeln!(o, "\nnote: {n}");
+    }
+    if let Some(n) = &r.backend.statements_note {
+        let _ = writeln!(o, "note: {n}");
     }
     let _ = writeln!(
         o,
@@ -393,9 +449,25 @@ pub fn markdown(r: &RunResult, red: &Redactor) -> String {
             for e in &bp.evidence {
                 let _ = writeln!(o, "- {e}");
             }
+            for c in &bp.contributing {
+                let _ = writeln!(
+                    o,
+                    "\n**Contributing: {}.** {} {}",
+                    c.cause, c.root_cause, c.fix
+                );
+            }
+            if !bp.ruled_out.is_empty() {
+                let _ = writeln!(o, "\nRuled out: {}.", bp.ruled_out.join("; "));
+            }
         }
         None => {
             let _ = writeln!(o, "\nNo breaking point.");
+        }
+    }
+    if !r.warnings.is_empty() {
+        let _ = writeln!(o, "\n## What would break next\n");
+        for w in &r.warnings {
+            let _ = writeln!(o, "- `{}` in {}: {}", w.cause, w.stage, w.message);
         }
     }
     let _ = writeln!(

@@ -5,6 +5,8 @@
 use super::monitor;
 use super::plan::{Model, Stage};
 use super::stats::TaskStats;
+use crate::diagnose::cause::Cause;
+use crate::diagnose::load::{Candidate, SlowEvidence, Warning};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -42,6 +44,25 @@ pub struct StageResult {
     pub failures: Vec<String>,
     /// The generator's own CPU use during the stage (% of one core).
     pub cpu_pct: f64,
+    /// Once a second: requests, errors and latency finished so far.
+    pub progress: Vec<Progress>,
+    /// Seconds from the run's start to the stage's (to place the samples).
+    pub offset_s: f64,
+    /// The stage's worst statement (pg_stat_statements deltas) and its scan.
+    pub slow: Option<SlowEvidence>,
+    /// Its latencies are unreliable, and why (the generator or the machine
+    /// was saturated).
+    pub unreliable: Option<String>,
+}
+
+/// Cumulative counts at a second of a stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Progress {
+    pub t_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    /// Sum of the latencies recorded, in milliseconds.
+    pub latency_ms: f64,
 }
 
 impl StageResult {
@@ -50,14 +71,24 @@ impl StageResult {
     }
 }
 
+/// Why the first failing stage failed: one cause from the vocabulary
+/// (serialized as its stable name), the others that also held, and what
+/// was ruled out.
 #[derive(Debug, Clone, Serialize)]
 pub struct BreakingPoint {
     pub stage: String,
-    pub cause: &'static str,
+    pub cause: Cause,
     pub root_cause: String,
     pub remedy: String,
     /// The stage's figures the diagnosis rests on.
     pub evidence: Vec<String>,
+    /// Other causes that held, with their evidence and fix.
+    pub contributing: Vec<Candidate>,
+    /// Causes checked and not holding, with their numbers.
+    pub ruled_out: Vec<String>,
+    /// The structured evidence (lock relation and blocker, slow statement,
+    /// backend CPU, pool queue, cold start, generator, exit).
+    pub details: super::evidence::Details,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +104,10 @@ pub struct RunResult {
     pub base_url: String,
     pub stages: Vec<StageResult>,
     pub breaking_point: Option<BreakingPoint>,
+    /// What would break next (every run; most useful when all stages pass).
+    pub warnings: Vec<Warning>,
+    /// The warm-up before the first stage (not counted).
+    pub warmup: Option<StageResult>,
     pub interrupted: bool,
     pub time_bound_hit: bool,
     pub backend: monitor::Backend,

@@ -4,8 +4,9 @@
 //! time bound.
 
 use super::breaking::{criteria_failures, diagnose_stage};
+use super::evidence::stage_evidence;
 use super::plan::{Model, Plan, Stage};
-use super::result::{Generator, RunResult, StageResult, StageStatus};
+use super::result::{Generator, Progress, RunResult, StageResult, StageStatus};
 use super::shared::{Shared, Slot};
 use super::stats::{self, TaskStats};
 use super::target::{Target, TargetError};
@@ -163,7 +164,7 @@ pub async fn run(
     let pid = opts
         .backend_pid
         .or_else(|| monitor::local_backend(&opts.base_url));
-    let watcher = monitor::start(&opts.base_url, opts.database_url.as_deref(), pid, t0).await;
+    let mut watcher = monitor::start(&opts.base_url, opts.database_url.as_deref(), pid, t0).await;
     let multi = indicatif::MultiProgress::with_draw_target(if opts.progress {
         indicatif::ProgressDrawTarget::stderr()
     } else {
@@ -175,6 +176,8 @@ pub async fn run(
         base_url: opts.base_url.clone(),
         stages: Vec::new(),
         breaking_point: None,
+        warnings: Vec::new(),
+        warmup: None,
         interrupted: false,
         time_bound_hit: false,
         backend: watcher.backend.clone(),
@@ -184,7 +187,42 @@ pub async fn run(
         },
         elapsed: Duration::ZERO,
     };
+    let threads = generators.handles.len() as u32;
+    let mut evs = Vec::new();
+    if let Some(first) = plan.stages.first()
+        && !plan.warmup.is_zero()
+    {
+        // Opens the pool's connections and warms the JIT; not counted.
+        let warm = super::plan::Stage {
+            name: "warm-up".into(),
+            duration: plan.warmup,
+            p95_ms: None,
+            max_error_pct: None,
+            ..first.clone()
+        };
+        let _ = watcher.take();
+        let r = run_stage(
+            &warm,
+            plan.model,
+            &generators,
+            &shared,
+            &kinds,
+            deadline,
+            &mut watcher,
+            &multi,
+            &mut cancel,
+            t0,
+        )
+        .await;
+        if r.status == StageStatus::Interrupted && *cancel.borrow() {
+            out.interrupted = true;
+        }
+        out.warmup = Some(r);
+    }
     for (i, stage) in plan.stages.iter().enumerate() {
+        if out.interrupted {
+            break;
+        }
         if i > 0 && !plan.cooldown.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline.min(Instant::now() + plan.cooldown).into()) => {}
@@ -196,18 +234,27 @@ pub async fn run(
             break;
         }
         let _ = watcher.take(); // cooldown samples belong to no stage
-        let r = run_stage(
+        let mut r = run_stage(
             stage,
             plan.model,
             &generators,
             &shared,
             &kinds,
             deadline,
-            &watcher,
+            &mut watcher,
             &multi,
             &mut cancel,
+            t0,
         )
         .await;
+        let ev = stage_evidence(
+            &r,
+            &watcher.backend,
+            https,
+            watcher.exit().as_ref(),
+            threads,
+        );
+        r.unreliable = ev.generator.as_ref().and_then(|g| g.why());
         let failed = r.status == StageStatus::Fail;
         if r.status == StageStatus::Interrupted {
             if *cancel.borrow() {
@@ -217,13 +264,17 @@ pub async fn run(
             }
         }
         if failed && out.breaking_point.is_none() {
-            out.breaking_point = Some(diagnose_stage(&r, &watcher.backend, https));
+            out.breaking_point = Some(diagnose_stage(&r, &ev, &watcher.backend));
+        }
+        if r.status != StageStatus::Interrupted {
+            evs.push(ev);
         }
         out.stages.push(r);
         if out.interrupted || out.time_bound_hit || (failed && plan.stop_on_failure) {
             break;
         }
     }
+    out.warnings = crate::diagnose::load::warnings(&evs);
     watcher.stop();
     out.elapsed = t0.elapsed();
     out.generator = Generator {
@@ -241,10 +292,12 @@ async fn run_stage(
     shared: &Arc<Shared>,
     kinds: &[String],
     deadline: Instant,
-    watcher: &monitor::Watcher,
+    watcher: &mut monitor::Watcher,
     multi: &indicatif::MultiProgress,
     cancel: &mut tokio::sync::watch::Receiver<bool>,
+    t0: Instant,
 ) -> StageResult {
+    watcher.stage_begin().await;
     let start = Instant::now();
     let cpu0 = cpu_seconds();
     let end = (start + stage.duration).min(deadline);
@@ -283,10 +336,16 @@ async fn run_stage(
     // Requests in flight at the end get the request timeout to finish, at most.
     let grace = end + shared.timeout.min(Duration::from_secs(5));
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut second = tokio::time::interval_at(
+        (start + Duration::from_secs(1)).into(),
+        Duration::from_secs(1),
+    );
+    let mut progress = Vec::new();
     let mut interrupted = false;
     loop {
         tokio::select! {
             joined = set.join_next() => if joined.is_none() { break },
+            _ = second.tick() => progress.push(progress_now(&slots, start)),
             _ = tick.tick() => if !bar.is_hidden() {
                 bar.set_message(live_line(stage, &slots, start));
                 bar.tick();
@@ -295,6 +354,9 @@ async fn run_stage(
             _ = cancelled(cancel) => { set.abort_all(); interrupted = true; break; }
         }
     }
+    progress.push(progress_now(&slots, start));
+    watcher.flush().await;
+    let slow = watcher.stage_end().await;
     let mut stats = TaskStats::new(kinds.len());
     for s in &slots {
         if let Ok(t) = s.lock() {
@@ -320,6 +382,10 @@ async fn run_stage(
         status: StageStatus::Pass,
         failures: Vec::new(),
         cpu_pct: cpu_pct(cpu0, start),
+        progress,
+        offset_s: start.saturating_duration_since(t0).as_secs_f64(),
+        slow,
+        unreliable: None,
     };
     r.failures = criteria_failures(&r);
     r.status = if interrupted || cut {
@@ -337,6 +403,24 @@ async fn run_stage(
         ));
     }
     r
+}
+
+/// Cumulative counts of the stage so far (once a second).
+fn progress_now(slots: &[Slot], start: Instant) -> Progress {
+    let mut p = Progress {
+        t_s: (start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        ..Default::default()
+    };
+    for s in slots {
+        if let Ok(g) = s.lock() {
+            for k in &g.kinds {
+                p.requests += k.requests();
+                p.errors += k.errors.total();
+                p.latency_ms += k.hist.mean() * k.hist.len() as f64 / 1000.0;
+            }
+        }
+    }
+    p
 }
 
 fn live_line(stage: &Stage, slots: &[Slot], start: Instant) -> String {

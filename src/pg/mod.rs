@@ -2,6 +2,8 @@
 
 pub mod activity;
 mod error;
+pub mod statements;
+pub mod waits;
 pub use error::{UrlError, error_chain};
 pub mod tls;
 

@@ -4,3 +4,4 @@
 pub mod http;
 pub mod log;
 pub mod process;
+pub mod threads;

@@ -8,6 +8,7 @@ mod cli;
 mod database_playbook;
 mod doctor_sandbox;
 mod engine;
+mod evidence_pg;
 mod http_check;
 mod knobs;
 mod layers;
