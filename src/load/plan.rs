@@ -5,7 +5,7 @@
 
 use super::template::{self, MixItem, RequestTemplate};
 use crate::playbook::located::Located;
-use crate::playbook::{LoadError, yaml};
+use crate::playbook::{LoadError, ParamError, yaml};
 use crate::support::duration::Dur;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -113,6 +113,14 @@ pub const SEED_STAGES: &[(&str, u32, u64, f64, f64)] = &[
     ("ultimate", 120, 300, 350.0, 1.0),
 ];
 
+/// A located error: the key path inside the plan and what is wrong there.
+fn bad(path: impl Into<String>, message: impl Into<String>) -> ParamError {
+    ParamError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
 /// Parses and validates a plan; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Plan, LoadError> {
     let node = yaml::parse(text)
@@ -124,7 +132,7 @@ pub fn parse(text: &str, file: &str) -> Result<Plan, LoadError> {
     let pf: PlanFile = located
         .decode()
         .map_err(|e| err(&e.path, e.message.clone()).suggest(e.suggestion()))?;
-    validate(pf, file).map_err(|(path, msg)| err(&path, msg))
+    validate(pf, file).map_err(|e| err(&e.path, e.message))
 }
 
 /// Why a stage's rate does not fit the model.
@@ -189,43 +197,43 @@ pub fn check_model(plan: &Plan) -> Result<(), ModelError> {
 
 /// Checks what serde cannot: sizes, criteria, the model/rate agreement and
 /// the templates of the mix.
-pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
+pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, ParamError> {
     let model = pf.model.unwrap_or(Model::Closed);
     let warmup = pf.warmup.map(|d| d.0).unwrap_or(DEFAULT_WARMUP);
     if warmup > MAX_WARMUP {
-        return Err((
-            "warmup".into(),
+        return Err(bad(
+            "warmup",
             format!("must be at most {}s", MAX_WARMUP.as_secs()),
         ));
     }
     if pf.stages.is_empty() {
-        return Err(("stages".into(), "a plan needs at least one stage".into()));
+        return Err(bad("stages", "a plan needs at least one stage"));
     }
     let mut stages = Vec::new();
     for (i, s) in pf.stages.iter().enumerate() {
         let at = |f: &str| format!("stages[{i}].{f}");
         if s.name.trim().is_empty() {
-            return Err((at("name"), "a stage needs a name".into()));
+            return Err(bad(at("name"), "a stage needs a name"));
         }
         if s.vus == 0 || s.vus > MAX_VUS {
-            return Err((at("vus"), format!("must be between 1 and {MAX_VUS}")));
+            return Err(bad(at("vus"), format!("must be between 1 and {MAX_VUS}")));
         }
         if s.duration.0.is_zero() {
-            return Err((at("duration"), "must be longer than 0s".into()));
+            return Err(bad(at("duration"), "must be longer than 0s"));
         }
-        check_rate(model, s.rate).map_err(|e| (at("rate"), e.to_string()))?;
+        check_rate(model, s.rate).map_err(|e| bad(at("rate"), e.to_string()))?;
         if s.p95_ms.is_some_and(|p| !(p.is_finite() && p > 0.0)) {
-            return Err((
+            return Err(bad(
                 at("p95_ms"),
-                "must be a positive number of milliseconds".into(),
+                "must be a positive number of milliseconds",
             ));
         }
         if s.max_error_pct
             .is_some_and(|p| !(p.is_finite() && (0.0..=100.0).contains(&p)))
         {
-            return Err((
+            return Err(bad(
                 at("max_error_pct"),
-                "must be a percentage between 0 and 100".into(),
+                "must be a percentage between 0 and 100",
             ));
         }
         stages.push(Stage {
@@ -243,15 +251,12 @@ pub fn validate(pf: PlanFile, file: &str) -> Result<Plan, (String, String)> {
         pf.mix
     };
     if mix.iter().all(|m| m.weight == 0) {
-        return Err((
-            "mix".into(),
-            "at least one request needs a weight above 0".into(),
-        ));
+        return Err(bad("mix", "at least one request needs a weight above 0"));
     }
     let names = template::names(&pf.vars, &mix);
     for (i, m) in mix.iter().enumerate() {
         RequestTemplate::compile(m, &names)
-            .map_err(|e| (format!("mix[{i}].{}", e.field), e.message))?;
+            .map_err(|e| bad(format!("mix[{i}].{}", e.field), e.message))?;
     }
     Ok(Plan {
         name: pf.name.unwrap_or_else(|| file.to_string()),
