@@ -84,10 +84,17 @@ pub fn witness_evidence(
         facts.table = facts.table.take().or_else(|| f.facts.table.clone());
     }
     let named_by = match (log_f.is_some(), body_fs.len()) {
-        (true, 0) => "named by the backend's log".to_string(),
-        (true, n) => format!("named by the backend's log and {n} of its answers"),
-        (false, n) => format!("named by {n} of the backend's error answers"),
+        (true, 0) => "the backend's log".to_string(),
+        (true, n) => format!("the backend's log and {n} of its error answers"),
+        (false, n) => format!("{n} of the backend's error answers"),
     };
+    let mut summary = chosen.summary.clone();
+    if let Some(a) = &facts.address
+        && !summary.contains(a.as_str())
+        && matches!(cause, Cause::DatabaseDown | Cause::DatabaseConnections)
+    {
+        summary.push_str(&format!(" The database server: {a}."));
+    }
     let mut also: Vec<Cause> = Vec::new();
     for f in from_log.iter().chain(&from_bodies) {
         if f.cause != cause && !also.contains(&f.cause) {
@@ -97,7 +104,7 @@ pub fn witness_evidence(
     Some(WitnessEvidence {
         cause,
         code: chosen.code.clone(),
-        summary: format!("{} ({named_by})", chosen.summary),
+        summary: format!("{summary} Named by {named_by}."),
         fix: chosen.fix.clone(),
         lines,
         log: log.map(|l| l.describe.clone()),
@@ -118,6 +125,8 @@ pub(super) fn take_in(e: &StageEvidence, out: &mut Vec<Candidate>) {
     }
     ev.extend(w.lines.iter().cloned());
     match out.iter_mut().find(|c| c.cause == w.cause) {
+        // Its lines are there already (an exit's log): nothing to add.
+        Some(c) if w.lines.iter().all(|l| c.evidence.contains(l)) => {}
         Some(c) => {
             for l in ev {
                 if !c.evidence.contains(&l) {
@@ -191,7 +200,7 @@ prisma:error The column `messages.messageType` does not exist in the current dat
             w.lines
         );
         assert!(
-            w.summary.contains("named by the backend's log"),
+            w.summary.ends_with("Named by the backend's log."),
             "{}",
             w.summary
         );
@@ -210,7 +219,7 @@ prisma:error The column `messages.messageType` does not exist in the current dat
         assert!(w.lines[0].starts_with("HTTP 400: "), "{:?}", w.lines);
         assert!(
             w.summary
-                .contains("named by 1 of the backend's error answers")
+                .ends_with("Named by 1 of the backend's error answers.")
         );
         // 429s and bodies that name nothing are no witness.
         assert_eq!(
@@ -233,6 +242,7 @@ prisma:error The column `messages.messageType` does not exist in the current dat
         let w = witness_evidence(Some(&log(text)), &[b], &Hints::default()).expect("a witness");
         assert_eq!(w.cause, Cause::DatabaseDown);
         assert_eq!(w.facts.address.as_deref(), Some("127.0.0.1:55432"));
+        assert!(w.summary.contains("127.0.0.1:55432"), "{}", w.summary);
         assert!(
             w.lines.iter().any(|l| l.starts_with("HTTP 400")),
             "{:?}",
@@ -310,6 +320,19 @@ prisma:error The column `messages.messageType` does not exist in the current dat
         assert_eq!(rank(&failed()).primary.cause, Cause::OverBudget);
     }
 
+    fn w_crash() -> WitnessEvidence {
+        WitnessEvidence {
+            cause: Cause::Crash,
+            code: None,
+            summary: "The backend threw an exception.".into(),
+            fix: String::new(),
+            lines: Vec::new(),
+            log: None,
+            facts: Default::default(),
+            also: Vec::new(),
+        }
+    }
+
     #[test]
     fn a_witness_joins_the_candidate_of_its_cause() {
         let crash = witness_evidence(
@@ -328,7 +351,7 @@ prisma:error The column `messages.messageType` does not exist in the current dat
         };
         let r = rank(&StageEvidence {
             witness: crash,
-            exit: Some(exit),
+            exit: Some(exit.clone()),
             refused: 300,
             ..failed()
         });
@@ -341,6 +364,29 @@ prisma:error The column `messages.messageType` does not exist in the current dat
             "{ev:?}"
         );
         assert!(ev.iter().any(|l| l.starts_with("at send")), "{ev:?}");
+        // When the exit's lines already say it all, no second log line.
+        let lines = vec!["Error: boom".to_string()];
+        let r = rank(&StageEvidence {
+            witness: Some(WitnessEvidence {
+                lines: lines.clone(),
+                log: Some("/tmp/b.log".into()),
+                ..w_crash()
+            }),
+            exit: Some(ExitEvidence {
+                lines,
+                ..exit.clone()
+            }),
+            refused: 300,
+            ..failed()
+        });
+        assert!(
+            !r.primary
+                .evidence
+                .iter()
+                .any(|l| l.starts_with("log read: /tmp/b.log")),
+            "{:?}",
+            r.primary.evidence
+        );
         // P2024 in the bodies and in the counts: one pool candidate.
         let p2024 = r#"{"message":"Failed to send message: Timed out fetching a new connection from the connection pool. (Current connection pool timeout: 1, connection limit: 2)"}"#;
         let r = rank(&StageEvidence {
