@@ -245,3 +245,34 @@ fn drift_is_named_by_the_400_body_when_the_log_says_nothing() {
         "{ev:#?}"
     );
 }
+
+#[test]
+fn p2024_bodies_give_the_pool_s_connection_limit() {
+    let _cpu = load_generator_slot();
+    let rt = runtime();
+    let (sb, url) = shared(
+        &rt,
+        Knobs {
+            connection_limit: Some(2),
+            pool_timeout: Some(1),
+            query_ms: Some(300),
+            ..Knobs::default()
+        },
+    );
+    let (code, v, out) = load(&url, &sb.db_url, "crowd:12:3s:5000:0", &[]);
+    assert_eq!(code, 1, "{out}");
+    let bp = &v["breaking_point"];
+    assert_eq!(bp["cause"], "pool_saturation", "{bp:#}");
+    assert_eq!(bp["details"]["witness"]["code"], "P2024", "{bp:#}");
+    assert_eq!(
+        bp["details"]["witness"]["facts"]["connection_limit"], 2,
+        "{bp:#}"
+    );
+    let ev = evidence(bp);
+    assert!(
+        ev.iter().any(|l| l
+            .contains("Timed out fetching a new connection from the connection pool")
+            && l.contains("connection limit: 2")),
+        "{ev:#?}"
+    );
+}
