@@ -166,13 +166,18 @@ pub async fn run(
     let pid = opts
         .backend_pid
         .or_else(|| monitor::local_backend(&opts.base_url));
-    let mut watcher = monitor::start(&opts.base_url, opts.database_url.as_deref(), pid, t0).await;
     let witness = super::witness::Witness::resolve(
         opts.backend_log.as_deref(),
         pid,
         &opts.base_url,
         opts.database_url.as_deref(),
     );
+    let given = opts
+        .backend_log
+        .as_ref()
+        .map(|p| (p.clone(), "--backend-log".to_string()));
+    let mut watcher =
+        monitor::start(&opts.base_url, opts.database_url.as_deref(), pid, given, t0).await;
     let multi = indicatif::MultiProgress::with_draw_target(if opts.progress {
         indicatif::ProgressDrawTarget::stderr()
     } else {
