@@ -372,6 +372,10 @@ pub struct LoadArgs {
     /// The backend's process id (default: the process listening on the base URL's port, when local).
     #[arg(long)]
     pub pid: Option<u32>,
+    /// The backend's log, read as a witness during each stage (default: the
+    /// file the backend process's stdout or stderr go to, when local).
+    #[arg(long, value_name = "PATH")]
+    pub backend_log: Option<PathBuf>,
     /// Output format of the summary.
     #[arg(short, long, value_enum, default_value_t = LoadFormat::Human)]
     pub format: LoadFormat,

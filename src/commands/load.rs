@@ -159,6 +159,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
             && a.format == LoadFormat::Human
             && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         insecure: a.insecure,
+        backend_log: a.backend_log.clone(),
     };
     if !style.quiet && a.format == LoadFormat::Human {
         let total = plan::planned(&plan);

@@ -104,6 +104,7 @@ mod detect;
 mod evidence;
 mod rank;
 mod warn;
+mod witness;
 
 pub use detect::{Second, climbing, cold_start, first_failure, pool_queue};
 pub use evidence::{
@@ -112,6 +113,7 @@ pub use evidence::{
 };
 pub use rank::{Candidate, PRECEDENCE, Ranked, candidates, rank};
 pub use warn::{Warning, warnings};
+pub use witness::{ErrorBody, StageLog, witness_evidence};
 
 /// The breaking point's cause and fault as before the ranking (crash,
 /// transport, rate limiting, pool, memory, over budget): the ranked cause

@@ -3,9 +3,10 @@
 //! ramping-vus. A stalling server slows the senders down, so latencies seen
 //! here understate what users would see: coordinated omission.
 
-use super::outcome::{ErrClass, Outcome};
+use super::outcome::{Answer, ErrClass, Outcome};
 use super::placeholder::RenderCx;
 use super::shared::{Shared, Slot};
+use super::template::RequestTemplate;
 use super::wire::Conn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,9 +35,7 @@ pub async fn vu(id: u32, shared: Arc<Shared>, slot: Slot, end: Instant) {
             .send(&req, t.is_head(), t0, shared.timeout, t.captures())
             .await;
         record(&slot, k, t0, conn.finished(), o);
-        if let (Outcome::Ok(status), Some(a)) = (o, answer) {
-            t.capture(status, &a, &mut cx);
-        }
+        answered(&slot, o, answer.as_ref(), t, &mut cx);
         if !shared.think.is_zero() {
             let now = Instant::now();
             if now >= end {
@@ -52,6 +51,26 @@ pub(super) fn transport() -> Outcome {
         class: ErrClass::Transport,
         status: None,
         pool_timeout: false,
+    }
+}
+
+/// What an answer leaves behind: a success's captures, an error's body
+/// (a few per task, for the witness).
+pub(super) fn answered(
+    slot: &Slot,
+    o: Outcome,
+    answer: Option<&Answer>,
+    t: &RequestTemplate,
+    cx: &mut RenderCx,
+) {
+    let Some(a) = answer else { return };
+    match o {
+        Outcome::Ok(status) => t.capture(status, a, cx),
+        Outcome::Err { .. } => {
+            if let Ok(mut s) = slot.lock() {
+                s.keep_body(o, &a.body);
+            }
+        }
     }
 }
 

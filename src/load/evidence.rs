@@ -8,7 +8,7 @@ use super::monitor::{self, Sample};
 use super::result::StageResult;
 use crate::diagnose::load::{
     self as judge, BackendCpu, ColdStart, ExitEvidence, GeneratorLoad, Heap, LockEvidence,
-    PoolQueue, Second, SlowEvidence, StageEvidence,
+    PoolQueue, Second, SlowEvidence, StageEvidence, WitnessEvidence,
 };
 use serde::Serialize;
 
@@ -26,6 +26,7 @@ pub struct Details {
     pub generator: Option<GeneratorLoad>,
     pub exit: Option<ExitEvidence>,
     pub heap: Option<Heap>,
+    pub witness: Option<WitnessEvidence>,
 }
 
 impl Details {
@@ -39,6 +40,7 @@ impl Details {
             generator: e.generator.clone(),
             exit: e.exit.clone(),
             heap: e.heap,
+            witness: e.witness.clone(),
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod stats;
 pub mod target;
 pub mod template;
 pub mod wire;
+pub mod witness;
 
 pub use result::{BreakingPoint, Generator, RunResult, StageResult, StageStatus};
 pub use runner::{Options, run};

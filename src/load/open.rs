@@ -5,8 +5,7 @@
 //! correction, k6's arrival-rate executors). Scheduled sends that never got
 //! out by the end of the stage are counted as dropped.
 
-use super::closed::{record, transport};
-use super::outcome::Outcome;
+use super::closed::{answered, record, transport};
 use super::placeholder::RenderCx;
 use super::shared::{Shared, Slot};
 use super::wire::Conn;
@@ -81,9 +80,7 @@ pub async fn worker(id: u32, shared: Arc<Shared>, slot: Slot, schedule: Arc<Sche
             .send(&req, t.is_head(), start, shared.timeout, t.captures())
             .await;
         record(&slot, k, from, conn.finished(), o);
-        if let (Outcome::Ok(status), Some(a)) = (o, answer) {
-            t.capture(status, &a, &mut cx);
-        }
+        answered(&slot, o, answer.as_ref(), t, &mut cx);
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Options {
     pub progress: bool,
     /// https://: accept any certificate.
     pub insecure: bool,
+    /// The backend's log (None: the file its process's output goes to).
+    pub backend_log: Option<std::path::PathBuf>,
 }
 
 /// CPU seconds this process has used (user + system).
@@ -164,7 +166,18 @@ pub async fn run(
     let pid = opts
         .backend_pid
         .or_else(|| monitor::local_backend(&opts.base_url));
-    let mut watcher = monitor::start(&opts.base_url, opts.database_url.as_deref(), pid, t0).await;
+    let witness = super::witness::Witness::resolve(
+        opts.backend_log.as_deref(),
+        pid,
+        &opts.base_url,
+        opts.database_url.as_deref(),
+    );
+    let given = opts
+        .backend_log
+        .as_ref()
+        .map(|p| (p.clone(), "--backend-log".to_string()));
+    let mut watcher =
+        monitor::start(&opts.base_url, opts.database_url.as_deref(), pid, given, t0).await;
     let multi = indicatif::MultiProgress::with_draw_target(if opts.progress {
         indicatif::ProgressDrawTarget::stderr()
     } else {
@@ -234,6 +247,7 @@ pub async fn run(
             break;
         }
         let _ = watcher.take(); // cooldown samples belong to no stage
+        let mark = witness.mark();
         let mut r = run_stage(
             stage,
             plan.model,
@@ -247,13 +261,14 @@ pub async fn run(
             t0,
         )
         .await;
-        let ev = stage_evidence(
+        let mut ev = stage_evidence(
             &r,
             &watcher.backend,
             https,
             watcher.exit().as_ref(),
             threads,
         );
+        ev.witness = witness.stage(&mark, &r.stats.bodies);
         r.unreliable = ev.generator.as_ref().and_then(|g| g.why());
         let failed = r.status == StageStatus::Fail;
         if r.status == StageStatus::Interrupted {

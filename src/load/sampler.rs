@@ -70,6 +70,8 @@ struct Slow {
     pid: Option<u32>,
     log: Option<PathBuf>,
     log_note: Option<String>,
+    /// The log was given (`--backend-log`): a restarted backend keeps it.
+    log_given: bool,
     hz: Option<u64>,
     prev: Option<Instant>,
     threads: Vec<threads::ThreadTicks>,
@@ -84,11 +86,13 @@ struct Slow {
 
 /// Starts sampling. `database_url` is chatops's own URL to the target
 /// database; `pid` the backend process (its CPU, memory, files and log,
-/// and its DATABASE_URL's pool settings).
+/// and its DATABASE_URL's pool settings); `given_log` the backend's log and
+/// why that file (`--backend-log`; None: the file its output goes to).
 pub async fn start(
     base_url: &str,
     database_url: Option<&str>,
     pid: Option<u32>,
+    given_log: Option<(PathBuf, String)>,
     t0: Instant,
 ) -> Watcher {
     let mut backend = Backend {
@@ -103,10 +107,11 @@ pub async fn start(
         backend.connection_limit = db.param("connection_limit").and_then(|v| v.parse().ok());
         backend.pool_timeout_s = db.param("pool_timeout").and_then(|v| v.parse().ok());
     }
-    let found = pid.and_then(log::find_log);
+    let log_given = given_log.is_some();
+    let found = given_log.or_else(|| pid.and_then(log::find_log).map(|(p, r)| (p, r.describe())));
     backend.log = found
         .as_ref()
-        .map(|(p, r)| format!("{} ({})", p.display(), r.describe()));
+        .map(|(p, why)| format!("{} ({why})", p.display()));
     let mut client = None;
     let mut dbname = None;
     let mut stage_db = None;
@@ -144,6 +149,7 @@ pub async fn start(
         pid,
         log: found.map(|(p, _)| p),
         log_note: backend.log.clone(),
+        log_given,
         hz: threads::ticks_per_second(),
         prev: None,
         threads: Vec::new(),
@@ -404,7 +410,9 @@ impl Slow {
             // A restart: watch the new process from now on.
             self.pid = Some(n);
             self.exited = false;
-            self.log = log::find_log(n).map(|(p, _)| p);
+            if !self.log_given {
+                self.log = log::find_log(n).map(|(p, _)| p);
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! merged per stage), outcomes by class, and the summaries the reports print.
 
 use super::outcome::{ErrClass, Outcome};
+use crate::diagnose::load::ErrorBody;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::time::Duration;
@@ -163,13 +164,24 @@ pub struct TaskStats {
     pub kinds: Vec<KindStats>,
     /// Open model: scheduled sends that never went out.
     pub dropped: u64,
+    /// A few distinct bodies of 4xx/5xx answers (the first ones and the
+    /// latest), for the witness: at most [`BODIES_PER_TASK`] per task and
+    /// [`BODIES_PER_STAGE`] once merged.
+    pub bodies: Vec<ErrorBody>,
 }
+
+/// Error bodies kept per task, and per stage once merged.
+pub const BODIES_PER_TASK: usize = 3;
+pub const BODIES_PER_STAGE: usize = 8;
+/// Bytes kept of one error body.
+pub const BODY_BYTES: usize = 2048;
 
 impl TaskStats {
     pub fn new(kinds: usize) -> TaskStats {
         TaskStats {
             kinds: (0..kinds).map(|_| KindStats::default()).collect(),
             dropped: 0,
+            bodies: Vec::new(),
         }
     }
 
@@ -178,6 +190,44 @@ impl TaskStats {
             a.merge(b);
         }
         self.dropped += o.dropped;
+        for b in &o.bodies {
+            if self.bodies.len() < BODIES_PER_STAGE && !self.bodies.contains(b) {
+                self.bodies.push(b.clone());
+            }
+        }
+    }
+
+    /// Keeps the body of an error answer when it differs from those kept:
+    /// the first ones, then the latest in the last place (a cause that
+    /// appears mid-stage is seen too). Costs a comparison per error answer.
+    pub fn keep_body(&mut self, o: Outcome, body: &[u8]) {
+        let Outcome::Err {
+            status: Some(status),
+            ..
+        } = o
+        else {
+            return;
+        };
+        if body.is_empty() {
+            return;
+        }
+        let cut = &body[..body.len().min(BODY_BYTES)];
+        if self
+            .bodies
+            .iter()
+            .any(|b| b.status == status && b.body.as_bytes() == cut)
+        {
+            return;
+        }
+        let b = ErrorBody {
+            status,
+            body: String::from_utf8_lossy(cut).into_owned(),
+        };
+        if self.bodies.len() < BODIES_PER_TASK {
+            self.bodies.push(b);
+        } else if let Some(last) = self.bodies.last_mut() {
+            *last = b;
+        }
     }
 
     /// All kinds together.
@@ -222,6 +272,31 @@ mod tests {
         assert_eq!(k.hist.len(), 103);
         assert!((k.latency().max_ms - 30_000.0).abs() < 300.0);
         assert!((k.error_pct() - 4.0 / 104.0 * 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn error_bodies_are_kept_distinct_first_and_latest() {
+        let err = |status| Outcome::Err {
+            class: ErrClass::Client4xx,
+            status: Some(status),
+            pool_timeout: false,
+        };
+        let mut t = TaskStats::new(1);
+        t.keep_body(Outcome::Ok(200), b"fine");
+        t.keep_body(err(400), b"");
+        assert!(t.bodies.is_empty(), "only error answers with a body");
+        for b in ["a", "a", "b", "c", "d", "e"] {
+            t.keep_body(err(400), b.as_bytes());
+        }
+        let kept: Vec<&str> = t.bodies.iter().map(|b| b.body.as_str()).collect();
+        assert_eq!(kept, ["a", "b", "e"]);
+        t.keep_body(err(500), &vec![b'x'; BODY_BYTES * 2]);
+        assert_eq!(t.bodies[2].body.len(), BODY_BYTES);
+        let mut all = TaskStats::new(1);
+        for _ in 0..4 {
+            all.merge(&t);
+        }
+        assert_eq!(all.bodies.len(), 3, "merged without repeats");
     }
 
     #[test]

@@ -383,6 +383,11 @@ impl Conn {
         let outcome = classify(head.status, &body);
         let answer = match (head.headers, outcome) {
             (Some(headers), Outcome::Ok(_)) => Some(Answer { headers, body }),
+            // An error's body names its cause (the witness keeps a few).
+            (h, Outcome::Err { .. }) if !body.is_empty() => Some(Answer {
+                headers: h.unwrap_or_default(),
+                body,
+            }),
             _ => None,
         };
         Ok((outcome, answer))
@@ -392,7 +397,8 @@ impl Conn {
     /// reading, so the hot path reads the clock twice per request), within
     /// `timeout`; the connection is dropped after any transport error or
     /// timeout. With `keep`, a successful answer's headers and body come
-    /// back too. `head_request`: the request was a HEAD (its answer has no
+    /// back too; an error answer's body always does (its headers with
+    /// `keep`). `head_request`: the request was a HEAD (its answer has no
     /// body). When it ended is [`Conn::finished`].
     pub async fn send(
         &mut self,
@@ -596,7 +602,8 @@ mod tests {
         let (o, a) = c.send(req, false, Instant::now(), t, true).await;
         assert_eq!(o, Outcome::Ok(200));
         assert_eq!(&a.expect("kept").body[..], b"{\"a\":1}");
-        let (o, _) = c.send(req, false, Instant::now(), t, false).await;
+        let (o, a) = c.send(req, false, Instant::now(), t, false).await;
+        assert_eq!(&a.expect("an error's body").body[..], b"P2024");
         assert!(
             matches!(
                 o,

@@ -191,10 +191,21 @@ impl GeneratorLoad {
     }
 }
 
-/// A cause the backend's log or answers named.
+/// A cause the backend's log (the lines written while the stage ran) or
+/// its error answers' bodies named, with the lines that show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WitnessEvidence {
     pub cause: Cause,
+    /// The error's own code (`P2022`, `P2024`, `53300` …) when known.
+    pub code: Option<String>,
     pub summary: String,
+    pub fix: String,
+    /// The log's lines, then the bodies' (`HTTP 400: …`), of that cause.
     pub lines: Vec<String>,
+    /// Which log was read and why (None: none was found; the bodies alone).
+    pub log: Option<String>,
+    /// Names and numbers the texts carried (the pool's limit, the address).
+    pub facts: crate::diagnose::witness::Facts,
+    /// Other causes the log or the bodies named.
+    pub also: Vec<Cause>,
 }

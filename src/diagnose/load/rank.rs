@@ -154,15 +154,6 @@ pub fn candidates(e: &StageEvidence) -> (Vec<Candidate>, Vec<String>) {
     } else {
         ruled.push("rate limiting: 0 × 429".into());
     }
-    if let Some(w) = &e.witness {
-        out.push(cand(
-            w.cause,
-            w.summary.clone(),
-            w.cause.fix().into(),
-            w.lines.clone(),
-            e.first_failure_s,
-        ));
-    }
     if let (Some(s), Some(u)) = (e.max_server_sessions, e.usable_connections)
         && s >= u
         && !out.iter().any(|c| c.cause == Cause::DatabaseConnections)
@@ -225,6 +216,7 @@ pub fn candidates(e: &StageEvidence) -> (Vec<Candidate>, Vec<String>) {
         )),
         None => {}
     }
+    super::witness::take_in(e, &mut out);
     (out, ruled)
 }
 
