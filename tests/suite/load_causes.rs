@@ -227,7 +227,7 @@ fn memory_retained_per_request_warns_memory_growth_on_a_passing_run() {
     let (sb, url) = sandbox(
         &rt,
         Knobs {
-            retain_kb: Some(256),
+            retain_kb: Some(64),
             ..Knobs::default()
         },
         None,
