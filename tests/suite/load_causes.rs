@@ -54,7 +54,12 @@ fn breaking(v: &Value, out: &str) -> (String, String) {
     let bp = &v["breaking_point"];
     assert!(bp.is_object(), "no breaking point:\n{out}");
     let cause = bp["cause"].as_str().unwrap_or("").to_string();
-    (cause, format!("{}\n{}", bp["root_cause"], bp["evidence"]))
+    let evidence: Vec<&str> = bp["evidence"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let root = bp["root_cause"].as_str().unwrap_or("");
+    (cause, format!("{root}\n{}", evidence.join("\n")))
 }
 
 #[test]
@@ -145,10 +150,16 @@ fn a_row_lock_held_in_the_send_is_lock_contention_on_conversations() {
     assert_eq!(cause, "lock_contention", "{text}\n{out}");
     assert!(text.contains("`conversations`"), "the relation: {text}");
     assert!(text.contains("behind pid"), "the blocker: {text}");
+    // The blocker's statement, as pg_stat_activity had it (the send
+    // transaction's row lock or the insert after it), in the root cause.
+    let blocker = v["breaking_point"]["details"]["lock"]["blocker_query"]
+        .as_str()
+        .unwrap_or("");
     assert!(
-        text.to_lowercase().contains("conversations") && text.contains("running `"),
-        "the blocking statement: {text}"
+        blocker.contains("FROM conversations") || blocker.contains("INSERT INTO messages"),
+        "{blocker}\n{out}"
     );
+    assert!(text.contains(&format!("running `{blocker}`")), "{text}");
 }
 
 /// Mostly the history GET: the statement without its index dominates.
@@ -210,12 +221,26 @@ fn history_without_its_index_is_slow_queries_with_the_seq_scan() {
     assert_eq!(code, 1, "{out}");
     let (cause, text) = breaking(&v, &out);
     assert_eq!(cause, "slow_queries", "{text}\n{out}");
-    assert!(text.contains("messages"), "the statement: {text}");
+    // The history statement (pg_stat_statements), its plan and the column
+    // the dropped index covered.
+    let slow = &v["breaking_point"]["details"]["slow"];
+    let query = slow["query"].as_str().unwrap_or("");
+    // The backend's history query (src/sandbox/backend/db.rs), as shown.
     assert!(
-        text.contains("sequential scan on `messages`"),
+        query.starts_with("SELECT m.id, m.content, m.type, to_char(m.\"createdAt\""),
+        "the statement: {slow:#}"
+    );
+    assert!(text.contains(query), "the statement named: {text}");
+    assert_eq!(slow["relation"], "messages", "{slow:#}");
+    assert_eq!(slow["column"], "conversationId", "{slow:#}");
+    assert!(
+        text.contains("sequential scan on `messages` filtered on `conversationId`"),
         "the scan: {text}"
     );
-    assert!(text.contains("filtered on `"), "the filter column: {text}");
+    assert!(
+        text.contains("Seq Scan on messages"),
+        "the EXPLAIN line: {text}"
+    );
     let remedy = v["breaking_point"]["remedy"].as_str().unwrap_or("");
     assert!(remedy.contains("CREATE INDEX"), "{remedy}");
 }
