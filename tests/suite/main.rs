@@ -13,6 +13,7 @@ mod http_check;
 mod knobs;
 mod layers;
 mod load;
+mod load_causes;
 mod load_causes_log;
 mod log_and_stability;
 mod pg_activity;

@@ -37,8 +37,11 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
 /// over the bound (or at least twice the stage's first), the database's
 /// sessions sit at the backend's `connection_limit` (the pool is fully
 /// open and every connection is handed out) while fewer than that are
-/// active in PostgreSQL (the database has spare capacity). A pool that is
-/// not full cannot queue; latency that does not climb is no queue.
+/// active in PostgreSQL (the database has spare capacity) — but at least
+/// half of them are: a pool that is full but mostly idle has a connection
+/// for the next request, however slow the backend is for other reasons.
+/// A pool that is not full cannot queue; latency that does not climb is no
+/// queue.
 pub fn pool_queue(
     series: &[Second],
     connection_limit: Option<u32>,
@@ -51,7 +54,7 @@ pub fn pool_queue(
         .iter()
         .filter(|s| {
             s.sessions.is_some_and(|n| n >= limit)
-                && s.active.is_some_and(|a| a < limit)
+                && s.active.is_some_and(|a| a < limit && a * 2 >= limit)
                 && s.mean_ms.is_some_and(slow)
         })
         .collect();
@@ -149,6 +152,24 @@ mod tests {
         let busy = [sec(1.0, 20.0, 2, 2), sec(2.0, 400.0, 2, 2)];
         assert_eq!(pool_queue(&busy, Some(2), Some(200.0)), None);
         assert_eq!(pool_queue(&s, None, Some(200.0)), None);
+    }
+
+    #[test]
+    fn a_full_pool_that_is_mostly_idle_is_no_queue() {
+        // The healthy sandbox's last quick stage: Prisma had opened all 50
+        // connections, one was active at a time, and latency doubled
+        // because the machine was busy. It was named a pool queue (and a
+        // pool_saturation warning) before.
+        let s = [
+            sec(1.0, 8.0, 50, 1),
+            sec(2.0, 18.0, 50, 1),
+            sec(3.0, 25.0, 50, 1),
+        ];
+        assert_eq!(pool_queue(&s, Some(50), Some(1000.0)), None);
+        // Half of them busy in PostgreSQL and latency climbing: a queue.
+        let busy = [sec(1.0, 8.0, 50, 10), sec(2.0, 300.0, 50, 25)];
+        let q = pool_queue(&busy, Some(50), Some(200.0)).expect("queue");
+        assert_eq!((q.from_s, q.max_active), (2.0, 25));
     }
 
     #[test]

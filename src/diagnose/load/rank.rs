@@ -303,15 +303,44 @@ fn slow(e: &StageEvidence, out: &mut Vec<Candidate>, ruled: &mut Vec<String>) {
     out.push(cand(Cause::SlowQueries, root, fix, ev, e.first_failure_s));
 }
 
+/// The machine's CPU when it had no core to spare (≥ 90% busy).
+fn contended(e: &StageEvidence) -> Option<f64> {
+    e.generator
+        .as_ref()
+        .and_then(|g| g.machine_pct)
+        .filter(|m| *m >= 90.0)
+}
+
 fn backend_cpu(e: &StageEvidence, out: &mut Vec<Candidate>, ruled: &mut Vec<String>) {
     let Some(b) = &e.backend else { return };
     let idle_db = b
         .db_active_then
         .is_none_or(|a| a <= 1 || e.connection_limit.is_some_and(|l| a * 2 <= l));
-    match b.saturated_from_s {
+    // On a machine with no core to spare a thread never reaches a whole
+    // core: the event loop is still the limit when it took at least half of
+    // one, most of the process's CPU and more than the generator.
+    let machine = contended(e);
+    let starved = machine.is_some()
+        && b.hottest_pct >= 50.0
+        && b.hottest_pct >= 0.8 * b.max_total_pct
+        && e.generator
+            .as_ref()
+            .is_none_or(|g| g.cpu_pct < b.hottest_pct);
+    let held = match b.saturated_from_s {
+        Some(at) => Some(Some(at)),
+        None if starved => Some(None),
+        None => None,
+    };
+    match held {
         Some(at) if idle_db => {
+            let limit = match (at, machine) {
+                (None, Some(m)) => format!(
+                    " (all it could get: the machine was {m:.0}% busy, so its requests queued behind it)"
+                ),
+                _ => String::new(),
+            };
             let root = format!(
-                "The backend's CPU is the limit in `{}`: its thread `{}` ran at {:.0}% of one core (the process {:.0}% over {} threads) while PostgreSQL had {} active session(s): a single-threaded event loop is saturated although the machine may have idle cores.",
+                "The backend's CPU is the limit in `{}`: its thread `{}` ran at {:.0}% of one core{limit} (the process {:.0}% over {} threads) while PostgreSQL had {} active session(s): a single-threaded event loop is saturated although the machine may have idle cores.",
                 e.stage,
                 b.hottest_thread,
                 b.hottest_pct,
@@ -319,8 +348,12 @@ fn backend_cpu(e: &StageEvidence, out: &mut Vec<Candidate>, ruled: &mut Vec<Stri
                 b.threads,
                 b.db_active_then.map_or("unknown".into(), |a| a.to_string())
             );
+            let from = match at {
+                Some(at) => format!("saturated from {at:.1} s"),
+                None => format!("the machine {:.0}% busy", machine.unwrap_or_default()),
+            };
             let ev = vec![format!(
-                "backend CPU max {:.0}% (thread {} {:.0}%), saturated from {at:.1} s",
+                "backend CPU max {:.0}% (thread {} {:.0}%), {from}",
                 b.max_total_pct, b.hottest_thread, b.hottest_pct
             )];
             out.push(cand(
@@ -328,7 +361,7 @@ fn backend_cpu(e: &StageEvidence, out: &mut Vec<Candidate>, ruled: &mut Vec<Stri
                 root,
                 Cause::BackendCpu.fix().into(),
                 ev,
-                Some(at),
+                at,
             ));
         }
         _ => ruled.push(format!(
@@ -675,6 +708,46 @@ mod tests {
         });
         assert_eq!(r.primary.cause, Cause::PoolSaturation);
         assert!(r.contributing.iter().all(|c| c.cause != Cause::BackendCpu));
+    }
+
+    #[test]
+    fn backend_cpu_on_a_machine_with_no_core_to_spare() {
+        // The CPU knob on a busy 2-core machine: the event loop got 66% of a
+        // core (all the machine gave it), PostgreSQL idle, the generator at
+        // 2%. It was named generator_saturated (a last resort) before.
+        let e = StageEvidence {
+            backend: Some(cpu(66.0, 0, None)),
+            generator: Some(generator(2.0, 100.0)),
+            ..ev()
+        };
+        let r = rank(&e);
+        assert_eq!(r.primary.cause, Cause::BackendCpu, "{r:#?}");
+        assert!(
+            r.primary.root_cause.contains("machine was 100% busy"),
+            "{}",
+            r.primary.root_cause
+        );
+        assert_eq!(r.contributing[0].cause, Cause::GeneratorSaturated);
+        // The machine had room: 66% is no saturated thread.
+        let r = rank(&StageEvidence {
+            generator: Some(generator(2.0, 60.0)),
+            ..e.clone()
+        });
+        assert_eq!(r.primary.cause, Cause::OverBudget);
+        // A healthy event loop on a busy machine, or a generator busier than
+        // the backend: the machine, not the backend.
+        for (hot, gen_pct) in [(30.0, 2.0), (60.0, 150.0)] {
+            let r = rank(&StageEvidence {
+                backend: Some(cpu(hot, 0, None)),
+                generator: Some(generator(gen_pct, 100.0)),
+                ..ev()
+            });
+            assert_eq!(
+                r.primary.cause,
+                Cause::GeneratorSaturated,
+                "{hot}% {gen_pct}%"
+            );
+        }
     }
 
     #[test]

@@ -161,11 +161,7 @@ pub async fn explain(client: &Client, sql: &str, version: i32) -> Explained {
     }
     let mut result: Result<Value, String> = Ok(Value::Null);
     if prepared {
-        result = client
-            .batch_execute(&format!("PREPARE chatops_explain AS {text}"))
-            .await
-            .map(|_| Value::Null)
-            .map_err(|e| super::super::error_chain(&e));
+        result = prepare(client, text, n).await;
     }
     if result.is_ok() {
         result = plan_json(client, &sql).await;
@@ -182,6 +178,40 @@ pub async fn explain(client: &Client, sql: &str, version: i32) -> Explained {
         },
         Err(e) => skipped(format!("EXPLAIN failed: {e}")),
     }
+}
+
+/// `PREPARE chatops_explain` with every parameter's type inferred from its
+/// context; a parameter whose type cannot be inferred (an argument of
+/// `json_build_object` or `to_char`'s format) is declared `text` and the
+/// statement prepared again, inside a savepoint.
+async fn prepare(client: &Client, text: &str, n: usize) -> Result<Value, String> {
+    let mut types = vec!["unknown"; n];
+    loop {
+        let decl = types.join(", ");
+        let _ = client.batch_execute("SAVEPOINT chatops_prepare").await;
+        let Err(e) = client
+            .batch_execute(&format!("PREPARE chatops_explain ({decl}) AS {text}"))
+            .await
+        else {
+            return Ok(Value::Null);
+        };
+        let msg = super::super::error_chain(&e);
+        let _ = client
+            .batch_execute("ROLLBACK TO SAVEPOINT chatops_prepare")
+            .await;
+        match untyped_parameter(&msg) {
+            Some(k) if (1..=n).contains(&k) && types[k - 1] == "unknown" => types[k - 1] = "text",
+            _ => return Err(msg),
+        }
+    }
+}
+
+/// The parameter PostgreSQL could not type: `… data type of parameter $5`.
+fn untyped_parameter(msg: &str) -> Option<usize> {
+    const NEEDLE: &str = "could not determine data type of parameter $";
+    let at = msg.find(NEEDLE)? + NEEDLE.len();
+    let digits: String = msg[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// The JSON text of an EXPLAIN, read through the simple protocol (text).
@@ -227,6 +257,15 @@ mod tests {
         );
         assert_eq!(filter_column("(a IS NULL)").as_deref(), Some("a"));
         assert_eq!(filter_column("true"), None);
+    }
+
+    #[test]
+    fn the_parameter_postgres_could_not_type() {
+        assert_eq!(
+            untyped_parameter("db error: ERROR: could not determine data type of parameter $5"),
+            Some(5)
+        );
+        assert_eq!(untyped_parameter("db error: ERROR: syntax error"), None);
     }
 
     #[test]
