@@ -95,6 +95,11 @@ pub struct DoctorArgs {
     /// Treat warnings as failures (exit 1).
     #[arg(long)]
     pub strict: bool,
+    /// How long to watch the backend stay up (`60s` is the seed's window);
+    /// default: while the other checks run, at least 1s. The same as
+    /// `--var stability_duration=…`.
+    #[arg(long, value_name = "DURATION", value_parser = duration_text)]
+    pub stability: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -391,6 +396,11 @@ pub struct LoadArgs {
 // names the flag in its message and exits 2.
 
 /// A duration longer than zero (a time bound, a timeout).
+/// A duration as the playbook writes it (`60s`, `1m`, `0s`), checked here.
+fn duration_text(s: &str) -> Result<String, String> {
+    duration::parse(s).map(|_| s.trim().to_string())
+}
+
 fn longer_than_zero(s: &str) -> Result<Duration, String> {
     match duration::parse(s)? {
         d if d.is_zero() => Err("must be longer than 0s".into()),
@@ -465,6 +475,20 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("chatops").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn stability_is_a_duration() {
+        let Ok(Cli {
+            command: Command::Doctor(d),
+            ..
+        }) = parse(&["doctor", "--stability", "60s"])
+        else {
+            panic!("doctor --stability 60s parses");
+        };
+        assert_eq!(d.stability.as_deref(), Some("60s"));
+        assert!(parse(&["doctor", "--stability", "0s"]).is_ok());
+        assert!(parse(&["doctor", "--stability", "soon"]).is_err());
     }
 
     fn refused(args: &[&str]) -> String {

@@ -10,7 +10,12 @@ use crate::support::signals;
 use std::io::Write;
 
 pub async fn run(args: &DoctorArgs, style: &Style) -> CommandResult {
-    let target = args.target.to_target();
+    let mut target = args.target.to_target();
+    if let Some(d) = &args.stability {
+        target
+            .vars
+            .push(("stability_duration".to_string(), d.clone()));
+    }
     let s = session::run(&target, signals::shutdown_token())
         .await
         .map_err(|e| CommandError::InvalidPlaybook(target.redactor(None).redact(&e.to_string())))?;
