@@ -142,7 +142,7 @@ import http from 'k6/http';
 export const options = { vus: $CONNS, duration: '${SECS}s', summaryTrendStats: ['p(95)'] };
 export default function () { http.get('$URL'); }
 EOF
-        k6 run --quiet --summary-export "$WORK/k6.json" "$WORK/k6.js" >/dev/null 2>&1 || true
+        k6 run --no-usage-report --quiet --summary-export "$WORK/k6.json" "$WORK/k6.js" >/dev/null 2>&1 || true
         ALL[k6]=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["http_reqs"]["rate"],1))' "$WORK/k6.json" 2>/dev/null || echo "")
     fi
     # shellcheck disable=SC2086

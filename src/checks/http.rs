@@ -6,7 +6,7 @@
 //! live in [`crate::probe::http`], the assertion language in [`super::expect`].
 
 use super::expect::Assertion;
-use super::util::{failed, net_error};
+use super::util::failed;
 use super::{Check, Ctx, Observation};
 use crate::diagnose::{Fault, NetError, excerpt};
 use crate::probe::http::{Prepared, Request, classify};
@@ -132,7 +132,7 @@ pub async fn observe(prep: &Prepared, client: &reqwest::Client, timeout: Duratio
         Err(e) => {
             let (kind, detail) = classify(&e);
             return Exchange::NoAnswer {
-                error: net_error(kind),
+                error: kind,
                 detail,
                 took: started.elapsed(),
             };
@@ -150,7 +150,7 @@ pub async fn observe(prep: &Prepared, client: &reqwest::Client, timeout: Duratio
         Ok(Err(e)) => {
             let (kind, detail) = classify(&e);
             Exchange::BodyFailed {
-                error: net_error(kind),
+                error: kind,
                 detail,
             }
         }

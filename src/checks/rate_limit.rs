@@ -20,7 +20,7 @@ use limiter::{match_limiter, rate_headers};
 use probe::{Lead, judge_probe, probe_only};
 
 use super::env::ProcessSel;
-use super::util::{failed, net_error};
+use super::util::failed;
 use super::{Check, Ctx, Observation};
 use crate::diagnose::{EnvState, Fault, NetError, excerpt};
 use crate::probe::http::{Prepared, Request, classify};
@@ -200,7 +200,7 @@ async fn send_burst(
                         }
                         Outcome::Status(status)
                     }
-                    Err(e) => Outcome::Failed(net_error(classify(&e).0)),
+                    Err(e) => Outcome::Failed(classify(&e).0),
                 };
                 samples.push(Sample {
                     n,

@@ -270,9 +270,7 @@ async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) ->
                         }
                         Ok(status)
                     }
-                    Err(e) => Err(super::util::net_error(crate::probe::http::classify(&e).0)
-                        .describe()
-                        .to_string()),
+                    Err(e) => Err(crate::probe::http::classify(&e).0.describe().to_string()),
                 },
             ),
         };

@@ -1,10 +1,9 @@
 //! Small pieces every judgement uses.
 
 use super::{Observation, Status};
-use crate::diagnose::{Fault, NetError};
+use crate::diagnose::Fault;
 use crate::pg::DbUrl;
 use crate::pg::activity::{self, Snapshot};
-use crate::probe::http::Failure;
 use std::time::Duration;
 
 /// Marks an observation as judged `status` (fail or warn), with the
@@ -20,11 +19,6 @@ pub fn judged(mut o: Observation, status: Status, summary: String, fault: Fault)
 /// [`judged`] as a failure.
 pub fn failed(o: Observation, summary: String, fault: Fault) -> Observation {
     judged(o, Status::Fail, summary, fault)
-}
-
-/// An HTTP probe's failure as the diagnosis names network failures.
-pub fn net_error(f: Failure) -> NetError {
-    NetError::from(f)
 }
 
 /// Of several findings (status, summary, fault), the worst is the root
@@ -117,11 +111,5 @@ mod tests {
         let o = worst_finding(Observation::pass("fine"), vec![], |_| String::new());
         assert_eq!(o.status, Status::Pass);
         assert_eq!(o.summary, "fine");
-    }
-
-    #[test]
-    fn every_probe_failure_maps() {
-        assert_eq!(net_error(Failure::Refused), NetError::Refused);
-        assert_eq!(net_error(Failure::Tls).describe(), "TLS handshake failed");
     }
 }

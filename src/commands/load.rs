@@ -91,7 +91,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
             Ok(()) => {
                 if !style.quiet {
                     eprintln!(
-                        "k6 script written to {} ({} stages); run it with `k6 run {}`",
+                        "k6 script written to {} ({} stages); run it with `k6 run --no-usage-report {}`",
                         path.display(),
                         plan.stages.len(),
                         path.display()

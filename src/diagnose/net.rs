@@ -1,55 +1,12 @@
 //! Network failures classified: I/O errors, HTTP client (reqwest) errors and
 //! TLS errors, from their types where they have one.
 
-use crate::probe::http::Failure;
 use serde::{Deserialize, Serialize};
 use std::error::Error;
 
-/// How a network attempt failed, classified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NetError {
-    Refused,
-    Timeout,
-    Dns,
-    Tls,
-    Reset,
-    Unreachable,
-    Other,
-}
-
-impl NetError {
-    pub fn describe(self) -> &'static str {
-        match self {
-            NetError::Refused => "connection refused",
-            NetError::Timeout => "timed out",
-            NetError::Dns => "host name did not resolve",
-            NetError::Tls => "TLS handshake failed",
-            NetError::Reset => "connection reset",
-            NetError::Unreachable => "network unreachable",
-            NetError::Other => "connection failed",
-        }
-    }
-
-    /// Classifies an I/O error (the one classifier is the probe's).
-    pub fn from_io(e: &std::io::Error) -> NetError {
-        NetError::from(Failure::from_io(e))
-    }
-}
-
-impl From<Failure> for NetError {
-    fn from(f: Failure) -> NetError {
-        match f {
-            Failure::Refused => NetError::Refused,
-            Failure::Timeout => NetError::Timeout,
-            Failure::Dns => NetError::Dns,
-            Failure::Tls => NetError::Tls,
-            Failure::Reset => NetError::Reset,
-            Failure::Unreachable => NetError::Unreachable,
-            Failure::Other => NetError::Other,
-        }
-    }
-}
+/// How a network attempt failed, classified: the probe's classes, which
+/// faults carry as data (`refused`, `timeout`, `dns`, …).
+pub use crate::probe::http::Failure as NetError;
 
 /// Why a TLS session could not be set up. It chooses the fix; the
 /// message that goes with it says the details.
@@ -150,6 +107,15 @@ pub fn find_rustls<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a rustls::Error
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faults_carry_the_probe_classes_by_stable_names() {
+        assert_eq!(NetError::Tls.describe(), "TLS handshake failed");
+        assert_eq!(
+            serde_json::to_value(NetError::Refused).ok(),
+            Some(serde_json::json!("refused"))
+        );
+    }
     use rustls::CertificateError as C;
 
     fn wrapped(e: rustls::Error) -> std::io::Error {

@@ -139,8 +139,11 @@ impl Prepared {
     }
 }
 
-/// How an HTTP request failed before an answer came back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a network attempt (an HTTP request, a TCP or PostgreSQL connection)
+/// failed before an answer came back. Faults carry it as data, so its
+/// serialized names are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Failure {
     Refused,
     Timeout,
@@ -152,6 +155,18 @@ pub enum Failure {
 }
 
 impl Failure {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Failure::Refused => "connection refused",
+            Failure::Timeout => "timed out",
+            Failure::Dns => "host name did not resolve",
+            Failure::Tls => "TLS handshake failed",
+            Failure::Reset => "connection reset",
+            Failure::Unreachable => "network unreachable",
+            Failure::Other => "connection failed",
+        }
+    }
+
     /// Classifies an I/O error by its kind (and, for name lookups, its text).
     pub fn from_io(e: &std::io::Error) -> Failure {
         use std::io::ErrorKind as K;

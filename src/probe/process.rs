@@ -314,9 +314,14 @@ pub fn find_by_name(pattern: &str) -> Vec<Proc> {
     out
 }
 
-/// Whether a host name means this machine.
+/// Whether a host name means this machine: a loopback name or address, or the unspecified address (`0.0.0.0`,
+/// `::`) a server listens on; no lookup. (Traffic safety uses
+/// `support::safety::is_loopback_host`, which also resolves names.)
 pub fn is_local_host(host: &str) -> bool {
-    crate::support::safety::is_this_machine(host)
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    crate::support::safety::loopback_by_name(h) == Some(true)
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified())
 }
 
 /// A `sysconf(3)` value, None when the system has no answer.
@@ -380,6 +385,23 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn this_machine_without_a_lookup() {
+        for h in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "0.0.0.0",
+            "::",
+            "x.localhost",
+        ] {
+            assert!(is_local_host(h), "{h}");
+        }
+        for h in ["10.0.0.1", "example.com", "db"] {
+            assert!(!is_local_host(h), "{h}");
+        }
+    }
 
     /// setsockopt's answer is checked: on a descriptor that is not a socket
     /// it fails (ENOTSOCK), and the caller hears of it.

@@ -16,17 +16,6 @@ pub fn loopback_by_name(host: &str) -> Option<bool> {
         .map(|ip| ip.is_loopback())
 }
 
-/// Whether `host` names this machine without a lookup: a loopback name or
-/// address, or the unspecified address (`0.0.0.0`, `::`) a server listens on.
-/// (Used to decide whether a target's process can be read from /proc;
-/// traffic safety uses [`is_loopback_host`], which also resolves names.)
-pub fn is_this_machine(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    loopback_by_name(h) == Some(true)
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_unspecified())
-}
-
 /// Why traffic was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SafetyError {
@@ -104,23 +93,5 @@ mod tests {
         );
         assert!(ensure_loopback("not a url", true, "load").await.is_err());
         assert!(is_loopback_host("api.localhost").await);
-    }
-
-    #[test]
-    fn this_machine_without_a_lookup() {
-        for h in [
-            "localhost",
-            "127.0.0.1",
-            "::1",
-            "[::1]",
-            "0.0.0.0",
-            "::",
-            "x.localhost",
-        ] {
-            assert!(is_this_machine(h), "{h}");
-        }
-        for h in ["10.0.0.1", "example.com", "db"] {
-            assert!(!is_this_machine(h), "{h}");
-        }
     }
 }

@@ -355,6 +355,14 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// `chatops ARGS` whose standard output is JSON: (exit code, the JSON or
+/// null, stdout and stderr for failure messages).
+pub fn chatops_json(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let r = chatops(args, &[]);
+    let json = serde_json::from_str(&r.stdout).unwrap_or(serde_json::Value::Null);
+    (r.code, json, format!("{}\n{}", r.stdout, r.stderr))
+}
+
 /// A sandbox with a database of its own on the shared cluster.
 pub fn sandbox(rt: &tokio::runtime::Runtime) -> Sandbox {
     rt.block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("chat")))

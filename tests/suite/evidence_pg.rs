@@ -3,20 +3,12 @@
 //! transaction, another waiting behind it), and pg_stat_statements deltas
 //! with the EXPLAIN of the worst statement when the extension is loaded.
 
-use crate::common::{cluster, start_cluster, unique};
+use crate::common::{cluster, runtime, start_cluster, unique};
 use chatops::load::stage_db::StageDb;
 use chatops::pg::{DbUrl, statements, waits};
 use chatops::sandbox::pg::PgOptions;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 #[test]
 fn a_blocking_chain_names_the_relation_the_blocker_and_its_statement() {

@@ -6,33 +6,14 @@
 //! 127.0.0.1 only.
 
 use crate::common::{
-    bin, chatops, cluster, interrupt_when_ready, load_generator_slot, make_certs, scratch_dir,
-    signal, unique, wait_output, wait_until, write_playbook,
+    bin, chatops, chatops_json, interrupt_when_ready, load_generator_slot, make_certs, running,
+    runtime, scratch_dir, signal, unique, wait_output, wait_until, write_playbook,
 };
-use chatops::sandbox::{Knobs, Sandbox};
+use chatops::sandbox::Knobs;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn sandbox(rt: &tokio::runtime::Runtime, knobs: Knobs) -> (Sandbox, String) {
-    let mut sb = rt
-        .block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("load")))
-        .unwrap_or_else(|e| panic!("sandbox: {e}"));
-    let url = rt
-        .block_on(sb.start_backend(&knobs))
-        .unwrap_or_else(|e| panic!("backend: {e}"))
-        .base_url();
-    (sb, url)
-}
 
 /// `chatops load --format json` with these extra arguments.
 fn load(url: &str, db: Option<&str>, extra: &[&str]) -> (i32, Value, String) {
@@ -41,9 +22,7 @@ fn load(url: &str, db: Option<&str>, extra: &[&str]) -> (i32, Value, String) {
         args.extend(["--database-url", d]);
     }
     args.extend_from_slice(extra);
-    let r = chatops(&args, &[]);
-    let json = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
-    (r.code, json, format!("{}\n{}", r.stdout, r.stderr))
+    chatops_json(&args)
 }
 
 fn stage<'a>(v: &'a Value, name: &str) -> &'a Value {
@@ -57,7 +36,7 @@ fn stage<'a>(v: &'a Value, name: &str) -> &'a Value {
 fn healthy_backend_passes_every_stage_after_the_preflight() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (sb, url) = sandbox(&rt, Knobs::default());
+    let (sb, url) = running(&rt, Knobs::default());
     let (code, v, out) = load(
         &url,
         Some(&sb.db_url),
@@ -132,7 +111,7 @@ fn healthy_backend_passes_every_stage_after_the_preflight() {
 fn starved_pool_breaks_at_a_named_stage_and_the_diagnosis_names_the_pool() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (sb, url) = sandbox(
+    let (sb, url) = running(
         &rt,
         Knobs {
             connection_limit: Some(2),
@@ -212,7 +191,7 @@ fn starved_pool_breaks_at_a_named_stage_and_the_diagnosis_names_the_pool() {
 fn rate_limiter_is_named_when_429s_break_the_stage() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (sb, url) = sandbox(
+    let (sb, url) = running(
         &rt,
         Knobs {
             rate_limit: true,
@@ -525,7 +504,7 @@ fn emit_k6_writes_the_equivalent_script_without_sending() {
 fn captured_values_feed_later_requests_of_the_same_user() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (sb, url) = sandbox(&rt, Knobs::default());
+    let (sb, url) = running(&rt, Knobs::default());
     let plan = write_playbook(
         r#"name: replies
 vars:
@@ -647,7 +626,7 @@ fn connections_closed_by_the_server_are_reopened_without_errors() {
 fn a_backend_that_dies_mid_stage_is_diagnosed_as_a_crash() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (sb, url) = sandbox(&rt, Knobs::default());
+    let (sb, url) = running(&rt, Knobs::default());
     let backend = sb.backend.as_ref().expect("backend");
     let (pid, log) = (backend.pid, backend.log.clone());
     let plan = write_playbook(include_str!("../fixtures/load-seed-mix-by-vu.yaml"));
@@ -704,7 +683,7 @@ fn a_backend_that_dies_mid_stage_is_diagnosed_as_a_crash() {
 fn human_report_breaks_latency_down_by_request_kind() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (_sb, url) = sandbox(&rt, Knobs::default());
+    let (_sb, url) = running(&rt, Knobs::default());
     let r = chatops(
         &[
             "load",

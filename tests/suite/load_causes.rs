@@ -4,7 +4,9 @@
 //! nothing at all for the healthy sandbox. Each test runs the sandbox with
 //! one knob and reads `breaking_point` (or `warnings`) from the JSON.
 
-use crate::common::{bin, chatops, cluster, load_generator_slot, runtime, unique, write_playbook};
+use crate::common::{
+    bin, chatops_json, load_generator_slot, running, runtime, start, write_playbook,
+};
 use crate::knobs::{CONVERSATION, USER};
 use chatops::sandbox::pg::PgOptions;
 use chatops::sandbox::{Knobs, SLOW_HISTORY_ROWS, Sandbox};
@@ -17,18 +19,13 @@ fn sandbox(
     knobs: Knobs,
     own: Option<PgOptions>,
 ) -> (Sandbox, String) {
+    let Some(opts) = own else {
+        return running(rt, knobs);
+    };
     let mut sb = rt
-        .block_on(async {
-            match own {
-                Some(opts) => Sandbox::start(&bin(), opts).await,
-                None => Sandbox::on_cluster(&bin(), cluster(), &unique("cause")).await,
-            }
-        })
+        .block_on(Sandbox::start(&bin(), opts))
         .unwrap_or_else(|e| panic!("sandbox: {e}"));
-    let url = rt
-        .block_on(sb.start_backend(&knobs))
-        .unwrap_or_else(|e| panic!("backend: {e}"))
-        .base_url();
+    let url = start(rt, &mut sb, knobs);
     (sb, url)
 }
 
@@ -44,9 +41,7 @@ fn load(url: &str, db: &str, extra: &[&str]) -> (i32, Value, String) {
         db,
     ];
     args.extend_from_slice(extra);
-    let r = chatops(&args, &[]);
-    let json = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
-    (r.code, json, format!("{}\n{}", r.stdout, r.stderr))
+    chatops_json(&args)
 }
 
 /// The breaking point's cause, and its root cause and evidence as one text.

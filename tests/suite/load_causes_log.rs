@@ -5,33 +5,15 @@
 //! short stage against the sandbox and asserts the cause and the evidence
 //! line that proves it.
 
-use crate::common::{bin, chatops, cluster, load_generator_slot, scratch_dir, unique, wait_until};
+use crate::common::{
+    bin, chatops_json, load_generator_slot, running, runtime, scratch_dir, unique, wait_until,
+};
 use chatops::sandbox::pg::PgOptions;
 use chatops::sandbox::{Knobs, Sandbox};
 use serde_json::Value;
 use std::time::Duration;
 
 const MIX: &str = include_str!("../fixtures/load-seed-mix-by-vu.yaml");
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// A backend with these knobs on a database of the shared cluster.
-fn shared(rt: &tokio::runtime::Runtime, knobs: Knobs) -> (Sandbox, String) {
-    let mut sb = rt
-        .block_on(Sandbox::on_cluster(&bin(), cluster(), &unique("causes")))
-        .unwrap_or_else(|e| panic!("sandbox: {e}"));
-    let url = rt
-        .block_on(sb.start_backend(&knobs))
-        .unwrap_or_else(|e| panic!("backend: {e}"))
-        .base_url();
-    (sb, url)
-}
 
 fn log_path(sb: &Sandbox) -> String {
     sb.backend
@@ -64,9 +46,7 @@ fn load(url: &str, db: &str, stages: &str, extra: &[&str]) -> (i32, Value, Strin
         stages,
     ];
     args.extend_from_slice(extra);
-    let r = chatops(&args, &[]);
-    let json = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
-    (r.code, json, format!("{}\n{}", r.stdout, r.stderr))
+    chatops_json(&args)
 }
 
 fn evidence(bp: &Value) -> Vec<String> {
@@ -84,7 +64,7 @@ fn evidence(bp: &Value) -> Vec<String> {
 fn a_crash_is_named_with_the_stack_from_the_log() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (sb, url) = shared(
+    let (sb, url) = running(
         &rt,
         Knobs {
             crash_after: Some(20),
@@ -175,7 +155,7 @@ fn postgres_stopped_mid_stage_is_database_down_with_its_address() {
 fn a_generic_500_is_schema_drift_from_the_log_s_p2022_line() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (sb, url) = shared(
+    let (sb, url) = running(
         &rt,
         Knobs {
             drift: true,
@@ -211,7 +191,7 @@ fn a_generic_500_is_schema_drift_from_the_log_s_p2022_line() {
 fn drift_is_named_by_the_400_body_when_the_log_says_nothing() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (sb, url) = shared(
+    let (sb, url) = running(
         &rt,
         Knobs {
             drift: true,
@@ -250,7 +230,7 @@ fn drift_is_named_by_the_400_body_when_the_log_says_nothing() {
 fn p2024_bodies_give_the_pool_s_connection_limit() {
     let _cpu = load_generator_slot();
     let rt = runtime();
-    let (sb, url) = shared(
+    let (sb, url) = running(
         &rt,
         Knobs {
             connection_limit: Some(2),
