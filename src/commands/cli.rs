@@ -325,6 +325,33 @@ pub struct WatchArgs {
     /// Rewrite this file with each sample instead of printing (e.g. for node_exporter's textfile collector).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz), sampling on each scrape: 127.0.0.1:9187.
+    #[arg(long, value_name = "ADDR", value_parser = listen_addr,
+          conflicts_with_all = ["once", "count", "output", "format"])]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Let --listen bind an address other than loopback (the metrics are then readable from other machines).
+    #[arg(long, requires = "listen")]
+    pub allow_remote: bool,
+    /// The backend's health URL: its heapUsed, heapTotal, RSS and database status become metrics (with --listen or --format prometheus).
+    #[arg(long, value_name = "URL")]
+    pub health_url: Option<String>,
+    /// The backend's pool size (Prisma's connection_limit), exported for the pool alert; default: the connection_limit of --database-url.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub connection_limit: Option<u32>,
+}
+
+/// `HOST:PORT` for --listen: an IP address or `localhost`; `:PORT` is every
+/// interface (as postgres_exporter's `:9187`).
+fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let t = s.trim();
+    let t = match t.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None if t.starts_with(':') => format!("0.0.0.0{t}"),
+        None => t.to_string(),
+    };
+    t.parse().map_err(|_| {
+        format!("`{s}` is not HOST:PORT (an IP address or localhost, e.g. 127.0.0.1:9187)")
+    })
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

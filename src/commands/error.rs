@@ -65,6 +65,19 @@ pub enum WatchError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "--listen {0} is not a loopback address: other machines could read the metrics; add --allow-remote to mean it"
+    )]
+    RemoteListen(std::net::SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("--health-url needs --listen or --format prometheus (the figures are metrics)")]
+    HealthUrlFormat,
+    #[error(transparent)]
+    HealthClient(#[from] crate::watch::serve::HealthClientError),
 }
 
 /// `chatops pool-calc` was given bad input, or could not read the server.

@@ -11,8 +11,12 @@ use super::{CommandResult, Outcome};
 use crate::pg::DbUrl;
 use crate::support::redact::Redactor;
 use crate::support::signals;
+use crate::watch::exporter::Settings;
+use crate::watch::serve::{self, Exporter};
 use crate::watch::{self, Frame, Level, Sampler, Thresholds, Trend, human};
 use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Restores the terminal when the view ends, however it ends.
 struct Screen {
@@ -102,7 +106,33 @@ pub async fn run(a: &WatchArgs, color: bool) -> CommandResult {
         u.port,
         db.as_deref().unwrap_or("(all databases)")
     );
-    let sampler = Sampler::new(&u, db, a.timeout).map_err(WatchError::from)?;
+    let sampler = Sampler::new(&u, db.clone(), a.timeout).map_err(WatchError::from)?;
+    let settings = Settings {
+        thresholds: t,
+        database: db,
+        // The backend's DATABASE_URL, when it is the one given, says it.
+        connection_limit: a.connection_limit.or_else(|| {
+            u.param("connection_limit")
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|l| *l > 0)
+        }),
+        health: false,
+    };
+    if let Some(addr) = a.listen {
+        let exporter = Exporter::new(sampler, a.health_url.clone(), settings, a.timeout)
+            .map_err(WatchError::from)?;
+        return listen(addr, a.allow_remote, exporter, red, &target).await;
+    }
+    let source = if a.format == WatchFormat::Prometheus {
+        Source::Exporter(
+            Exporter::new(sampler, a.health_url.clone(), settings, a.timeout)
+                .map_err(WatchError::from)?,
+        )
+    } else if a.health_url.is_some() {
+        return Err(WatchError::HealthUrlFormat.into());
+    } else {
+        Source::Sampler(sampler)
+    };
     let sink = match &a.output {
         Some(p) => Sink::File(p),
         None => Sink::Stdout,
@@ -128,16 +158,17 @@ pub async fn run(a: &WatchArgs, color: bool) -> CommandResult {
             _ = cancel.cancelled() => return Ok(Outcome::Interrupted),
             _ = ticker.tick() => {}
         }
-        let frame = tokio::select! {
+        let (frame, exposition) = tokio::select! {
             _ = cancel.cancelled() => return Ok(Outcome::Interrupted),
-            f = sampler.frame() => f,
+            f = source.next(&red) => f,
         };
         samples += 1;
         trend.push(&frame);
-        let text = match a.format {
-            WatchFormat::Json => watch::json::line(&frame, t, &red) + "\n",
-            WatchFormat::Prometheus => watch::prometheus::exposition(&frame, t),
-            WatchFormat::Human => {
+        let text = match (a.format, exposition) {
+            (WatchFormat::Prometheus, Some(text)) => text,
+            (WatchFormat::Prometheus, None) => watch::prometheus::exposition(&frame, t),
+            (WatchFormat::Json, _) => watch::json::line(&frame, t, &red) + "\n",
+            (WatchFormat::Human, _) => {
                 let body = human::render(&frame, &trend, &view);
                 if live_view {
                     format!("\x1b[H\x1b[2J{body}")
@@ -157,6 +188,54 @@ pub async fn run(a: &WatchArgs, color: bool) -> CommandResult {
             return Ok(Outcome::Ok);
         }
     }
+}
+
+/// Where frames come from: the sampler alone, or the exporter (which adds
+/// the health figures and its own metrics to the exposition).
+enum Source {
+    Sampler(Sampler),
+    Exporter(Exporter),
+}
+
+impl Source {
+    async fn next(&self, red: &Redactor) -> (Frame, Option<String>) {
+        match self {
+            Source::Sampler(s) => (s.frame().await, None),
+            Source::Exporter(e) => {
+                let (scrape, text, notices) = e.scrape().await;
+                for n in notices {
+                    eprintln!("chatops watch-connections: {}", red.redact(&n));
+                }
+                (scrape.frame, Some(text))
+            }
+        }
+    }
+}
+
+/// --listen: serve /metrics until Ctrl-C or SIGTERM (exit 130, as the
+/// other modes), loopback only unless --allow-remote.
+async fn listen(
+    addr: SocketAddr,
+    allow_remote: bool,
+    exporter: Exporter,
+    red: Redactor,
+    target: &str,
+) -> CommandResult {
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(WatchError::RemoteListen(addr).into());
+    }
+    // Before binding: a signal from then on is never lost.
+    let cancel = signals::shutdown_token();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| WatchError::Listen { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    eprintln!("chatops watch-connections: serving http://{bound}/metrics for {target}");
+    let notify: Arc<serve::Notify> = Arc::new(move |n: String| {
+        eprintln!("chatops watch-connections: {}", red.redact(&n));
+    });
+    serve::serve(listener, Arc::new(exporter), cancel, notify).await;
+    Ok(Outcome::Interrupted)
 }
 
 /// --once: a frame without a sample, or above the critical threshold (the

@@ -5,9 +5,12 @@
 //! command (`commands/watch_connections.rs`) owns the loop, the terminal and
 //! the signals.
 
+pub mod exporter;
+pub mod health;
 pub mod human;
 pub mod json;
 pub mod prometheus;
+pub mod serve;
 
 use crate::pg::DbUrl;
 use crate::pg::activity::{self, Snapshot};

@@ -11,7 +11,7 @@ pub fn label_value(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn gauge(o: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
+pub(super) fn gauge(o: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
     for (labels, v) in samples {
         let _ = writeln!(o, "{name}{labels} {v}");

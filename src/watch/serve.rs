@@ -1,0 +1,235 @@
+//! `watch-connections --listen`: the exporter's I/O. An [`Exporter`] samples
+//! on each scrape (as postgres_exporter does), one scrape at a time, and an
+//! HTTP/1 server answers `/metrics`, `/healthz` and `/` until the shutdown
+//! token is cancelled; then it stops accepting and lets the answers in
+//! flight finish (a bounded wait).
+
+use super::exporter::{Scrape, Settings, Totals, render};
+use super::health;
+use super::{Frame, Sampler};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The content type of the text exposition format.
+pub const EXPOSITION_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// How long answers in flight may take to finish after a shutdown.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Samples PostgreSQL (and the backend's health URL) on demand.
+pub struct Exporter {
+    sampler: Sampler,
+    health: Option<(reqwest::Client, String)>,
+    settings: Settings,
+    timeout: Duration,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    totals: Totals,
+    pg_up: Option<bool>,
+    health_up: Option<bool>,
+}
+
+/// Why the exporter cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client for --health-url: {0}")]
+pub struct HealthClientError(String);
+
+impl Exporter {
+    /// `health_url`: the backend's health endpoint (None: no health
+    /// families); `timeout` bounds the health request as the sampler's
+    /// bounds PostgreSQL.
+    pub fn new(
+        sampler: Sampler,
+        health_url: Option<String>,
+        settings: Settings,
+        timeout: Duration,
+    ) -> Result<Exporter, HealthClientError> {
+        let health = match health_url {
+            None => None,
+            Some(url) => {
+                let client = reqwest::Client::builder()
+                    .user_agent(concat!("chatops/", env!("CARGO_PKG_VERSION")))
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| HealthClientError(e.to_string()))?;
+                Some((client, url))
+            }
+        };
+        let settings = Settings {
+            health: health.is_some(),
+            ..settings
+        };
+        Ok(Exporter {
+            sampler,
+            health,
+            settings,
+            timeout,
+            state: tokio::sync::Mutex::new(State::default()),
+        })
+    }
+
+    /// One scrape (one at a time): the sources read, the exposition, and
+    /// notices for the operator when a source went down or came back.
+    pub async fn scrape(&self) -> (Scrape, String, Vec<String>) {
+        let mut st = self.state.lock().await;
+        let started = Instant::now();
+        let health = async {
+            match &self.health {
+                None => None,
+                Some((client, url)) => Some(health::fetch(client, url, self.timeout).await),
+            }
+        };
+        let (frame, health) = tokio::join!(self.sampler.frame(), health);
+        let s = Scrape {
+            frame,
+            health,
+            took: started.elapsed(),
+        };
+        st.totals.add(&s);
+        let text = render(&s, &self.settings, &st.totals);
+        let mut notices = Vec::new();
+        let pg_up = match &s.frame {
+            Frame::Up { .. } => true,
+            Frame::Down { error, .. } => {
+                if st.pg_up != Some(false) {
+                    notices.push(format!("PostgreSQL cannot be sampled: {error}"));
+                }
+                false
+            }
+        };
+        if pg_up && st.pg_up == Some(false) {
+            notices.push("PostgreSQL can be sampled again".into());
+        }
+        st.pg_up = Some(pg_up);
+        if let Some(h) = &s.health {
+            let up = matches!(h, Ok(h) if h.ok());
+            if !up && st.health_up != Some(false) {
+                notices.push(match h {
+                    Ok(h) => format!("the health URL answered {}", h.status),
+                    Err(e) => format!("the health URL did not answer: {e}"),
+                });
+            } else if up && st.health_up == Some(false) {
+                notices.push("the health URL answers 2xx again".into());
+            }
+            st.health_up = Some(up);
+        }
+        (s, text, notices)
+    }
+
+    async fn answer(&self, req: &Request<Incoming>, notify: &Notify) -> Response<Full<Bytes>> {
+        let head = req.method() == Method::HEAD;
+        if req.method() != Method::GET && !head {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let mut r = match req.uri().path() {
+            "/metrics" if head => text(StatusCode::OK, ""),
+            "/metrics" => {
+                let (_, body, notices) = self.scrape().await;
+                for n in notices {
+                    notify(n);
+                }
+                text(StatusCode::OK, body)
+            }
+            // The exporter itself answers: PostgreSQL's state is in /metrics.
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/" => {
+                let mut r = text(StatusCode::OK, INDEX);
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                return if head { empty(r) } else { r };
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found: try /metrics\n"),
+        };
+        if req.uri().path() == "/metrics" {
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(EXPOSITION_TYPE));
+        }
+        if head { empty(r) } else { r }
+    }
+}
+
+const INDEX: &str = "<!doctype html><html><head><title>chatops exporter</title></head>\
+<body><h1>chatops watch-connections</h1><p><a href=\"/metrics\">/metrics</a> \
+&middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n";
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn empty(r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let (parts, _) = r.into_parts();
+    Response::from_parts(parts, Full::new(Bytes::new()))
+}
+
+/// Where notices go (the command prints them, redacted).
+pub type Notify = dyn Fn(String) + Send + Sync;
+
+/// Serves until `cancel` is cancelled, then lets the answers in flight
+/// finish (at most [`GRACE`]).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    exporter: Arc<Exporter>,
+    cancel: CancellationToken,
+    notify: Arc<Notify>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((s, _)) => s,
+                Err(_) => {
+                    // EMFILE and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let (exp, stop, notify) = (exporter.clone(), cancel.clone(), notify.clone());
+        conns.spawn(async move {
+            let svc = service_fn(move |req| {
+                let (exp, notify) = (exp.clone(), notify.clone());
+                async move { Ok::<_, Infallible>(exp.answer(&req, &*notify).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(GRACE, conn).await;
+                }
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(GRACE, async { while conns.join_next().await.is_some() {} }).await;
+}
