@@ -9,6 +9,7 @@ mod database_playbook;
 mod doctor_sandbox;
 mod engine;
 mod evidence_pg;
+mod exporter;
 mod http_check;
 mod knobs;
 mod layers;
