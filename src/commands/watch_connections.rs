@@ -110,24 +110,29 @@ pub async fn run(a: &WatchArgs, color: bool) -> CommandResult {
     let settings = Settings {
         thresholds: t,
         database: db,
-        // The backend's DATABASE_URL, when it is the one given, says it.
-        connection_limit: a.connection_limit.or_else(|| {
-            u.param("connection_limit")
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|l| *l > 0)
-        }),
+        connection_limit: a.connection_limit,
         health: false,
     };
+    // The backend's DATABASE_URL, when it is the one given, says it too.
+    let url_limit = u
+        .param("connection_limit")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|l| *l > 0);
+    let exporter = |sampler| {
+        Exporter::new(
+            sampler,
+            a.health_url.clone(),
+            settings,
+            url_limit,
+            a.timeout,
+        )
+        .map_err(WatchError::from)
+    };
     if let Some(addr) = a.listen {
-        let exporter = Exporter::new(sampler, a.health_url.clone(), settings, a.timeout)
-            .map_err(WatchError::from)?;
-        return listen(addr, a.allow_remote, exporter, red, &target).await;
+        return listen(addr, a.allow_remote, exporter(sampler)?, red, &target).await;
     }
     let source = if a.format == WatchFormat::Prometheus {
-        Source::Exporter(
-            Exporter::new(sampler, a.health_url.clone(), settings, a.timeout)
-                .map_err(WatchError::from)?,
-        )
+        Source::Exporter(exporter(sampler)?)
     } else if a.health_url.is_some() {
         return Err(WatchError::HealthUrlFormat.into());
     } else {

@@ -7,6 +7,7 @@
 use super::exporter::{Scrape, Settings, Totals, render};
 use super::health;
 use super::{Frame, Sampler};
+use crate::probe::process;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -31,6 +32,9 @@ pub struct Exporter {
     sampler: Sampler,
     health: Option<(reqwest::Client, String)>,
     settings: Settings,
+    /// `connection_limit` of --database-url: used when neither the flag nor
+    /// the backend's own DATABASE_URL gives it.
+    url_limit: Option<u32>,
     timeout: Duration,
     state: tokio::sync::Mutex<State>,
 }
@@ -40,6 +44,30 @@ struct State {
     totals: Totals,
     pg_up: Option<bool>,
     health_up: Option<bool>,
+    /// The local process behind the health URL and its connection_limit.
+    backend: Option<(u32, Option<u32>)>,
+    /// When no such process was found last (looked for again after [`LOOK_AGAIN`]).
+    not_found_at: Option<Instant>,
+}
+
+/// How long a health URL without a local process behind it is not looked up again.
+const LOOK_AGAIN: Duration = Duration::from_secs(30);
+
+/// The pid of the local process listening on the URL's port, and the
+/// `connection_limit` of its own DATABASE_URL (what Prisma reads).
+fn local_backend_limit(url: &str) -> Option<(u32, Option<u32>)> {
+    let u = url::Url::parse(url).ok()?;
+    if !process::is_local_host(u.host_str()?) {
+        return None;
+    }
+    let pid = process::listeners(u.port_or_known_default()?).first()?.pid;
+    let limit = process::environ(pid)
+        .ok()
+        .and_then(|env| env.into_iter().find(|(k, _)| k == "DATABASE_URL"))
+        .and_then(|(_, v)| crate::pg::DbUrl::parse(&v).ok())
+        .and_then(|d| d.param("connection_limit")?.trim().parse().ok())
+        .filter(|l: &u32| *l > 0);
+    Some((pid, limit))
 }
 
 /// Why the exporter cannot be built.
@@ -49,12 +77,15 @@ pub struct HealthClientError(String);
 
 impl Exporter {
     /// `health_url`: the backend's health endpoint (None: no health
-    /// families); `timeout` bounds the health request as the sampler's
-    /// bounds PostgreSQL.
+    /// families); `settings.connection_limit`: the flag's, which wins over
+    /// the DATABASE_URL of the local process behind the health URL, which
+    /// wins over `url_limit`; `timeout` bounds the health request as the
+    /// sampler's bounds PostgreSQL.
     pub fn new(
         sampler: Sampler,
         health_url: Option<String>,
         settings: Settings,
+        url_limit: Option<u32>,
         timeout: Duration,
     ) -> Result<Exporter, HealthClientError> {
         let health = match health_url {
@@ -76,6 +107,7 @@ impl Exporter {
             sampler,
             health,
             settings,
+            url_limit,
             timeout,
             state: tokio::sync::Mutex::new(State::default()),
         })
@@ -99,7 +131,15 @@ impl Exporter {
             took: started.elapsed(),
         };
         st.totals.add(&s);
-        let text = render(&s, &self.settings, &st.totals);
+        let settings = Settings {
+            connection_limit: self
+                .settings
+                .connection_limit
+                .or_else(|| self.backend_limit(&mut st))
+                .or(self.url_limit),
+            ..self.settings.clone()
+        };
+        let text = render(&s, &settings, &st.totals);
         let mut notices = Vec::new();
         let pg_up = match &s.frame {
             Frame::Up { .. } => true,
@@ -127,6 +167,23 @@ impl Exporter {
             st.health_up = Some(up);
         }
         (s, text, notices)
+    }
+
+    /// The connection_limit of the backend behind the health URL, looked up
+    /// again when its process is gone.
+    fn backend_limit(&self, st: &mut State) -> Option<u32> {
+        let (_, url) = self.health.as_ref()?;
+        if let Some((pid, limit)) = st.backend
+            && process::alive(pid)
+        {
+            return limit;
+        }
+        if st.not_found_at.is_some_and(|t| t.elapsed() < LOOK_AGAIN) {
+            return None;
+        }
+        st.backend = local_backend_limit(url);
+        st.not_found_at = st.backend.is_none().then(Instant::now);
+        st.backend.and_then(|(_, l)| l)
     }
 
     async fn answer(&self, req: &Request<Incoming>, notify: &Notify) -> Response<Full<Bytes>> {

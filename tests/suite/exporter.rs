@@ -483,10 +483,16 @@ fn prometheus_scrapes_the_exporter_and_the_shipped_alert_fires() {
     let mut sb = rt
         .block_on(Sandbox::on_cluster(&bin(), pg, "chat_backend_db"))
         .unwrap_or_else(|e| panic!("sandbox: {e}"));
-    let base_url = start(&rt, &mut sb, Knobs::default());
+    // The backend's pool: 4, in its own DATABASE_URL (read through the
+    // process behind the health URL, no flag).
+    let knobs = Knobs {
+        connection_limit: Some(4),
+        ..Knobs::default()
+    };
+    let base_url = start(&rt, &mut sb, knobs);
     let db = sb.db_name().to_string();
 
-    // The exporter: thresholds 2 and 3, a pool of 4, the backend's health.
+    // The exporter: thresholds 2 and 3, the backend's health.
     let health = format!("{base_url}/api/v1/health");
     let (exp, addr) = exporter(&[
         "--database-url",
@@ -495,8 +501,6 @@ fn prometheus_scrapes_the_exporter_and_the_shipped_alert_fires() {
         "2",
         "--critical-active",
         "3",
-        "--connection-limit",
-        "4",
         "--health-url",
         &health,
     ]);
@@ -526,6 +530,12 @@ fn prometheus_scrapes_the_exporter_and_the_shipped_alert_fires() {
     }
     assert!(
         text.contains("\nchatops_backend_heap_used_bytes "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "chatops_backend_connection_limit{{database=\"{db}\"}} 4\n"
+        )),
         "{text}"
     );
 
