@@ -327,7 +327,7 @@ pub struct WatchArgs {
     pub output: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz), sampling on each scrape: 127.0.0.1:9187.
     #[arg(long, value_name = "ADDR", value_parser = listen_addr,
-          conflicts_with_all = ["once", "count", "output", "format"])]
+          conflicts_with_all = ["once", "count", "output", "format", "interval"])]
     pub listen: Option<std::net::SocketAddr>,
     /// Let --listen bind an address other than loopback (the metrics are then readable from other machines).
     #[arg(long, requires = "listen")]
@@ -526,6 +526,29 @@ mod tests {
                 e.to_string()
             }
         }
+    }
+
+    #[test]
+    fn watch_listen_addresses() {
+        let listen = |a: &str| match parse(&["watch-connections", "--listen", a]) {
+            Ok(Cli {
+                command: Command::WatchConnections(w),
+                ..
+            }) => w.listen.map(|l| l.to_string()),
+            other => panic!("{a}: {other:?}"),
+        };
+        assert_eq!(listen("127.0.0.1:9187").as_deref(), Some("127.0.0.1:9187"));
+        assert_eq!(listen("localhost:9187").as_deref(), Some("127.0.0.1:9187"));
+        assert_eq!(listen(":9187").as_deref(), Some("0.0.0.0:9187"));
+        assert_eq!(listen("[::1]:0").as_deref(), Some("[::1]:0"));
+        assert!(
+            refused(&["watch-connections", "--listen", "example.com:9187"]).contains("HOST:PORT")
+        );
+        assert!(refused(&["watch-connections", "--listen", "9187"]).contains("HOST:PORT"));
+        refused(&["watch-connections", "--listen", ":1", "--once"]);
+        refused(&["watch-connections", "--listen", ":1", "--format", "json"]);
+        refused(&["watch-connections", "--allow-remote"]);
+        assert!(parse(&["watch-connections", "--connection-limit", "0"]).is_err());
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub async fn run(a: &WatchArgs, color: bool) -> CommandResult {
         .ok_or(WatchError::MissingDatabaseUrl)?;
     let mut red = Redactor::new();
     red.learn(raw);
+    if let Some(h) = &a.health_url {
+        red.learn(h);
+    }
     let u = DbUrl::parse(raw).map_err(|e| WatchError::DatabaseUrl(red.redact(&e.to_string())))?;
     if a.warn_active > a.critical_active {
         return Err(WatchError::Thresholds {
