@@ -210,7 +210,7 @@ impl Source {
         match self {
             Source::Sampler(s) => (s.frame().await, None),
             Source::Exporter(e) => {
-                let (scrape, text, notices) = e.scrape().await;
+                let (scrape, text, notices) = e.scrape(None).await;
                 for n in notices {
                     eprintln!("chatops watch-connections: {}", red.redact(&n));
                 }

@@ -115,16 +115,33 @@ impl Exporter {
 
     /// One scrape (one at a time): the sources read, the exposition, and
     /// notices for the operator when a source went down or came back.
-    pub async fn scrape(&self) -> (Scrape, String, Vec<String>) {
+    /// `budget`: what the scraper allows (Prometheus's scrape timeout, less
+    /// a margin), so that a PostgreSQL that hangs is `chatops_pg_up 0`
+    /// rather than a failed scrape; never more than `--timeout`.
+    pub async fn scrape(&self, budget: Option<Duration>) -> (Scrape, String, Vec<String>) {
         let mut st = self.state.lock().await;
         let started = Instant::now();
+        let budget = budget.map_or(self.timeout, |b| b.min(self.timeout));
+        let frame = async {
+            let time = std::time::SystemTime::now();
+            match tokio::time::timeout(budget, self.sampler.frame()).await {
+                Ok(f) => f,
+                Err(_) => Frame::Down {
+                    time,
+                    error: format!(
+                        "no answer within {} (the scrape's timeout)",
+                        crate::support::duration::fmt(budget)
+                    ),
+                },
+            }
+        };
         let health = async {
             match &self.health {
                 None => None,
-                Some((client, url)) => Some(health::fetch(client, url, self.timeout).await),
+                Some((client, url)) => Some(health::fetch(client, url, budget).await),
             }
         };
-        let (frame, health) = tokio::join!(self.sampler.frame(), health);
+        let (frame, health) = tokio::join!(frame, health);
         let s = Scrape {
             frame,
             health,
@@ -197,7 +214,12 @@ impl Exporter {
         let mut r = match req.uri().path() {
             "/metrics" if head => text(StatusCode::OK, ""),
             "/metrics" => {
-                let (_, body, notices) = self.scrape().await;
+                let budget = scrape_budget(
+                    req.headers()
+                        .get(SCRAPE_TIMEOUT_HEADER)
+                        .and_then(|v| v.to_str().ok()),
+                );
+                let (_, body, notices) = self.scrape(budget).await;
                 for n in notices {
                     notify(n);
                 }
@@ -221,6 +243,17 @@ impl Exporter {
         }
         if head { empty(r) } else { r }
     }
+}
+
+/// The scrape timeout Prometheus sends with each scrape.
+const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
+
+/// The time a scrape may take from Prometheus's scrape timeout: 90% of it
+/// less 100 ms, at least 100 ms, so the answer is in before Prometheus
+/// gives up.
+fn scrape_budget(header: Option<&str>) -> Option<Duration> {
+    let s: f64 = header?.trim().parse().ok()?;
+    (s.is_finite() && s > 0.0).then(|| Duration::from_secs_f64((s * 0.9 - 0.1).max(0.1)))
 }
 
 const INDEX: &str = "<!doctype html><html><head><title>chatops exporter</title></head>\
@@ -289,4 +322,33 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(GRACE, async { while conns.join_next().await.is_some() {} }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scrape_budget_leaves_prometheus_a_margin() {
+        assert_eq!(scrape_budget(Some("10")), Some(Duration::from_millis(8900)));
+        assert_eq!(
+            scrape_budget(Some(" 1.5 ")),
+            Some(Duration::from_millis(1250))
+        );
+        assert_eq!(scrape_budget(Some("0.1")), Some(Duration::from_millis(100)));
+        assert_eq!(scrape_budget(Some("0")), None);
+        assert_eq!(scrape_budget(Some("-3")), None);
+        assert_eq!(scrape_budget(Some("NaN")), None);
+        assert_eq!(scrape_budget(Some("soon")), None);
+        assert_eq!(scrape_budget(None), None);
+    }
+
+    #[test]
+    fn a_health_url_elsewhere_has_no_local_backend() {
+        assert_eq!(
+            local_backend_limit("http://192.0.2.1:3001/api/v1/health"),
+            None
+        );
+        assert_eq!(local_backend_limit("not a url"), None);
+    }
 }

@@ -308,13 +308,25 @@ fn exporter(args: &[&str]) -> (Proc, String) {
 }
 
 fn get(rt: &tokio::runtime::Runtime, url: &str) -> (u16, String, String) {
+    get_with(rt, url, &[])
+}
+
+fn get_with(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     rt.block_on(async {
-        let r = reqwest::Client::builder()
+        let mut req = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap()
-            .get(url)
+            .get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {url}: {e}"));
@@ -427,6 +439,33 @@ fn refusals_and_postgres_down() {
             .then(|| l.to_string())
     });
     assert!(!notice.contains("secret"), "{notice}");
+    drop(p);
+
+    // A server that accepts and never answers (PostgreSQL hanging): the
+    // scrape answers within Prometheus's scrape timeout, with pg_up 0,
+    // although --timeout is longer.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgresql://u:p@127.0.0.1:{}/db",
+        hang.local_addr().unwrap().port()
+    );
+    let (p, addr) = exporter(&["--timeout", "60s", "--database-url", &url]);
+    let t = Instant::now();
+    let (status, _, text) = get_with(
+        &rt,
+        &format!("http://{addr}/metrics"),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    );
+    let took = t.elapsed();
+    assert_eq!(status, 200);
+    assert!(text.contains("chatops_pg_up 0\n"), "{text}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let notice = p.wait_line(Duration::from_secs(10), |l| {
+        l.contains("PostgreSQL cannot be sampled")
+            .then(|| l.to_string())
+    });
+    assert!(notice.contains("the scrape's timeout"), "{notice}");
+    drop(hang);
 }
 
 /// The shipped rules with every `for:` set to 1s (the expressions, labels
