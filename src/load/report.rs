@@ -3,6 +3,7 @@
 //! markdown report. Every text goes through the redactor before it leaves.
 
 use super::result::{BreakingPoint, Generator, RunResult, StageResult, StageStatus};
+use crate::support::atomic::WriteError;
 use crate::support::redact::Redactor;
 use owo_colors::OwoColorize;
 use serde::Serialize;
@@ -483,13 +484,16 @@ pub fn markdown(r: &RunResult, red: &Redactor) -> String {
 }
 
 /// Writes `summary.json`, `stage-N-NAME.json` (with the samples) and `report.md`.
-pub fn export(dir: &Path, r: &RunResult, red: &Redactor) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+/// Each file is written atomically (a reader never sees half of one).
+pub fn export(dir: &Path, r: &RunResult, red: &Redactor) -> Result<Vec<String>, WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut written = Vec::new();
-    let mut put = |name: String, text: String| -> Result<(), String> {
+    let mut put = |name: String, text: String| -> Result<(), WriteError> {
         let p = dir.join(&name);
-        std::fs::write(&p, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        crate::support::atomic::write(&p, text.as_bytes())?;
         written.push(p.display().to_string());
         Ok(())
     };
