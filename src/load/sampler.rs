@@ -8,6 +8,7 @@ use super::monitor::{Backend, LockSample, Sample, Watcher, local_backend};
 use crate::diagnose::load::ExitEvidence;
 use crate::diagnose::witness;
 use crate::pg::{DbUrl, activity, waits};
+use crate::probe::http::{MaxBody, read_body};
 use crate::probe::{log, process, threads};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -357,11 +358,19 @@ impl Slow {
     /// heapUsed and heapTotal from the health endpoint, when it has them.
     async fn health(&mut self, s: &mut Sample, http: &reqwest::Client) {
         if let Some(h) = &self.health {
-            let got = tokio::time::timeout(Duration::from_millis(500), http.get(h).send()).await;
-            let v = match got {
-                Ok(Ok(r)) => r.json::<serde_json::Value>().await.ok(),
-                _ => None,
+            // The whole exchange within 500 ms and its body within 64 KB: a
+            // health endpoint that floods or never ends costs nothing.
+            let exchange = async {
+                let mut r = http.get(h).send().await.ok()?;
+                let body = read_body(&mut r, MaxBody(64 * 1024)).await.ok()?;
+                (!body.cut)
+                    .then(|| serde_json::from_slice::<serde_json::Value>(&body.bytes).ok())
+                    .flatten()
             };
+            let v = tokio::time::timeout(Duration::from_millis(500), exchange)
+                .await
+                .ok()
+                .flatten();
             match v.as_ref().and_then(|v| v["memory"]["heapUsed"].as_u64()) {
                 Some(u) => {
                     s.heap_used_bytes = Some(u);

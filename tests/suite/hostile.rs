@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 const MAX_RSS_KB: u64 = 64 * 1024;
 
 /// Runs `cmd` (stdout and stderr captured) to its end, killing it after
-/// `guard`: its exit code, stdout, stderr, peak RSS in KB (the child's
-/// `ru_maxrss`, from wait4) and wall time.
+/// `guard`: its exit code, stdout, stderr, peak RSS in KB and wall time.
+/// The peak is the process's own high-water mark (`VmHWM` in
+/// /proc/PID/status), read every few milliseconds until it exits: the
+/// child's `ru_maxrss` would also count the test binary's memory it shared
+/// between fork and exec.
 pub fn run_measured(mut cmd: Command, guard: Duration) -> (i32, String, String, u64, Duration) {
     use std::io::Read;
     cmd.stdin(Stdio::null())
@@ -45,7 +48,16 @@ pub fn run_measured(mut cmd: Command, guard: Duration) -> (i32, String, String, 
             .take()
             .map(|r| Box::new(r) as Box<dyn Read + Send>),
     );
-    let (code, rss_kb) = loop {
+    let status_path = format!("/proc/{pid}/status");
+    let mut peak_kb = 0u64;
+    let (code, _) = loop {
+        if let Some(kb) = std::fs::read_to_string(&status_path).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            peak_kb = peak_kb.max(kb);
+        }
         let mut status: libc::c_int = 0;
         // SAFETY: a zeroed rusage is a valid value for wait4 to fill.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -64,8 +76,10 @@ pub fn run_measured(mut cmd: Command, guard: Duration) -> (i32, String, String, 
             let _ = child.kill();
             panic!("chatops was still running after {guard:?} (killed)");
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(5));
     };
+    let rss_kb = peak_kb;
+    assert!(rss_kb > 0, "never read chatops's VmHWM");
     let wall = started.elapsed();
     (
         code,
@@ -260,4 +274,141 @@ fn max_body_bounds_what_the_http_check_reads_and_says_it_was_cut() {
         out.contains("max_body") && out.contains("64KB or 1MB"),
         "{out}"
     );
+}
+
+/// The load stage's length and the per-request timeout in these runs.
+const STAGE_S: f64 = 2.0;
+const REQUEST_TIMEOUT_S: f64 = 1.0;
+
+/// How `chatops load` should count a mode's answers: the error class every
+/// request falls in, or None when they succeed (a 302 is a success, as the
+/// generator does not follow redirects; a body cut at its declared length
+/// is the answer, and the connection is not reused after it).
+fn load_class(mode: Mode) -> Option<&'static str> {
+    match mode {
+        Mode::SlowHeaders
+        | Mode::LengthLonger
+        | Mode::ContinueForever
+        | Mode::TlsStall
+        | Mode::NeverReads => Some("timeout"),
+        Mode::RedirectLoop | Mode::LengthShorter | Mode::Healthy => None,
+        _ => Some("transport"),
+    }
+}
+
+fn load_args(url: &str, stage: &str) -> Vec<String> {
+    [
+        "load",
+        "--format",
+        "json",
+        "--skip-preflight",
+        "--base-url",
+        url,
+        "--stages",
+        stage,
+        "--warmup",
+        "0s",
+        "--timeout",
+        "1s",
+        "--think-time",
+        "10ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn load_against(mode: Mode) -> Vec<String> {
+    let server = Server::start(mode);
+    let mut c = Command::new(bin());
+    c.args(load_args(&server.url(), "h:4:2s"))
+        .env("NO_COLOR", "1");
+    let (code, out, err, rss_kb, wall) = run_measured(c, Duration::from_secs(60));
+    assert!(!err.contains("panicked"), "{mode:?}: a panic: {err}");
+    assert!(
+        rss_kb < MAX_RSS_KB,
+        "{mode:?}: chatops load peaked at {rss_kb} KB (bound {MAX_RSS_KB} KB)"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{mode:?}: not JSON ({e}): {err}"));
+    let s = &v["stages"][0];
+    let elapsed = s["elapsed_s"].as_f64().unwrap_or(f64::MAX);
+    // On time: the stage, plus the last requests' timeout, plus a little.
+    assert!(
+        elapsed <= STAGE_S + REQUEST_TIMEOUT_S + 0.5,
+        "{mode:?}: the stage took {elapsed} s: {s}"
+    );
+    let requests = s["requests"].as_u64().unwrap_or(0);
+    assert!(requests > 0, "{mode:?}: no request was counted: {s}");
+    let errors = &s["errors"];
+    match load_class(mode) {
+        Some(class) => {
+            assert_eq!(code, 1, "{mode:?}: {err}");
+            assert_eq!(v["result"], "breaking_point", "{mode:?}: {v}");
+            assert_eq!(
+                errors[class].as_u64(),
+                Some(requests),
+                "{mode:?}: every request should count as {class}: {s}"
+            );
+            // A server that never answers is not the generator's fault.
+            assert_ne!(
+                v["breaking_point"]["cause"], "generator_saturated",
+                "{mode:?}: {v}"
+            );
+        }
+        None => {
+            assert_eq!(code, 0, "{mode:?}: {err}\n{s}");
+            assert_eq!(s["error_rate"].as_f64(), Some(0.0), "{mode:?}: {s}");
+        }
+    }
+    vec![format!(
+        "{mode:?} load: {} in {elapsed:.2} s stage ({} ms run), {requests} request(s), errors {errors}, cause {}, peak RSS {rss_kb} KB",
+        v["result"],
+        wall.as_millis(),
+        v["breaking_point"]["cause"]
+    )]
+}
+
+#[test]
+fn load_counts_every_hostile_server_as_classified_errors_on_time_and_in_bounded_memory() {
+    let _cpu = load_generator_slot();
+    for_each_mode(4, load_against);
+}
+
+#[test]
+fn ctrl_c_stops_a_load_against_servers_that_hang_or_flood() {
+    let _cpu = load_generator_slot();
+    let modes = [
+        Mode::NeverReads,
+        Mode::SlowHeaders,
+        Mode::EndlessChunked,
+        Mode::TlsStall,
+        Mode::ResetAfterRequest,
+    ];
+    let runs: Vec<_> = modes
+        .iter()
+        .map(|&m| {
+            let server = Server::start(m);
+            let child = Command::new(bin())
+                .args(load_args(&server.url(), "long:4:60s"))
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn chatops load");
+            (m, server, child)
+        })
+        .collect();
+    for (m, _server, child) in runs {
+        interrupt_when_ready(child.id());
+        let t = Instant::now();
+        // Far less than the 60 s stage.
+        let out = wait_output(child, Duration::from_secs(15), "load after SIGINT");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{m:?}: {err}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{m:?}: no partial summary ({e}): {err}"));
+        assert_eq!(v["result"], "interrupted", "{m:?}: {v}");
+        eprintln!("{m:?}: SIGINT → exit 130 in {} ms", t.elapsed().as_millis());
+    }
 }
