@@ -209,6 +209,30 @@ fn judge_start(
     }
 }
 
+/// How long a restarted process's successor is looked for at least (within
+/// the watch's window): a supervisor restarts a crashed backend within a
+/// second or two, and it then needs a moment to listen.
+const RESTART_GRACE: Duration = Duration::from_secs(3);
+
+/// The process that took over from `gone` (a restart), looked for until
+/// `until`; None when nothing has (it exited).
+async fn successor(p: &Params, gone: u32, until: Instant) -> Option<u32> {
+    let sel = p.process.as_ref()?;
+    // A process named by pid has no successor to find.
+    if sel.pid.is_some() {
+        return None;
+    }
+    loop {
+        if let Some(now) = find_pid(sel).filter(|n| *n != gone) {
+            return Some(now);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Samples every `interval` for `duration`: the process is alive, the
 /// health URL answers, memory.
 async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) -> Watched {
@@ -256,10 +280,19 @@ async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) ->
         if let Some(pid) = pid
             && !process::alive(pid)
         {
+            let after = started.elapsed();
             return Watched::Exited {
                 pid,
-                now: p.process.as_ref().and_then(find_pid),
-                after: started.elapsed(),
+                now: successor(
+                    p,
+                    pid,
+                    started
+                        + duration
+                            .max(RESTART_GRACE)
+                            .min(ctx.timeout.saturating_sub(Duration::from_millis(500))),
+                )
+                .await,
+                after,
             };
         }
         let mut heap = None;

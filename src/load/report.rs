@@ -386,6 +386,17 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
             first.unreliable.as_deref().unwrap_or_default()
         );
     }
+    for s in &r.stages {
+        if let (Some(n), Some(from)) = (s.watch.db_down_s, s.watch.db_down_from_s)
+            && n > 0
+        {
+            let _ = writeln!(
+                o,
+                "\nPostgreSQL was down for {n} s in `{}` (from {from:.0} s into the run): it did not answer the sampler, which reconnected when it came back.",
+                s.stage.name
+            );
+        }
+    }
     if let Some(n) = &r.backend.database_note {
         let _ = writeln!(o, "\nnote: {n}");
     }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod chaos;
 mod cli;
 mod database_playbook;
 mod doctor_sandbox;
