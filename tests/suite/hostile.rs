@@ -178,14 +178,26 @@ fn checks_against(mode: Mode) -> Vec<String> {
         match expected(mode) {
             // On a starved machine the engine's backstop (the timeout plus a
             // little grace) may end a check whose own timer is late: that
-            // is a timeout too, said as such.
-            Expect::Class(Failure::Timeout)
+            // is a timeout too, said as such (it only happens at the
+            // timeout: a check that took less is held to its class).
+            Expect::Class(_)
                 if r["status"] == "error"
                     && r["summary"]
                         .as_str()
                         .is_some_and(|s| s.starts_with("timed out after")) => {}
             Expect::Class(f) => {
                 assert_eq!(r["status"], "fail", "{mode:?} {id}: {r}");
+                // Likewise a hostile server too slow (on a starved machine)
+                // to misbehave within the check's whole timeout: a timeout.
+                let f = if f != Failure::Timeout
+                    && ms + 200 >= TIMEOUT_MS
+                    && (fault["error"] == "timeout"
+                        || fault["first"] == Failure::Timeout.describe())
+                {
+                    Failure::Timeout
+                } else {
+                    f
+                };
                 let class = serde_json::to_value(f).expect("class");
                 if id == "stability" {
                     assert_eq!(fault["cause"], "health_flapping", "{mode:?} {id}: {r}");
@@ -311,7 +323,7 @@ fn load_args(url: &str, stage: &str) -> Vec<String> {
         "--timeout",
         "1s",
         "--think-time",
-        "10ms",
+        "50ms",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -345,10 +357,14 @@ fn load_against(mode: Mode) -> Vec<String> {
         Some(class) => {
             assert_eq!(code, 1, "{mode:?}: {err}");
             assert_eq!(v["result"], "breaking_point", "{mode:?}: {v}");
-            assert_eq!(
-                errors[class].as_u64(),
-                Some(requests),
-                "{mode:?}: every request should count as {class}: {s}"
+            // Every request is an error of its class; on a starved machine
+            // the hostile server itself may be too slow to misbehave within
+            // the request timeout, which is a timeout, said as such.
+            let of_class = errors[class].as_u64().unwrap_or(0);
+            let timeouts = errors["timeout"].as_u64().unwrap_or(0);
+            assert!(
+                of_class > 0 && (of_class == requests || of_class + timeouts == requests),
+                "{mode:?}: every request should count as {class} (or a timeout): {s}"
             );
             // A server that never answers is not the generator's fault.
             assert_ne!(

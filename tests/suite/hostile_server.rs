@@ -256,23 +256,32 @@ async fn serve(mut s: TcpStream, mode: Mode, requests: Arc<AtomicU64>) {
                 return;
             }
             Mode::HugeHeaderLine => {
-                let mut a = b"HTTP/1.1 200 OK\r\nx-huge: ".to_vec();
-                a.extend(std::iter::repeat_n(b'h', 1 << 20));
-                a.extend_from_slice(b"\r\n");
-                a.extend(ok_head(OK_BODY.len()).into_iter().skip(17));
-                a.extend_from_slice(OK_BODY);
-                let _ = s.write_all(&a).await;
+                // Built once: the server must misbehave quickly, not slowly.
+                static HUGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+                let a = HUGE.get_or_init(|| {
+                    let mut a = b"HTTP/1.1 200 OK\r\nx-huge: ".to_vec();
+                    a.extend(std::iter::repeat_n(b'h', 1 << 20));
+                    a.extend_from_slice(b"\r\n");
+                    a.extend(ok_head(OK_BODY.len()).into_iter().skip(17));
+                    a.extend_from_slice(OK_BODY);
+                    a
+                });
+                let _ = s.write_all(a).await;
                 hold(&mut s).await;
                 return;
             }
             Mode::ManyHeaders => {
-                let mut a = b"HTTP/1.1 200 OK\r\n".to_vec();
-                for i in 0..10_000 {
-                    a.extend_from_slice(format!("x-h-{i}: v\r\n").as_bytes());
-                }
-                a.extend(ok_head(OK_BODY.len()).into_iter().skip(17));
-                a.extend_from_slice(OK_BODY);
-                let _ = s.write_all(&a).await;
+                static MANY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+                let a = MANY.get_or_init(|| {
+                    let mut a = b"HTTP/1.1 200 OK\r\n".to_vec();
+                    for i in 0..10_000 {
+                        a.extend_from_slice(format!("x-h-{i}: v\r\n").as_bytes());
+                    }
+                    a.extend(ok_head(OK_BODY.len()).into_iter().skip(17));
+                    a.extend_from_slice(OK_BODY);
+                    a
+                });
+                let _ = s.write_all(a).await;
                 hold(&mut s).await;
                 return;
             }
