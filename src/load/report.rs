@@ -386,17 +386,7 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
             first.unreliable.as_deref().unwrap_or_default()
         );
     }
-    for s in &r.stages {
-        if let (Some(n), Some(from)) = (s.watch.db_down_s, s.watch.db_down_from_s)
-            && n > 0
-        {
-            let _ = writeln!(
-                o,
-                "\nPostgreSQL was down for {n} s in `{}` (from {from:.0} s into the run): it did not answer the sampler, which reconnected when it came back.",
-                s.stage.name
-            );
-        }
-    }
+    let _ = write!(o, "{}", db_down_lines(r));
     if let Some(n) = &r.backend.database_note {
         let _ = writeln!(o, "\nnote: {n}");
     }
@@ -482,6 +472,7 @@ pub fn markdown(r: &RunResult, red: &Redactor) -> String {
             let _ = writeln!(o, "- `{}` in {}: {}", w.cause, w.stage, w.message);
         }
     }
+    let _ = write!(o, "{}", db_down_lines(r));
     let _ = writeln!(
         o,
         "\nGenerator CPU {:.0}% of one core, peak RSS {} MB.",
@@ -492,6 +483,23 @@ pub fn markdown(r: &RunResult, red: &Redactor) -> String {
             .unwrap_or(0)
     );
     red.redact(&o)
+}
+
+/// A line per stage in which PostgreSQL did not answer the sampler.
+fn db_down_lines(r: &RunResult) -> String {
+    let mut o = String::new();
+    for s in &r.stages {
+        if let (Some(n), Some(from)) = (s.watch.db_down_s, s.watch.db_down_from_s)
+            && n > 0
+        {
+            let _ = writeln!(
+                o,
+                "\nPostgreSQL was down for {n} s in `{}` (from {from:.0} s into the run): it did not answer the sampler, which reconnected when it came back.",
+                s.stage.name
+            );
+        }
+    }
+    o
 }
 
 /// Writes `summary.json`, `stage-N-NAME.json` (with the samples) and `report.md`.

@@ -126,6 +126,15 @@ mod tests {
     }
 
     #[test]
+    fn causes_are_said_in_words() {
+        use std::io::{Error, ErrorKind};
+        let e = |k| describe(&Error::from(k));
+        assert!(e(ErrorKind::PermissionDenied).starts_with("no permission to write there"));
+        assert!(e(ErrorKind::StorageFull).starts_with("no space left on the device"));
+        assert!(e(ErrorKind::ReadOnlyFilesystem).starts_with("the file system is read-only"));
+    }
+
+    #[test]
     fn a_missing_directory_is_named_and_nothing_is_left() {
         let d = scratch("missing");
         let p = d.join("nope").join("r.json");

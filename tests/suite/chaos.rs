@@ -229,6 +229,11 @@ fn load_survives_a_postgresql_restart_and_reports_the_gap() {
     let last = samples.last().expect("a sample");
     assert_eq!(last["db_up"], true, "not reconnected: {last}");
     assert!(last["db_samples"].as_u64().unwrap_or(0) > 0, "{last}");
+    let md = std::fs::read_to_string(export.join("report.md")).expect("report.md");
+    assert!(
+        md.contains(&format!("PostgreSQL was down for {down} s in `s`")),
+        "{md}"
+    );
     eprintln!(
         "PostgreSQL down {down_for:?} during load: reported {down} s down from {} s, result {}",
         w["db_down_from_s"], v["result"]
