@@ -9,7 +9,7 @@ use super::expect::Assertion;
 use super::util::failed;
 use super::{Check, Ctx, Observation};
 use crate::diagnose::{Fault, NetError, excerpt};
-use crate::probe::http::{Prepared, Request, classify};
+use crate::probe::http::{MaxBody, Prepared, Request, classify, read_body};
 use crate::support::dotpath;
 use crate::support::duration::{self, Dur};
 use schemars::JsonSchema;
@@ -31,6 +31,10 @@ pub struct Params {
     /// Use them as `${checks.ID.name}`; the whole JSON body is also kept as `${checks.ID.json.…}`.
     #[serde(default)]
     pub capture: BTreeMap<String, String>,
+    /// How much of the body is read (default 1MB; `64KB`, `10MB` or a number
+    /// of bytes): a longer body is cut there and the check fails as too large.
+    #[serde(default)]
+    pub max_body: MaxBody,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -111,6 +115,13 @@ pub enum Exchange {
     },
     /// An answer whose body did not arrive within the check's time.
     BodyTimedOut,
+    /// An answer whose body is longer than `max_body`: what was read of it.
+    TooLarge {
+        status: u16,
+        head: Vec<u8>,
+        limit: MaxBody,
+        took: Duration,
+    },
     Answered(Response),
 }
 
@@ -123,11 +134,17 @@ pub struct Response {
     pub took: Duration,
 }
 
-/// Sends the request once and reads the whole answer within `timeout`.
-pub async fn observe(prep: &Prepared, client: &reqwest::Client, timeout: Duration) -> Exchange {
+/// Sends the request once and reads the answer (its body up to `max_body`)
+/// within `timeout`.
+pub async fn observe(
+    prep: &Prepared,
+    client: &reqwest::Client,
+    timeout: Duration,
+    max_body: MaxBody,
+) -> Exchange {
     let req = prep.builder(client, timeout);
     let started = Instant::now();
-    let resp = match req.send().await {
+    let mut resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
             let (kind, detail) = classify(&e);
@@ -140,11 +157,18 @@ pub async fn observe(prep: &Prepared, client: &reqwest::Client, timeout: Duratio
     };
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    match tokio::time::timeout(timeout.saturating_sub(started.elapsed()), resp.bytes()).await {
+    let left = timeout.saturating_sub(started.elapsed());
+    match tokio::time::timeout(left, read_body(&mut resp, max_body)).await {
+        Ok(Ok(body)) if body.cut => Exchange::TooLarge {
+            status,
+            head: body.bytes.into_iter().take(400).collect(),
+            limit: max_body,
+            took: started.elapsed(),
+        },
         Ok(Ok(body)) => Exchange::Answered(Response {
             status,
             headers,
-            body: body.to_vec(),
+            body: body.bytes,
             took: started.elapsed(),
         }),
         Ok(Err(e)) => {
@@ -193,6 +217,32 @@ pub fn judge(p: &Params, prep: &Prepared, x: Exchange) -> Observation {
             format!("{method} {url}: the body did not arrive in time"),
             connect(NetError::Timeout, "body read timed out".into()),
         )
+        .command(prep.curl.clone()),
+        Exchange::TooLarge {
+            status,
+            head,
+            limit,
+            took,
+        } => Observation::fail(
+            format!(
+                "{method} {url}: the answer ({status}) is larger than max_body ({})",
+                limit.human()
+            ),
+            connect(
+                NetError::TooLarge,
+                format!("the body was cut at {} (max_body)", limit.human()),
+            ),
+        )
+        .evidence(format!(
+            "{method} {url} → {status} in {}, body over {}",
+            duration::fmt(took),
+            limit.human()
+        ))
+        .evidence(format!(
+            "body: {} … (cut: only the first {} were read; raise max_body to read more)",
+            excerpt(&String::from_utf8_lossy(&head), 300),
+            limit.human()
+        ))
         .command(prep.curl.clone()),
         Exchange::Answered(r) => judge_answer(p, prep, &r),
     }
@@ -439,7 +489,7 @@ impl Check for Http {
                 && w.hints.backend_port == prepared.url.port_or_known_default()
         });
         let mark = witness.map(super::witness::mark);
-        let x = observe(&prepared, ctx.http.get(), ctx.timeout).await;
+        let x = observe(&prepared, ctx.http.get(), ctx.timeout, p.max_body).await;
         let o = judge(&p, &prepared, x);
         match (&o.fault, witness, mark) {
             (Some(Fault::HttpStatus { .. }), Some(w), Some(m)) => {

@@ -23,7 +23,7 @@ use super::env::ProcessSel;
 use super::util::failed;
 use super::{Check, Ctx, Observation};
 use crate::diagnose::{EnvState, Fault, NetError, excerpt};
-use crate::probe::http::{Prepared, Request, classify};
+use crate::probe::http::{MaxBody, Prepared, Request, classify, read_body};
 use crate::support::duration::{self, Dur};
 use crate::support::stats::Latencies;
 use schemars::JsonSchema;
@@ -68,6 +68,10 @@ pub struct Params {
     /// …and the exact value that does it (default "true").
     #[serde(default = "default_value")]
     pub disable_value: String,
+    /// How much of each answer's body is read (default 1MB): a longer one
+    /// counts as a failed request (too large).
+    #[serde(default)]
+    pub max_body: MaxBody,
 }
 
 fn default_requests() -> u32 {
@@ -150,6 +154,8 @@ struct Plan {
     labelled: bool,
     /// Keep the headers and body of every answer (the probe), not only a 429's.
     keep: bool,
+    /// How much of each body is read.
+    max_body: MaxBody,
 }
 
 /// Sends the burst: `concurrency` senders take request numbers until all
@@ -168,6 +174,7 @@ async fn send_burst(
         let (shared, next) = (shared.clone(), next.clone());
         let (from, n_total) = (plan.from, plan.requests);
         let (per_request, labelled, keep) = (plan.per_request, plan.labelled, plan.keep);
+        let max_body = plan.max_body;
         workers.spawn(async move {
             let (prep, client) = &*shared;
             let mut samples = Vec::new();
@@ -188,17 +195,23 @@ async fn send_burst(
                 };
                 let t = Instant::now();
                 let outcome = match req.send().await {
-                    Ok(resp) => {
+                    Ok(mut resp) => {
                         let status = resp.status().as_u16();
                         let want = status == 429 || keep;
-                        if want && first.as_ref().is_none_or(|f| n < f.n) {
-                            let headers = rate_headers(resp.headers());
-                            let body = resp.text().await.unwrap_or_default();
-                            first = Some(Answer { n, headers, body });
-                        } else {
-                            let _ = resp.bytes().await;
+                        let headers = rate_headers(resp.headers());
+                        // The body is read whole (up to the bound) so that a
+                        // body that breaks off or never ends is a failure.
+                        match read_body(&mut resp, max_body).await {
+                            Ok(b) if b.cut => Outcome::Failed(NetError::TooLarge),
+                            Ok(b) => {
+                                if want && first.as_ref().is_none_or(|f| n < f.n) {
+                                    let body = String::from_utf8_lossy(&b.bytes).into_owned();
+                                    first = Some(Answer { n, headers, body });
+                                }
+                                Outcome::Status(status)
+                            }
+                            Err(e) => Outcome::Failed(classify(&e).0),
                         }
-                        Outcome::Status(status)
                     }
                     Err(e) => Outcome::Failed(classify(&e).0),
                 };
@@ -265,6 +278,7 @@ impl Check for RateLimit {
                 .min(ctx.timeout),
             labelled: prepared.curl.contains("{n}"),
             keep: false,
+            max_body: p.max_body,
         };
         let client = match reqwest::Client::builder()
             .pool_max_idle_per_host(plan.concurrency as usize)
@@ -522,6 +536,7 @@ mod tests {
             concurrency: 2,
             per_request: Duration::from_secs(5),
             labelled: true,
+            max_body: MaxBody::default(),
         }
     }
 
@@ -735,8 +750,19 @@ mod tests {
             &burst(&[Outcome::Failed(NetError::Refused)], None),
         );
         assert_eq!(o.summary, "the probe request failed: connection refused");
+        // No answer in time: a failure classified as a timeout.
         let o = judge(&params(true), &burst(&[], None));
-        assert_eq!(o.status, Status::Error);
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            matches!(
+                o.fault,
+                Some(Fault::HttpConnect {
+                    error: NetError::Timeout,
+                    ..
+                })
+            ),
+            "{o:?}"
+        );
     }
 
     fn seed(requests: u32) -> Params {

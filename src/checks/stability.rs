@@ -12,7 +12,8 @@
 use super::env::ProcessSel;
 use super::util::failed;
 use super::{Check, Ctx, Observation};
-use crate::diagnose::Fault;
+use crate::diagnose::{Fault, NetError};
+use crate::probe::http::MaxBody;
 use crate::probe::process;
 use crate::support::duration::Dur;
 use crate::support::style::sparkline;
@@ -49,6 +50,10 @@ pub struct Params {
     /// JSON path of heap bytes in the health body (default memory.heapUsed).
     #[serde(default = "default_heap_path")]
     pub heap_path: String,
+    /// How much of each health answer is read (default 1MB): a longer one
+    /// is a failed sample (too large).
+    #[serde(default)]
+    pub max_body: MaxBody,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -204,6 +209,30 @@ fn judge_start(
     }
 }
 
+/// How long a restarted process's successor is looked for at least (within
+/// the watch's window): a supervisor restarts a crashed backend within a
+/// second or two, and it then needs a moment to listen.
+const RESTART_GRACE: Duration = Duration::from_secs(3);
+
+/// The process that took over from `gone` (a restart), looked for until
+/// `until`; None when nothing has (it exited).
+async fn successor(p: &Params, gone: u32, until: Instant) -> Option<u32> {
+    let sel = p.process.as_ref()?;
+    // A process named by pid has no successor to find.
+    if sel.pid.is_some() {
+        return None;
+    }
+    loop {
+        if let Some(now) = find_pid(sel).filter(|n| *n != gone) {
+            return Some(now);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Samples every `interval` for `duration`: the process is alive, the
 /// health URL answers, memory.
 async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) -> Watched {
@@ -251,26 +280,36 @@ async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) ->
         if let Some(pid) = pid
             && !process::alive(pid)
         {
+            let after = started.elapsed();
             return Watched::Exited {
                 pid,
-                now: p.process.as_ref().and_then(find_pid),
-                after: started.elapsed(),
+                now: successor(
+                    p,
+                    pid,
+                    started
+                        + duration
+                            .max(RESTART_GRACE)
+                            .min(ctx.timeout.saturating_sub(Duration::from_millis(500))),
+                )
+                .await,
+                after,
             };
         }
         let mut heap = None;
         let health = match &p.health {
             None => None,
             Some(url) => Some(
-                match ctx.http.get().get(url).timeout(per_request).send().await {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        if !use_rss && let Ok(j) = r.json::<serde_json::Value>().await {
+                match health_sample(ctx.http.get(), url, per_request, p.max_body).await {
+                    Ok((status, body)) => {
+                        if !use_rss
+                            && let Ok(j) = serde_json::from_slice::<serde_json::Value>(&body)
+                        {
                             heap = crate::support::dotpath::lookup(&j, &p.heap_path)
                                 .and_then(|v| v.as_f64());
                         }
                         Ok(status)
                     }
-                    Err(e) => Err(crate::probe::http::classify(&e).0.describe().to_string()),
+                    Err(e) => Err(e.describe().to_string()),
                 },
             ),
         };
@@ -291,6 +330,37 @@ async fn observe(p: &Params, ctx: &Ctx, pid: Option<u32>, interval: Duration) ->
         interval,
         watched: started.elapsed(),
     })
+}
+
+/// One health request: its status and body (up to `max_body`), all within
+/// `timeout`; a body that fails, never ends or is over the bound is a
+/// failed sample, classified.
+async fn health_sample(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    max_body: MaxBody,
+) -> Result<(u16, Vec<u8>), NetError> {
+    use crate::probe::http::{classify, read_body};
+    let exchange = async {
+        let mut r = client
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| classify(&e).0)?;
+        let status = r.status().as_u16();
+        let body = read_body(&mut r, max_body)
+            .await
+            .map_err(|e| classify(&e).0)?;
+        if body.cut {
+            return Err(NetError::TooLarge);
+        }
+        Ok((status, body.bytes))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or(Err(NetError::Timeout))
 }
 
 /// Judges a watch: the process stayed, health answered 2xx every time, and

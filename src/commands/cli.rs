@@ -287,7 +287,7 @@ pub enum WatchFormat {
 
 /// Exit status with --once: 0 below the thresholds, 1 above the critical
 /// threshold (or the warning one with --strict) or when PostgreSQL cannot be
-/// reached; 2 on bad input; 130 on Ctrl-C or SIGTERM.
+/// reached; 2 on bad input; 130 on Ctrl-C, 143 on SIGTERM.
 #[derive(Args, Debug, Clone)]
 pub struct WatchArgs {
     /// PostgreSQL URL to watch (default: $DATABASE_URL).

@@ -90,6 +90,8 @@ pub async fn run(format: Format, style: &Style) -> CommandResult {
     let bin = std::env::current_exe()
         .map_err(|e| CommandError::Prerequisite(format!("cannot find my own executable: {e}")))?;
     let cancel = signals::shutdown_token();
+    // A second signal exits at once: kill what the sandbox started first.
+    signals::on_forced_exit(sandbox::cleanup_all);
     let work = async {
         eprintln!(
             "{}",
@@ -177,12 +179,15 @@ pub async fn run(format: Format, style: &Style) -> CommandResult {
             Outcome::Ok
         })
     };
-    tokio::select! {
+    // Interrupted between steps or inside one (the step's report is printed,
+    // partial): either way what the demo started is removed.
+    let r = tokio::select! {
         r = work => r,
-        _ = cancel.cancelled() => {
-            sandbox::cleanup_all();
-            eprintln!("\ninterrupted: the sandbox was removed");
-            Ok(Outcome::Interrupted)
-        }
+        _ = cancel.cancelled() => Ok(Outcome::Interrupted),
+    };
+    if matches!(r, Ok(Outcome::Interrupted)) {
+        sandbox::cleanup_all();
+        eprintln!("\ninterrupted: the sandbox was removed");
     }
+    r
 }

@@ -29,10 +29,13 @@ pub async fn run(args: &DoctorArgs, style: &Style) -> CommandResult {
         .redact(&report::render(&s.report, args.format, &st));
     match &args.output {
         Some(path) => {
-            std::fs::write(path, text.as_bytes()).map_err(|source| CommandError::Write {
-                path: path.clone(),
-                source,
-            })?;
+            if let Err(e) = crate::support::atomic::write(path, text.as_bytes()) {
+                // The report is not lost: it goes to standard output instead.
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+                return Err(e.into());
+            }
             if !style.quiet {
                 eprintln!(
                     "report written to {} ({})",

@@ -17,11 +17,10 @@ pub enum CommandError {
     /// The target could not be read (a server the command needs to start from).
     #[error("{0}")]
     Unreachable(String),
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// A file the user named could not be written (written atomically, so
+    /// nothing half-written is left).
+    #[error(transparent)]
+    Write(#[from] crate::support::atomic::WriteError),
     #[error(transparent)]
     Watch(#[from] WatchError),
     #[error(transparent)]
@@ -60,11 +59,8 @@ pub enum WatchError {
     Thresholds { warn: u32, critical: u32 },
     #[error("cannot build the connection pool: {0}")]
     Sampler(#[from] crate::watch::SamplerError),
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] crate::support::atomic::WriteError),
     #[error(
         "--listen {0} is not a loopback address: other machines could read the metrics; add --allow-remote to mean it"
     )]
@@ -103,8 +99,9 @@ pub enum PoolCalcError {
 
 impl CommandError {
     pub fn exit_code(&self) -> i32 {
-        use super::exit::{FAILED, INVALID};
+        use super::exit::{FAILED, INVALID, WRITE_FAILED};
         match self {
+            CommandError::Write(_) | CommandError::Watch(WatchError::Write(_)) => WRITE_FAILED,
             CommandError::Unreachable(_) => FAILED,
             CommandError::PoolCalc(
                 PoolCalcError::Connect { .. }

@@ -7,8 +7,12 @@ pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
 /// The playbook or the command line is invalid, or a prerequisite is missing.
 pub const INVALID: i32 = 2;
-/// Interrupted (Ctrl-C or SIGTERM); the partial report was still printed.
+/// Interrupted by Ctrl-C (SIGINT); the partial report was still printed.
 pub const INTERRUPTED: i32 = 130;
+/// Terminated by SIGTERM (systemd, Kubernetes, `kill`); handled as Ctrl-C is.
+pub const TERMINATED: i32 = 143;
+/// The report (or another file a command writes) could not be written.
+pub const WRITE_FAILED: i32 = 74;
 
 /// How a command that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +30,10 @@ impl Outcome {
         match self {
             Outcome::Ok => OK,
             Outcome::Failed => FAILED,
-            Outcome::Interrupted => INTERRUPTED,
+            Outcome::Interrupted => match crate::support::signals::received() {
+                Some(crate::support::signals::Signal::Terminate) => TERMINATED,
+                _ => INTERRUPTED,
+            },
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `chatops load`: flags to plan, safety checks, the doctor preflight, the
 //! run, and the outputs. Exit codes: 0 every stage passed, 1 a breaking
 //! point was found (or the time bound stopped the run first), 2 invalid
-//! plan, flags or target, or a failed preflight, 130 Ctrl-C.
+//! plan, flags or target, or a failed preflight, 130 Ctrl-C, 143 SIGTERM.
 
 use super::cli::{LoadArgs, LoadFormat};
 use super::error::LoadPlanError;
@@ -87,7 +87,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
     let max_total = a.max_duration;
     if let Some(path) = &a.emit_k6 {
         let js = red.redact(&crate::load::k6::script(&plan, &base_url));
-        return match std::fs::write(path, js) {
+        return match crate::support::atomic::write(path, js.as_bytes()) {
             Ok(()) => {
                 if !style.quiet {
                     eprintln!(
@@ -99,7 +99,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
                 }
                 Ok(Outcome::Ok)
             }
-            Err(e) => fail(&red, &format!("cannot write {}: {e}", path.display())),
+            Err(e) => Err(e.into()),
         };
     }
     let cancel = signals::shutdown_token();
@@ -194,7 +194,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
                     eprintln!("exported {} file(s) to {}", files.len(), dir.display());
                 }
             }
-            Err(e) => return fail(&red, &e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(if r.interrupted {

@@ -1,6 +1,6 @@
 //! `chatops sandbox`: the throwaway PostgreSQL and reference backend, up
-//! until Ctrl-C or SIGTERM (then removed; exit 0), for exploring and
-//! benchmarks.
+//! until Ctrl-C or SIGTERM (then removed; exit 130 or 143, as every
+//! long-running command), for exploring and benchmarks.
 
 use super::cli::SandboxArgs;
 use super::{CommandError, CommandResult, Outcome};
@@ -11,6 +11,8 @@ pub async fn run(a: &SandboxArgs) -> CommandResult {
     let bin = std::env::current_exe()
         .map_err(|e| CommandError::Prerequisite(format!("cannot find my own executable: {e}")))?;
     let cancel = signals::shutdown_token();
+    // A second signal exits at once: kill what the sandbox started first.
+    signals::on_forced_exit(sandbox::cleanup_all);
     let work = async {
         let mut sb = Sandbox::start(
             &bin,
@@ -55,10 +57,7 @@ pub async fn run(a: &SandboxArgs) -> CommandResult {
         println!("{text}");
         eprintln!("sandbox up; Ctrl-C to stop and remove it");
         if let Some(f) = &a.env_file {
-            std::fs::write(f, &text).map_err(|source| CommandError::Write {
-                path: f.clone(),
-                source,
-            })?;
+            crate::support::atomic::write(f, text.as_bytes())?;
         }
         // Up until a signal; `sb` is dropped (and removed) with this future.
         std::future::pending::<CommandResult>().await
@@ -67,7 +66,8 @@ pub async fn run(a: &SandboxArgs) -> CommandResult {
         r = work => r,
         _ = cancel.cancelled() => {
             sandbox::cleanup_all();
-            Ok(Outcome::Ok)
+            eprintln!("sandbox stopped and removed");
+            Ok(Outcome::Interrupted)
         }
     }
 }

@@ -3,7 +3,7 @@
 //! screen of the live view, and Ctrl-C / SIGTERM through the shutdown token.
 //! Exit status with --once: 0 below the thresholds, 1 above the critical
 //! threshold (or the warning one with --strict) or when PostgreSQL cannot be
-//! reached; 2 on bad input; 130 on Ctrl-C or SIGTERM.
+//! reached; 2 on bad input; 130 on Ctrl-C, 143 on SIGTERM.
 
 use super::cli::{WatchArgs, WatchFormat};
 use super::error::WatchError;
@@ -56,13 +56,7 @@ impl Sink<'_> {
     fn write(&self, text: &str) -> Result<bool, WatchError> {
         match self {
             Sink::File(path) => {
-                let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, text.as_bytes())
-                    .and_then(|_| std::fs::rename(&tmp, path))
-                    .map_err(|source| WatchError::Write {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
+                crate::support::atomic::write(path, text.as_bytes())?;
                 Ok(true)
             }
             Sink::Stdout => {

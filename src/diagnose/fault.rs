@@ -493,7 +493,7 @@ impl Fault {
             }
             Fault::BackendExited { why, .. } | Fault::BackendError { why, .. } => *why,
             Fault::HttpConnect {
-                error: NetError::Tls | NetError::Reset,
+                error: NetError::Tls | NetError::Reset | NetError::Protocol,
                 ..
             } => Cause::Transport,
             Fault::HttpStatus { status, body, .. } => {

@@ -12,6 +12,8 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
                 NetError::Timeout => format!("{url} did not answer in time ({detail}): the server is hung, overloaded, or a firewall drops the packets."),
                 NetError::Dns => format!("The host of {url} does not resolve ({detail})."),
                 NetError::Tls => format!("TLS with {url} failed ({detail}): a certificate or protocol mismatch (http vs https?)."),
+                NetError::Protocol => format!("{url} did not answer valid HTTP ({detail}): another program holds the port, a proxy mangles the answer, or the server loops on redirects."),
+                NetError::TooLarge => format!("{url} answered more than chatops reads ({detail}): a body or headers that never end, or an endpoint that returns far more than expected."),
                 _ => format!("Could not reach {url}: {} ({detail}).", error.describe()),
             },
             match error {
@@ -19,6 +21,8 @@ pub(super) fn word(f: &Fault) -> Option<Diagnosis> {
                 NetError::Timeout => "Check the server's log and CPU; raise the check's timeout only if the endpoint is known to be slow.".into(),
                 NetError::Dns => "Fix the host name in the base URL.".into(),
                 NetError::Tls => "Use the scheme the server speaks (http:// for a plain local backend) or fix its certificate.".into(),
+                NetError::Protocol => "Check what listens on the port (the port check names the process) and the server's redirects; rerun the curl line to see the raw answer.".into(),
+                NetError::TooLarge => "Rerun the curl line to see the answer's size; if it is expected, raise the check's max_body (e.g. `max_body: 10MB`).".into(),
                 _ => "Check the URL and the network path to the server.".into(),
             },
         ),

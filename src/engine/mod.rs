@@ -254,8 +254,12 @@ async fn run_with_retries(
     loop {
         attempt += 1;
         // Checks bound their own waits by `ctx.timeout` and classify them; the
-        // engine's limit is a backstop with a little grace.
-        let backstop = spec.timeout + Duration::from_millis(250).max(spec.timeout / 10);
+        // engine's limit is a backstop with a little grace (on a busy machine
+        // the check's own timer may be polled late; still under a second).
+        let backstop = spec.timeout
+            + Duration::from_millis(500)
+                .max(spec.timeout / 10)
+                .min(Duration::from_millis(900));
         let obs = match tokio::time::timeout(backstop, kind.run(params.clone(), ctx.clone())).await
         {
             Ok(o) => o,

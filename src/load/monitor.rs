@@ -20,6 +20,9 @@ pub struct Sample {
     pub t_s: f64,
     /// Fast pg_stat_activity samples within this second.
     pub db_samples: u32,
+    /// Whether PostgreSQL answered in this second (None: not sampled, no
+    /// --database-url); false while it is down or unreachable.
+    pub db_up: Option<bool>,
     /// Sessions of the target database by state (None: no database sample).
     pub active: Option<u32>,
     pub idle: Option<u32>,
@@ -81,6 +84,9 @@ pub struct Backend {
     pub statements_note: Option<String>,
 }
 
+/// How long a stage's statement snapshots (and EXPLAIN) may take.
+pub const STAGE_DB_BOUND: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Per-stage figures from the samples.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
@@ -109,6 +115,11 @@ pub struct Summary {
     pub max_db_cpu_pct: Option<f64>,
     pub max_generator_cpu_pct: Option<f64>,
     pub max_machine_cpu_pct: Option<f64>,
+    /// Seconds PostgreSQL did not answer the sampler (down, restarting,
+    /// unreachable), and when the first of them began (s since the run
+    /// started); None when the database is not sampled.
+    pub db_down_s: Option<u32>,
+    pub db_down_from_s: Option<f64>,
 }
 
 pub fn summarize(samples: &[Sample]) -> Summary {
@@ -164,6 +175,14 @@ pub fn summarize(samples: &[Sample]) -> Summary {
         max_db_cpu_pct: maxf(|s| s.db_cpu_pct),
         max_generator_cpu_pct: maxf(|s| s.generator_cpu_pct),
         max_machine_cpu_pct: maxf(|s| s.machine_cpu_pct),
+        db_down_s: samples
+            .iter()
+            .any(|s| s.db_up.is_some())
+            .then(|| samples.iter().filter(|s| s.db_up == Some(false)).count() as u32),
+        db_down_from_s: samples
+            .iter()
+            .find(|s| s.db_up == Some(false))
+            .map(|s| s.t_s),
     }
 }
 
@@ -202,17 +221,23 @@ impl Watcher {
         self.exit.lock().ok().and_then(|e| e.clone())
     }
 
-    /// Statement and table counters at a stage's start.
+    /// Statement and table counters at a stage's start (within
+    /// [`STAGE_DB_BOUND`]: a database that stopped answering, or a network
+    /// that stopped forwarding, never holds a stage up).
     pub async fn stage_begin(&mut self) {
         if let Some(db) = &mut self.db {
-            db.begin().await;
+            let _ = tokio::time::timeout(STAGE_DB_BOUND, db.begin()).await;
         }
     }
 
-    /// The stage's worst statement and sequential scans since [`Self::stage_begin`].
+    /// The stage's worst statement and sequential scans since
+    /// [`Self::stage_begin`] (None when they could not be read in time).
     pub async fn stage_end(&mut self) -> Option<crate::diagnose::load::SlowEvidence> {
         match &mut self.db {
-            Some(db) => db.end().await,
+            Some(db) => tokio::time::timeout(STAGE_DB_BOUND, db.end())
+                .await
+                .ok()
+                .flatten(),
             None => None,
         }
     }

@@ -3,6 +3,7 @@
 //! markdown report. Every text goes through the redactor before it leaves.
 
 use super::result::{BreakingPoint, Generator, RunResult, StageResult, StageStatus};
+use crate::support::atomic::WriteError;
 use crate::support::redact::Redactor;
 use owo_colors::OwoColorize;
 use serde::Serialize;
@@ -385,6 +386,7 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
             first.unreliable.as_deref().unwrap_or_default()
         );
     }
+    let _ = write!(o, "{}", db_down_lines(r));
     if let Some(n) = &r.backend.database_note {
         let _ = writeln!(o, "\nnote: {n}");
     }
@@ -470,6 +472,7 @@ pub fn markdown(r: &RunResult, red: &Redactor) -> String {
             let _ = writeln!(o, "- `{}` in {}: {}", w.cause, w.stage, w.message);
         }
     }
+    let _ = write!(o, "{}", db_down_lines(r));
     let _ = writeln!(
         o,
         "\nGenerator CPU {:.0}% of one core, peak RSS {} MB.",
@@ -482,14 +485,34 @@ pub fn markdown(r: &RunResult, red: &Redactor) -> String {
     red.redact(&o)
 }
 
+/// A line per stage in which PostgreSQL did not answer the sampler.
+fn db_down_lines(r: &RunResult) -> String {
+    let mut o = String::new();
+    for s in &r.stages {
+        if let (Some(n), Some(from)) = (s.watch.db_down_s, s.watch.db_down_from_s)
+            && n > 0
+        {
+            let _ = writeln!(
+                o,
+                "\nPostgreSQL was down for {n} s in `{}` (from {from:.0} s into the run): it did not answer the sampler, which reconnected when it came back.",
+                s.stage.name
+            );
+        }
+    }
+    o
+}
+
 /// Writes `summary.json`, `stage-N-NAME.json` (with the samples) and `report.md`.
-pub fn export(dir: &Path, r: &RunResult, red: &Redactor) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+/// Each file is written atomically (a reader never sees half of one).
+pub fn export(dir: &Path, r: &RunResult, red: &Redactor) -> Result<Vec<String>, WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut written = Vec::new();
-    let mut put = |name: String, text: String| -> Result<(), String> {
+    let mut put = |name: String, text: String| -> Result<(), WriteError> {
         let p = dir.join(&name);
-        std::fs::write(&p, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        crate::support::atomic::write(&p, text.as_bytes())?;
         written.push(p.display().to_string());
         Ok(())
     };

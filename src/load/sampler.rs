@@ -8,6 +8,7 @@ use super::monitor::{Backend, LockSample, Sample, Watcher, local_backend};
 use crate::diagnose::load::ExitEvidence;
 use crate::diagnose::witness;
 use crate::pg::{DbUrl, activity, waits};
+use crate::probe::http::{MaxBody, read_body};
 use crate::probe::{log, process, threads};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -112,8 +113,9 @@ pub async fn start(
     backend.log = found
         .as_ref()
         .map(|(p, why)| format!("{} ({why})", p.display()));
-    let mut client = None;
+    let mut client: Option<SamplingClient> = None;
     let mut dbname = None;
+    let mut db_url: Option<DbUrl> = None;
     let mut stage_db = None;
     let mut db_local = false;
     match database_url.map(DbUrl::parse) {
@@ -123,15 +125,37 @@ pub async fn start(
         Some(Err(e)) => backend.database_note = Some(format!("--database-url is invalid: {e}")),
         Some(Ok(url)) => match session(&url).await {
             Ok(c) => {
-                if let Ok(s) = activity::sample(&c, Some(&url.database)).await {
+                // Every step bounded: a server that stops answering right
+                // after the login must not hold the run before it starts.
+                let bound = Duration::from_secs(2);
+                if let Ok(Ok(s)) =
+                    tokio::time::timeout(bound, activity::sample(&c, Some(&url.database))).await
+                {
                     backend.usable_connections = Some(s.usable());
                 }
-                let fast = c.prepare(activity::QUERY).await.ok();
-                let slow = c.prepare(waits::QUERY).await.ok();
+                let fast = tokio::time::timeout(bound, c.prepare(activity::QUERY))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                let slow = tokio::time::timeout(bound, c.prepare(waits::QUERY))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
                 dbname = Some(url.database.clone());
+                db_url = Some(url.clone());
                 db_local = url.host.starts_with('/') || process::is_local_host(&url.host);
                 client = Some((c, fast, slow));
-                let (db, note) = super::stage_db::StageDb::open(&url).await;
+                let (db, note) = tokio::time::timeout(
+                    super::monitor::STAGE_DB_BOUND,
+                    super::stage_db::StageDb::open(&url),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    (
+                        None,
+                        Some("no statement evidence: the database did not answer in time".into()),
+                    )
+                });
                 backend.statements_note = note;
                 stage_db = db;
             }
@@ -169,6 +193,7 @@ pub async fn start(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut max = Maxima::default();
         let mut last = Instant::now();
+        let mut last_reconnect = Instant::now();
         slow.read(&[]); // baselines for the first second's deltas
         loop {
             let mut ack = None;
@@ -185,6 +210,15 @@ pub async fn start(
             {
                 max.add(&snap.without_app(APP));
             }
+            // PostgreSQL restarted (or the session broke): a new session, at
+            // most once a second, each attempt bounded, so sampling goes on.
+            if let Some(url) = &db_url
+                && client.as_ref().is_none_or(|(c, _, _)| c.is_closed())
+                && last_reconnect.elapsed() >= Duration::from_secs(1)
+            {
+                last_reconnect = Instant::now();
+                client = reconnect(url).await;
+            }
             if ack.is_none() && last.elapsed() < Duration::from_millis(950) {
                 continue;
             }
@@ -192,6 +226,7 @@ pub async fn start(
             let m = std::mem::take(&mut max);
             let mut pids = Vec::new();
             let mut s = Sample {
+                db_up: db_url.as_ref().map(|_| m.n > 0),
                 db_samples: m.n,
                 active: m.active,
                 idle: m.idle,
@@ -227,6 +262,25 @@ pub async fn start(
         flush,
     }
 }
+
+/// A new sampling session with its prepared statements, within a second;
+/// None while PostgreSQL is still down (the next second tries again).
+async fn reconnect(url: &DbUrl) -> Option<SamplingClient> {
+    let c = tokio::time::timeout(Duration::from_secs(1), session(url))
+        .await
+        .ok()?
+        .ok()?;
+    let fast = c.prepare(activity::QUERY).await.ok();
+    let slow = c.prepare(waits::QUERY).await.ok();
+    Some((c, fast, slow))
+}
+
+/// The sampling session and its prepared fast and slow statements.
+type SamplingClient = (
+    tokio_postgres::Client,
+    Option<tokio_postgres::Statement>,
+    Option<tokio_postgres::Statement>,
+);
 
 /// The longest chain's head, when sessions wait on locks.
 pub fn lock_sample(w: &waits::Waits) -> Option<LockSample> {
@@ -357,11 +411,19 @@ impl Slow {
     /// heapUsed and heapTotal from the health endpoint, when it has them.
     async fn health(&mut self, s: &mut Sample, http: &reqwest::Client) {
         if let Some(h) = &self.health {
-            let got = tokio::time::timeout(Duration::from_millis(500), http.get(h).send()).await;
-            let v = match got {
-                Ok(Ok(r)) => r.json::<serde_json::Value>().await.ok(),
-                _ => None,
+            // The whole exchange within 500 ms and its body within 64 KB: a
+            // health endpoint that floods or never ends costs nothing.
+            let exchange = async {
+                let mut r = http.get(h).send().await.ok()?;
+                let body = read_body(&mut r, MaxBody(64 * 1024)).await.ok()?;
+                (!body.cut)
+                    .then(|| serde_json::from_slice::<serde_json::Value>(&body.bytes).ok())
+                    .flatten()
             };
+            let v = tokio::time::timeout(Duration::from_millis(500), exchange)
+                .await
+                .ok()
+                .flatten();
             match v.as_ref().and_then(|v| v["memory"]["heapUsed"].as_u64()) {
                 Some(u) => {
                     s.heap_used_bytes = Some(u);

@@ -15,8 +15,13 @@ use tokio::net::TcpStream;
 
 /// Larger response heads are refused (a misbehaving server, not an answer).
 const MAX_HEAD: usize = 64 * 1024;
-/// Larger bodies are refused rather than held in memory.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Larger bodies are refused rather than held in memory (a transport
+/// error): what a virtual user's connection can hold, so that a server whose
+/// body never ends costs each connection at most this much.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// A connection's buffer above this size is given back when it closes
+/// (after a large answer), not kept for the connection's next life.
+const KEEP_BUFFER: usize = 64 * 1024;
 /// Headers parsed per answer; more is a transport error.
 const MAX_HEADERS: usize = 96;
 
@@ -229,7 +234,11 @@ impl Conn {
 
     fn close(&mut self) {
         self.stream = None;
-        self.buf.clear();
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = BytesMut::new();
+        } else {
+            self.buf.clear();
+        }
     }
 
     /// Whether an idle kept-alive connection is still usable: a server

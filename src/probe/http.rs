@@ -151,6 +151,11 @@ pub enum Failure {
     Tls,
     Reset,
     Unreachable,
+    /// The answer is not HTTP: a status line, header or chunk size that does
+    /// not parse, a redirect loop.
+    Protocol,
+    /// The answer's head or body is larger than the bound chatops reads.
+    TooLarge,
     Other,
 }
 
@@ -163,6 +168,8 @@ impl Failure {
             Failure::Tls => "TLS handshake failed",
             Failure::Reset => "connection reset",
             Failure::Unreachable => "network unreachable",
+            Failure::Protocol => "the answer is not valid HTTP",
+            Failure::TooLarge => "the answer is too large",
             Failure::Other => "connection failed",
         }
     }
@@ -204,17 +211,30 @@ pub fn classify(e: &reqwest::Error) -> (Failure, String) {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     let mut io_kind = None;
     let mut tls = false;
+    // hyper says by type when the answer's head did not parse.
+    let mut http = e.is_redirect().then_some(Failure::Protocol);
     while let Some(s) = src {
         chain.push_str(": ");
         chain.push_str(&s.to_string());
         tls |= s.is::<rustls::Error>();
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                http = Some(Failure::TooLarge);
+            } else if h.is_parse() || h.is_parse_status() {
+                http = http.or(Some(Failure::Protocol));
+            }
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             io_kind = Some(Failure::from_io(io));
             tls |= holds_tls_error(io);
         }
         src = s.source();
     }
-    (classify_chain(e.is_timeout(), tls, io_kind, &chain), chain)
+    let kind = match (classify_chain(e.is_timeout(), tls, io_kind, &chain), http) {
+        (Failure::Other | Failure::Reset, Some(h)) => h,
+        (k, _) => k,
+    };
+    (kind, chain)
 }
 
 /// Whether an I/O error carries a rustls error (hyper wraps it in one or
@@ -249,6 +269,15 @@ fn classify_chain(timeout: bool, tls: bool, io_kind: Option<Failure>, chain: &st
         || lower.contains("rustls")
     {
         Failure::Tls
+    } else if lower.contains("too large") || lower.contains("too many headers") {
+        Failure::TooLarge
+    } else if lower.contains("invalid chunk size")
+        || lower.contains("invalid http")
+        || lower.contains("invalid status")
+        || lower.contains("too many redirects")
+        || lower.contains("redirect loop")
+    {
+        Failure::Protocol
     } else if let Some(k) = io_kind {
         k
     } else if lower.contains("connection refused") {
@@ -256,6 +285,111 @@ fn classify_chain(timeout: bool, tls: bool, io_kind: Option<Failure>, chain: &st
     } else {
         Failure::Other
     }
+}
+
+/// How much of an answer's body chatops reads (`max_body`), by default
+/// [`DEFAULT_MAX_BODY`]: a number of bytes or `64KB`, `1MB` (powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxBody(pub usize);
+
+/// The default bound on a body: 1 MB.
+pub const DEFAULT_MAX_BODY: MaxBody = MaxBody(1 << 20);
+
+impl Default for MaxBody {
+    fn default() -> MaxBody {
+        DEFAULT_MAX_BODY
+    }
+}
+
+impl MaxBody {
+    /// `1048576`, `512B`, `64KB`, `1MB` (KB and MB are 1024 and 1024²).
+    pub fn parse(s: &str) -> Result<MaxBody, String> {
+        let t = s.trim().to_ascii_uppercase();
+        let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+            Some(i) => t.split_at(i),
+            None => (t.as_str(), ""),
+        };
+        let unit = match unit.trim() {
+            "" | "B" => 1,
+            "K" | "KB" | "KIB" => 1 << 10,
+            "M" | "MB" | "MIB" => 1 << 20,
+            "G" | "GB" | "GIB" => 1 << 30,
+            _ => {
+                return Err(format!(
+                    "expected a size such as 65536, 64KB or 1MB, found {s:?}"
+                ));
+            }
+        };
+        let n: usize = num
+            .parse()
+            .map_err(|_| format!("expected a size such as 65536, 64KB or 1MB, found {s:?}"))?;
+        match n.checked_mul(unit) {
+            Some(b) if b > 0 => Ok(MaxBody(b)),
+            _ => Err(format!("{s:?}: a size must be above zero and below 2^64")),
+        }
+    }
+
+    /// `1 MB`, `64 KB`, `100 B`.
+    pub fn human(self) -> String {
+        match self.0 {
+            b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MB", b >> 20),
+            b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KB", b >> 10),
+            b => format!("{b} B"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MaxBody, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let s = match &v {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected a size such as 65536, 64KB or 1MB, found {other}"
+                )));
+            }
+        };
+        MaxBody::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for MaxBody {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MaxBody".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A size in bytes: 65536, 512B, 64KB, 1MB (default 1MB)",
+            "type": ["string", "integer"]
+        })
+    }
+}
+
+/// A body read up to a bound.
+#[derive(Debug, Clone, Default)]
+pub struct Body {
+    pub bytes: Vec<u8>,
+    /// The answer had more than the bound: the rest was not read.
+    pub cut: bool,
+}
+
+/// Reads `resp`'s body, at most `max` bytes: what is beyond is not read
+/// (the connection is dropped with the response), so an endless or huge
+/// body costs neither memory nor time.
+pub async fn read_body(resp: &mut reqwest::Response, max: MaxBody) -> Result<Body, reqwest::Error> {
+    let mut body = Body::default();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = max.0.saturating_sub(body.bytes.len());
+        if chunk.len() > room {
+            body.bytes.extend_from_slice(&chunk[..room]);
+            body.cut = true;
+            break;
+        }
+        body.bytes.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -349,6 +483,68 @@ mod tests {
         );
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(Failure::from_io(&io), Failure::Refused);
+        for (text, class) in [
+            (
+                "client error (SendRequest): message head is too large",
+                Failure::TooLarge,
+            ),
+            (
+                "error reading a body from connection: Invalid chunk size line: missing size digit",
+                Failure::Protocol,
+            ),
+            (
+                "client error (SendRequest): invalid HTTP version parsed",
+                Failure::Protocol,
+            ),
+            (
+                "error following redirect: too many redirects",
+                Failure::Protocol,
+            ),
+        ] {
+            assert_eq!(classify_chain(false, false, None, text), class, "{text}");
+        }
+    }
+
+    #[test]
+    fn max_body_sizes() {
+        assert_eq!(MaxBody::parse("65536"), Ok(MaxBody(65536)));
+        assert_eq!(MaxBody::parse("64KB"), Ok(MaxBody(64 << 10)));
+        assert_eq!(MaxBody::parse("1mb"), Ok(MaxBody(1 << 20)));
+        assert_eq!(MaxBody::parse(" 512 B "), Ok(MaxBody(512)));
+        assert!(MaxBody::parse("0").is_err());
+        assert!(MaxBody::parse("lots").is_err());
+        assert!(MaxBody::parse("99999999999999999999GB").is_err());
+        assert_eq!(DEFAULT_MAX_BODY.human(), "1 MB");
+        assert_eq!(MaxBody(64 << 10).human(), "64 KB");
+        assert_eq!(MaxBody(1000).human(), "1000 B");
+    }
+
+    #[tokio::test]
+    async fn read_body_stops_at_the_bound() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            if let Ok((mut s, _)) = l.accept().await {
+                let mut request = [0u8; 1024];
+                let _ = s.read(&mut request).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
+                    .await;
+                let block = vec![b'x'; 8192];
+                while s.write_all(&block).await.is_ok() {}
+            }
+        });
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut r = client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap();
+        let b = read_body(&mut r, MaxBody(10_000)).await.unwrap();
+        assert!(b.cut);
+        assert_eq!(b.bytes.len(), 10_000);
+        server.abort();
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! Small support code every room may use; it imports nothing else of chatops.
 
+pub mod atomic;
 pub mod chat_backend;
 pub mod dotpath;
 pub mod duration;

@@ -4,12 +4,15 @@
 
 mod common;
 
+mod chaos;
 mod cli;
 mod database_playbook;
 mod doctor_sandbox;
 mod engine;
 mod evidence_pg;
 mod exporter;
+mod hostile;
+mod hostile_server;
 mod http_check;
 mod knobs;
 mod layers;
@@ -28,6 +31,7 @@ mod rate_limit;
 mod redaction;
 mod report_snapshots;
 mod sandbox_pg;
+mod signals;
 mod sql_check;
 mod watch;
 mod why_it_broke;

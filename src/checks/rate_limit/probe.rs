@@ -7,7 +7,7 @@ use super::limiter::match_limiter;
 use super::{Burst, Outcome, Params, burst_command, ms};
 use crate::checks::Observation;
 use crate::checks::util::failed;
-use crate::diagnose::{EnvState, Fault, excerpt};
+use crate::diagnose::{EnvState, Fault, NetError, excerpt};
 use crate::probe::http::Prepared;
 
 /// What the probe said, for the burst's judgement: evidence lines and the
@@ -30,8 +30,13 @@ pub(super) fn judge_probe(
     now: u64,
 ) -> Result<Lead, Box<Observation>> {
     let Some(s) = b.samples.first() else {
-        return Err(Box::new(Observation::error(
+        return Err(Box::new(Observation::fail(
             "the probe request did not complete in time",
+            Fault::HttpConnect {
+                url: prep.shown_url.clone(),
+                error: NetError::Timeout,
+                detail: "no answer within the check's timeout".into(),
+            },
         )));
     };
     let status = match s.outcome {

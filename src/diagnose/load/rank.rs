@@ -194,6 +194,16 @@ pub fn candidates(e: &StageEvidence) -> (Vec<Candidate>, Vec<String>) {
         ));
     }
     match &e.generator {
+        // Every request timed out: the server gave no answer at all, which a
+        // busy generator or machine does not explain (it makes answers late,
+        // not absent).
+        Some(g) if g.saturated() && e.requests > 0 && e.timeouts >= e.requests => {
+            ruled.push(format!(
+                "generator: {}, but all {} requests timed out without an answer",
+                g.why().unwrap_or_default(),
+                e.requests
+            ));
+        }
         Some(g) if g.saturated() => {
             let why = g.why().unwrap_or_default();
             let root = format!("In `{}`, {why}.", e.stage);
@@ -798,6 +808,23 @@ mod tests {
         });
         assert_eq!(r.primary.cause, Cause::BackendCpu);
         assert_eq!(r.contributing[0].cause, Cause::ColdStart);
+    }
+
+    #[test]
+    fn a_server_that_never_answers_is_not_blamed_on_a_busy_generator() {
+        let r = rank(&StageEvidence {
+            generator: Some(generator(190.0, 97.0)),
+            timeouts: 1000,
+            ..ev()
+        });
+        assert_ne!(r.primary.cause, Cause::GeneratorSaturated);
+        assert!(
+            r.ruled_out
+                .iter()
+                .any(|l| l.contains("all 1000 requests timed out")),
+            "{:?}",
+            r.ruled_out
+        );
     }
 
     #[test]
