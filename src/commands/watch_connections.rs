@@ -214,7 +214,7 @@ impl Source {
     }
 }
 
-/// --listen: serve /metrics until Ctrl-C or SIGTERM (exit 130, as the
+/// --listen: serve /metrics until Ctrl-C or SIGTERM (exit 130 or 143, as the
 /// other modes), loopback only unless --allow-remote.
 async fn listen(
     addr: SocketAddr,

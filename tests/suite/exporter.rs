@@ -739,5 +739,5 @@ fn prometheus_scrapes_the_exporter_and_the_shipped_alert_fires() {
     let mut exp = exp;
     signal_when_ready(exp.child.id(), libc::SIGTERM);
     let status = wait_exit(&mut exp.child, Duration::from_secs(20), "the exporter");
-    assert_eq!(status.code(), Some(130), "{}", exp.log());
+    assert_eq!(status.code(), Some(143), "{}", exp.log());
 }
