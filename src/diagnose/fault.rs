@@ -320,6 +320,80 @@ pub enum Fault {
         oldest_idle_s: Option<f64>,
     },
 
+    // ── project: the backend's working tree (schema, client, build, migrations, .env) ──
+    /// The Prisma schema and the database disagree: tables, columns,
+    /// types, nullability or enum values (indexes: [`Fault::PrismaIndexMissing`]).
+    PrismaDrift {
+        /// The schema file(s) read.
+        schema: String,
+        /// `schema `public`` of which database.
+        database: String,
+        items: Vec<DriftItem>,
+    },
+    /// Indexes the schema declares that the database lacks.
+    PrismaIndexMissing {
+        schema: String,
+        database: String,
+        items: Vec<DriftItem>,
+    },
+    /// The generated Prisma client was generated from another schema.
+    StaleClient {
+        /// The client's copy of the schema (or its package.json).
+        client: String,
+        schema: String,
+        /// How it was told: `content` (the copies differ), `hash` (the
+        /// package name's sha256 is not the schema's), `time` (older).
+        how: String,
+        /// What differs (`Message.messageType: in the client, not in the schema`).
+        differences: Vec<String>,
+        client_time: Option<String>,
+        schema_time: Option<String>,
+    },
+    /// The compiled output is older than its sources, or lacks files.
+    StaleBuild {
+        out_dir: String,
+        /// `src/x.ts (time) is newer than dist/x.js (time)`.
+        newer: Vec<String>,
+        /// Sources without a compiled file.
+        missing: Vec<String>,
+    },
+    /// The backend process started before the files it runs were last written.
+    StaleProcess {
+        pid: u32,
+        started: String,
+        /// `dist/main.js written 2026-… (12 s after the process started)`.
+        newer: Vec<String>,
+    },
+    /// Migrations on disk that the database has not applied.
+    MigrationsPending {
+        dir: String,
+        names: Vec<String>,
+    },
+    /// A migration that started and did not finish (`finished_at` NULL).
+    MigrationFailed {
+        name: String,
+        started_at: Option<String>,
+        logs: String,
+    },
+    /// Applied migrations that are not on disk, or whose migration.sql changed.
+    MigrationsDiverged {
+        dir: String,
+        missing_on_disk: Vec<String>,
+        /// `NAME (database sha256 …, file sha256 …)`.
+        checksum_mismatch: Vec<String>,
+    },
+    /// Migration folders exist but the database has no `_prisma_migrations` table.
+    MigrationsTableMissing {
+        dir: String,
+        count: u32,
+    },
+    /// `.env` variables the running process does not have as the file says.
+    EnvFileNotLoaded {
+        pid: u32,
+        started: Option<String>,
+        items: Vec<EnvFileItem>,
+    },
+
     // ── load: a `chatops load` stage's breaking point ────────────────────
     /// Load test: connections were refused during the stage (the backend
     /// crashed or stopped listening).
@@ -369,6 +443,35 @@ pub enum Fault {
     },
 }
 
+/// One disagreement between the Prisma schema and the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftItem {
+    pub model: String,
+    /// The field (None for a table, an index or an enum).
+    pub field: Option<String>,
+    /// `missing_table`, `missing_column`, `type`, `nullability`, `enum_value`, `index`.
+    pub problem: String,
+    /// What the schema wants (`messages.messageType text NOT NULL`).
+    pub expected: String,
+    /// What the database has (`no such column; messages has type`).
+    pub actual: String,
+    /// Where the schema says it: `prisma/schema.prisma:42`.
+    pub at: String,
+}
+
+/// A `.env` variable and the process's value (both redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvFileItem {
+    pub name: String,
+    /// `.env:3`.
+    pub file: String,
+    pub in_file: String,
+    /// None: not in the process's environment.
+    pub in_process: Option<String>,
+    /// The file was written after the process started.
+    pub changed_after_start: bool,
+}
+
 /// The limiter that answered a 429, and how it was recognised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimiterMatch {
@@ -411,10 +514,11 @@ pub enum Family {
     Sql,
     Activity,
     Load,
+    Project,
 }
 
 impl Family {
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Family::Pg,
         Family::Port,
         Family::Http,
@@ -426,6 +530,7 @@ impl Family {
         Family::Sql,
         Family::Activity,
         Family::Load,
+        Family::Project,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -441,6 +546,7 @@ impl Family {
             Family::Sql => "sql",
             Family::Activity => "activity",
             Family::Load => "load",
+            Family::Project => "project",
         }
     }
 }
@@ -468,7 +574,7 @@ impl Fault {
     /// | a TLS failure or a reset below HTTP | `transport` |
     /// | the backend restarted | `crash` |
     /// | memory growth | `memory_growth` |
-    /// | missing tables or columns | `schema_drift` |
+    /// | missing tables or columns; the Prisma schema against the database; a stale client; migrations pending or failed | `schema_drift` |
     /// | a statement over its timeout | `slow_queries` |
     /// | sessions waiting for locks or idle in a transaction | `lock_contention` |
     /// | an error answer or log lines: what their texts name (`diagnose::witness`) | any |
@@ -506,7 +612,11 @@ impl Fault {
             Fault::ProcessRestarted { .. } | Fault::LoadCrash { .. } => Cause::Crash,
             Fault::MemoryGrowth { .. } | Fault::LoadMemoryGrowth { .. } => Cause::MemoryGrowth,
             Fault::PoolTooSmall { .. } | Fault::LoadPoolSaturated { .. } => Cause::PoolSaturation,
-            Fault::SchemaDrift { .. } => Cause::SchemaDrift,
+            Fault::SchemaDrift { .. }
+            | Fault::PrismaDrift { .. }
+            | Fault::StaleClient { .. }
+            | Fault::MigrationsPending { .. }
+            | Fault::MigrationFailed { .. } => Cause::SchemaDrift,
             Fault::SqlTimeout { .. } => Cause::SlowQueries,
             Fault::SessionsStuck { .. } => Cause::LockContention,
             Fault::LoadTransport { .. } => Cause::Transport,
@@ -569,6 +679,16 @@ impl Fault {
             Fault::LoadPoolSaturated { .. } => (Load, "load_pool_saturated"),
             Fault::LoadMemoryGrowth { .. } => (Load, "load_memory_growth"),
             Fault::LoadOverBudget { .. } => (Load, "load_over_budget"),
+            Fault::PrismaDrift { .. } => (Project, "prisma_drift"),
+            Fault::PrismaIndexMissing { .. } => (Project, "prisma_index_missing"),
+            Fault::StaleClient { .. } => (Project, "stale_client"),
+            Fault::StaleBuild { .. } => (Project, "stale_build"),
+            Fault::StaleProcess { .. } => (Project, "stale_process"),
+            Fault::MigrationsPending { .. } => (Project, "migrations_pending"),
+            Fault::MigrationFailed { .. } => (Project, "migration_failed"),
+            Fault::MigrationsDiverged { .. } => (Project, "migrations_diverged"),
+            Fault::MigrationsTableMissing { .. } => (Project, "migrations_table_missing"),
+            Fault::EnvFileNotLoaded { .. } => (Project, "env_file_not_loaded"),
         }
     }
 

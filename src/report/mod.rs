@@ -162,6 +162,7 @@ pub fn icon(s: crate::engine::Status) -> &'static str {
         Warn => "⚠️",
         Fail => "❌",
         Blocked => "⛔",
+        Skipped => "⏭️",
         Error => "💥",
     }
 }
