@@ -71,7 +71,11 @@ fn steps() -> Vec<Step> {
     ]
 }
 
-pub async fn run(format: Format, style: &Style) -> CommandResult {
+pub async fn run(
+    format: Format,
+    project: Option<&std::path::Path>,
+    style: &Style,
+) -> CommandResult {
     let c = style.color;
     let head = |s: &str| {
         if c {
@@ -135,6 +139,7 @@ pub async fn run(format: Format, style: &Style) -> CommandResult {
             let t = Target {
                 base_url: Some(format!("http://127.0.0.1:{port}")),
                 database_url: Some(sb.db_url.clone()),
+                project: project.map(|p| p.to_string_lossy().into_owned()),
                 vars,
                 ..Target::default()
             };
