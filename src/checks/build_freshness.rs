@@ -323,7 +323,7 @@ fn observe(loc: &crate::probe::project::Located, p: &Params) -> Facts {
     };
     if p.client
         && let Some(src) = layout::schema_source(&loc.dir)
-        && let Ok(read) = layout::read_schema(src.clone())
+        && let Ok(read) = layout::read_schema(src.clone(), &loc.dir)
     {
         f.schema = Some(SchemaFacts {
             path: rel(&src.path),

@@ -384,7 +384,7 @@ impl Check for PrismaSchema {
             ))
             .evidence(project::project_line(&loc));
         };
-        let read = match layout::read_schema(src) {
+        let read = match layout::read_schema(src, &loc.dir) {
             Ok(r) => r,
             Err(e) => {
                 return Observation::error(format!("cannot read the Prisma schema: {e}"))

@@ -207,6 +207,11 @@ pub struct SandboxArgs {
     /// Write `export` lines for the sandbox's URLs to this file once it is up.
     #[arg(long)]
     pub env_file: Option<PathBuf>,
+    /// A working-tree fault in the backend's project directory: drifted-field,
+    /// old-client, old-build, process-older-than-build, unapplied-migration,
+    /// failed-migration, env-changed-after-start, unseen (default: consistent).
+    #[arg(long, value_name = "FAULT", default_value = "consistent")]
+    pub project_fault: crate::sandbox::ProjectFault,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

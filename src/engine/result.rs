@@ -31,9 +31,10 @@ impl Status {
             Status::Error => "error",
         }
     }
-    /// Whether checks that need this one may run.
+    /// Whether checks that need this one may run (a skipped check found
+    /// nothing to hold them back: nothing to migrate, say).
     pub fn satisfies_needs(self) -> bool {
-        matches!(self, Status::Pass | Status::Warn)
+        matches!(self, Status::Pass | Status::Warn | Status::Skipped)
     }
 }
 

@@ -30,3 +30,4 @@ mod sandbox_pg;
 mod sql_check;
 mod watch;
 mod why_it_broke;
+mod working_tree;

@@ -80,14 +80,16 @@ pub fn schema_source(dir: &Path) -> Option<SchemaSource> {
     })
 }
 
-/// Reads and parses a schema source.
-pub fn read_schema(src: SchemaSource) -> Result<SchemaRead, String> {
+/// Reads and parses a schema source; files are named relative to `root`
+/// (the project) in errors and in each model's `at`.
+pub fn read_schema(src: SchemaSource, root: &Path) -> Result<SchemaRead, String> {
     let mut all = Schema::default();
     let mut text = String::new();
     for f in &src.files {
         let t =
             std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-        let s = schema::parse(&t, &f.display().to_string()).map_err(|e| e.to_string())?;
+        let name = f.strip_prefix(root).unwrap_or(f).display().to_string();
+        let s = schema::parse(&t, &name).map_err(|e| e.to_string())?;
         all.merge(s);
         text.push_str(&t);
     }
@@ -341,7 +343,7 @@ mod tests {
         let s = schema_source(&d).expect("package.json");
         assert!(s.why.contains("package.json"), "{}", s.why);
         assert_eq!(s.files.len(), 2);
-        let r = read_schema(s).expect("reads");
+        let r = read_schema(s, &d).expect("reads");
         assert_eq!(r.schema.models.len(), 2);
         assert_eq!(migrations_dir(&r.source), d.join("db/migrations"));
         let _ = std::fs::remove_dir_all(&d);
