@@ -13,6 +13,7 @@ mod activity;
 pub mod cause;
 mod env;
 mod fault;
+mod fault_parts;
 mod http;
 mod known;
 pub mod load;

@@ -321,13 +321,16 @@ impl Sandbox {
             dotenv.push(("DISABLE_RATE_LIMIT".into(), "true".into()));
         }
         project::write_project(&project, k.project, &dotenv)?;
-        self.pg
-            .execute(&self.db, &project::migrations_table_sql(k.project))
-            .await
-            .map_err(|e| SandboxError::Setup {
-                message: format!("writing _prisma_migrations: {}", e.message),
-                hint: e.hint,
-            })?;
+        // With PostgreSQL stopped (a start-up fault), the table stays as it was.
+        if self.pg.is_running() {
+            self.pg
+                .execute(&self.db, &project::migrations_table_sql(k.project))
+                .await
+                .map_err(|e| SandboxError::Setup {
+                    message: format!("writing _prisma_migrations: {}", e.message),
+                    hint: e.hint,
+                })?;
+        }
         let mut cmd = std::process::Command::new(&self.bin);
         cmd.current_dir(if k.project == ProjectFault::Unseen {
             &self.dir

@@ -6,6 +6,7 @@
 pub mod dotenv;
 pub mod files;
 pub mod layout;
+mod lex;
 pub mod migrations;
 pub mod schema;
 
