@@ -2,6 +2,7 @@
 //! and the [`Family`] that words it: kept apart from `fault.rs` so that
 //! file stays the one list of variants and their codes.
 
+use super::Fault;
 use serde::{Deserialize, Serialize};
 
 /// One disagreement between the Prisma schema and the database.
@@ -109,5 +110,32 @@ impl Family {
             Family::Load => "load",
             Family::Project => "project",
         }
+    }
+}
+
+impl Fault {
+    /// This fault with `f` applied to every text field (numbers, flags and
+    /// the cause code are left alone): how a report redacts it. Goes
+    /// through the serialized form, so no field can be forgotten; `None`
+    /// only if the result no longer reads as a fault, which `f` returning
+    /// text cannot cause.
+    pub fn map_strings(&self, f: impl Fn(&str) -> String) -> Option<Fault> {
+        fn walk(v: &mut serde_json::Value, f: &dyn Fn(&str) -> String) {
+            match v {
+                serde_json::Value::String(s) => *s = f(s),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, f)),
+                serde_json::Value::Object(m) => m.values_mut().for_each(|x| walk(x, f)),
+                _ => {}
+            }
+        }
+        let mut v = serde_json::to_value(self).ok()?;
+        if let serde_json::Value::Object(m) = &mut v {
+            for (k, x) in m.iter_mut() {
+                if k != "cause" {
+                    walk(x, &f);
+                }
+            }
+        }
+        serde_json::from_value(v).ok()
     }
 }
