@@ -53,10 +53,10 @@ pub fn schema_source(dir: &Path) -> Option<SchemaSource> {
         .and_then(|p| p.pointer("/prisma/schema"))
         .and_then(|v| v.as_str())
     {
-        tried.push((dir.join(s), format!("package.json's prisma.schema ({s})")));
+        tried.push((dir.join(s), "package.json's prisma.schema".to_string()));
     }
     if let Some(s) = config_ts_schema(dir) {
-        tried.push((dir.join(&s), format!("prisma.config.ts's schema ({s})")));
+        tried.push((dir.join(&s), "prisma.config.ts's schema".to_string()));
     }
     tried.push((
         dir.join("prisma/schema.prisma"),
