@@ -254,47 +254,74 @@ fn a_project_chatops_cannot_see_is_skipped_with_the_reason_and_found_when_given(
     }
 }
 
-/// The shipped playbook: the drifted schema (or the stale client) is the
-/// root cause, found before any traffic; the failing send is its witness.
-#[test]
-fn in_the_shipped_playbook_the_working_tree_explains_the_failing_send() {
+/// The shipped playbook: the working-tree finding is the one root cause,
+/// found before any traffic; what the backend then does wrong (the failing
+/// send, the limiters' 429s) is its consequence (`caused_by`).
+fn shipped_playbook_links(fault: ProjectFault, root: &str, witness: &str, cause: &str) {
     let rt = runtime();
-    for (fault, root) in [
-        (ProjectFault::DriftedField, "prisma_schema"),
-        (ProjectFault::OldClient, "build_freshness"),
-    ] {
-        let (sb, url) = running(
-            &rt,
-            Knobs {
-                project: fault,
-                ..Knobs::default()
-            },
-        );
-        let r = chatops(
-            &[
-                "doctor",
-                "--format",
-                "json",
-                "--base-url",
-                &url,
-                "--database-url",
-                &sb.db_url,
-                "--var",
-                "stability_duration=0s",
-            ],
-            &[],
-        );
-        let report = r.json();
-        assert_eq!(r.code, 1);
-        assert_eq!(
-            check(&report, root)["status"],
-            "fail",
-            "{fault:?}: {report:#}"
-        );
-        let send = check(&report, "send_message");
-        assert_eq!(send["status"], "fail", "{fault:?}: {send:#}");
-        assert_eq!(send["cause"], "schema_drift");
-        assert_eq!(send["caused_by"], root, "{fault:?}: {send:#}");
-        assert_eq!(report["summary"]["root_causes"], 1, "{fault:?}: {report:#}");
-    }
+    let (sb, url) = running(
+        &rt,
+        Knobs {
+            project: fault,
+            ..Knobs::default()
+        },
+    );
+    let r = chatops(
+        &[
+            "doctor",
+            "--format",
+            "json",
+            "--base-url",
+            &url,
+            "--database-url",
+            &sb.db_url,
+            "--var",
+            "stability_duration=0s",
+        ],
+        &[],
+    );
+    let report = r.json();
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        check(&report, root)["status"],
+        "fail",
+        "{fault:?}: {report:#}"
+    );
+    let w = check(&report, witness);
+    assert_eq!(w["status"], "fail", "{fault:?}: {w:#}");
+    assert_eq!(w["cause"], cause);
+    assert_eq!(w["caused_by"], root, "{fault:?}: {w:#}");
+    assert_eq!(report["summary"]["root_causes"], 1, "{fault:?}: {report:#}");
+}
+
+#[test]
+fn in_the_shipped_playbook_a_drifted_schema_explains_the_failing_send() {
+    shipped_playbook_links(
+        ProjectFault::DriftedField,
+        "prisma_schema",
+        "send_message",
+        "schema_drift",
+    );
+}
+
+#[test]
+fn in_the_shipped_playbook_a_stale_client_explains_the_failing_send() {
+    shipped_playbook_links(
+        ProjectFault::OldClient,
+        "build_freshness",
+        "send_message",
+        "schema_drift",
+    );
+}
+
+/// DISABLE_RATE_LIMIT=true written to .env after the start: the limiters'
+/// 429s are explained by the process predating the file.
+#[test]
+fn in_the_shipped_playbook_a_dotenv_changed_after_start_explains_the_429s() {
+    shipped_playbook_links(
+        ProjectFault::EnvChangedAfterStart,
+        "env_file",
+        "rate_limit_burst",
+        "rate_limiting",
+    );
 }
