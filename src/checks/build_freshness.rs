@@ -391,9 +391,14 @@ impl Check for BuildFreshness {
             Err(o) => return *o,
         };
         let facts = observe(&loc, &p);
+        let pid = loc
+            .process
+            .as_ref()
+            .map(|r| r.pid.to_string())
+            .unwrap_or_else(|| "PID".into());
         let o = Observation::pass("")
             .command(format!(
-                "cd {} && ls -l --time-style=full-iso node_modules/.prisma/client dist | head; ps -o lstart= -p PID",
+                "cd {} && ls -lt --time-style=full-iso prisma node_modules/.prisma/client dist | head -20; ps -o lstart= -p {pid}",
                 loc.dir.display()
             ))
             .evidence(project::project_line(&loc));

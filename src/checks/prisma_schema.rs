@@ -391,6 +391,17 @@ impl Check for PrismaSchema {
                     .evidence(project::project_line(&loc));
             }
         };
+        if let Some(other) = read
+            .schema
+            .provider
+            .as_deref()
+            .filter(|p| !matches!(*p, "postgresql" | "postgres"))
+        {
+            return Observation::skipped(format!(
+                "skipped: the schema's datasource is {other}, not PostgreSQL"
+            ))
+            .evidence(project::project_line(&loc));
+        }
         let (u, client) = match project::read_only(&p.url, ctx.timeout).await {
             Ok(c) => c,
             Err(o) => return (*o).evidence(project::project_line(&loc)),
