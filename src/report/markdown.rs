@@ -142,7 +142,7 @@ pub fn render(r: &Report) -> String {
                     Some(by) => format!(" — {} (caused by `{by}`)", c.summary),
                     None => format!(" — {}", c.summary),
                 },
-                Status::Skipped => format!(" (skipped: {})", c.summary),
+                Status::Skipped => format!(" ({})", c.summary),
                 Status::Pass => String::new(),
             };
             let _ = writeln!(o, "- [{mark}] {}{note}", c.title);
