@@ -209,7 +209,7 @@ pub struct SandboxArgs {
     pub env_file: Option<PathBuf>,
     /// A working-tree fault in the backend's project directory: drifted-field,
     /// old-client, old-build, process-older-than-build, unapplied-migration,
-    /// failed-migration, env-changed-after-start, unseen (default: consistent).
+    /// failed-migration, env-changed-after-start, unseen; or consistent.
     #[arg(long, value_name = "FAULT", default_value = "consistent")]
     pub project_fault: crate::sandbox::ProjectFault,
 }
