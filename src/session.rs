@@ -15,6 +15,8 @@ pub struct Target {
     pub playbook: Option<PathBuf>,
     pub base_url: Option<String>,
     pub database_url: Option<String>,
+    /// The backend's project directory (`target.project`).
+    pub project: Option<String>,
     pub vars: Vec<(String, String)>,
     pub allow_remote: bool,
 }
@@ -27,6 +29,9 @@ impl Target {
         }
         if let Some(u) = &self.database_url {
             target.push(("database_url".to_string(), u.clone()));
+        }
+        if let Some(p) = &self.project {
+            target.push(("project".to_string(), p.clone()));
         }
         LoadOptions {
             vars: self.vars.clone(),

@@ -2,15 +2,20 @@
 //! registry ([`registry`]). Adding a kind means writing its file and adding one
 //! line to the registry.
 
+pub mod build_freshness;
 pub mod env;
+pub mod env_file;
 pub mod expect;
 pub mod http;
 pub mod log_scan;
+pub mod migrations;
 pub mod pg_activity;
 pub mod pg_connect;
 pub mod pg_ready;
 pub mod pool_headroom;
 pub mod port;
+pub mod prisma_schema;
+pub mod project;
 pub mod rate_limit;
 pub mod sql;
 pub mod stability;
@@ -50,6 +55,10 @@ pub fn registry() -> &'static Registry {
             Arc::new(Erased::<sql::Sql>::new()),
             Arc::new(Erased::<pg_activity::PgActivity>::new()),
             Arc::new(Erased::<pool_headroom::PoolHeadroom>::new()),
+            Arc::new(Erased::<prisma_schema::PrismaSchema>::new()),
+            Arc::new(Erased::<build_freshness::BuildFreshness>::new()),
+            Arc::new(Erased::<migrations::Migrations>::new()),
+            Arc::new(Erased::<env_file::EnvFile>::new()),
         ])
     });
     &REGISTRY

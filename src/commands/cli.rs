@@ -77,6 +77,11 @@ pub struct TargetArgs {
     /// Set a playbook variable (repeatable).
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_kv)]
     pub vars: Vec<(String, String)>,
+    /// The backend's project directory, for the working-tree checks (overrides
+    /// target.project; default: the working directory of the process
+    /// listening on the backend's port, walked up to its package.json).
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
     /// Allow burst and load traffic to non-loopback targets.
     #[arg(long)]
     pub allow_remote: bool,
@@ -116,6 +121,9 @@ pub struct DemoArgs {
     /// Output format of each report.
     #[arg(short, long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Check this project directory instead of the sandbox backend's own.
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
 }
 
 impl TargetArgs {
@@ -125,6 +133,10 @@ impl TargetArgs {
             playbook: self.playbook.clone(),
             base_url: self.base_url.clone(),
             database_url: self.database_url.clone(),
+            project: self
+                .project
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             vars: self.vars.clone(),
             allow_remote: self.allow_remote,
         }
@@ -195,6 +207,11 @@ pub struct SandboxArgs {
     /// Write `export` lines for the sandbox's URLs to this file once it is up.
     #[arg(long)]
     pub env_file: Option<PathBuf>,
+    /// A working-tree fault in the backend's project directory: drifted-field,
+    /// old-client, old-build, process-older-than-build, unapplied-migration,
+    /// failed-migration, env-changed-after-start, unseen; or consistent.
+    #[arg(long, value_name = "FAULT", default_value = "consistent")]
+    pub project_fault: crate::sandbox::ProjectFault,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

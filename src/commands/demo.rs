@@ -55,12 +55,12 @@ fn steps() -> Vec<Step> {
         },
         Step {
             title: "Prisma field names drifted from the schema",
-            story: "The generated client writes `messageType`; the table's column is `type`: every send fails.",
+            story: "The backend's prisma/schema.prisma names `Message.messageType`; the table's column is `type`: every send fails. chatops reads the schema from the backend's own project (its working directory) and finds the drift before any request; the failing send is reported as its consequence.",
             knobs: Some(Knobs {
-                drift: true,
+                project: sandbox::ProjectFault::DriftedField,
                 ..Knobs::default()
             }),
-            fix: "regenerate the Prisma client and rebuild cleanly (`rm -rf dist && npx prisma generate && npm run build`)",
+            fix: "map the field to its column (`type String @map(\"type\")`) or migrate the database, then `npx prisma generate && rm -rf dist && npm run build` and restart the backend",
         },
         Step {
             title: "All remedies applied",
@@ -71,7 +71,11 @@ fn steps() -> Vec<Step> {
     ]
 }
 
-pub async fn run(format: Format, style: &Style) -> CommandResult {
+pub async fn run(
+    format: Format,
+    project: Option<&std::path::Path>,
+    style: &Style,
+) -> CommandResult {
     let c = style.color;
     let head = |s: &str| {
         if c {
@@ -137,6 +141,7 @@ pub async fn run(format: Format, style: &Style) -> CommandResult {
             let t = Target {
                 base_url: Some(format!("http://127.0.0.1:{port}")),
                 database_url: Some(sb.db_url.clone()),
+                project: project.map(|p| p.to_string_lossy().into_owned()),
                 vars,
                 ..Target::default()
             };

@@ -105,7 +105,7 @@ async fn dispatch(cli: Cli) -> CommandResult {
         Command::Checks { kind } => checks::run(kind.as_deref()),
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(shell),
-        Command::Demo(args) => demo::run(args.format, &style).await,
+        Command::Demo(args) => demo::run(args.format, args.project.as_deref(), &style).await,
         Command::Sandbox(args) => sandbox::run(&args).await,
         Command::PoolCalc(args) => pool_calc::run(&args, color).await,
         Command::WatchConnections(args) => watch_connections::run(&args, color).await,

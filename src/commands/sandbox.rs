@@ -38,6 +38,7 @@ pub async fn run(a: &SandboxArgs) -> CommandResult {
             retain_kb: a.retain_kb,
             crash_after: a.crash_after,
             generic_500: a.generic_500,
+            project: a.project_fault,
             ..Knobs::default()
         };
         let mut lines = vec![

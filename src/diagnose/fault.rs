@@ -5,6 +5,8 @@ use super::cause::Cause;
 use super::net::{NetError, TlsProblem};
 use serde::{Deserialize, Serialize};
 
+pub use super::fault_parts::{DriftItem, EnvFileItem, EnvState, Family, LimiterMatch};
+
 /// A failure as a check observed it: plain data, kept in the check's result
 /// and printed in the JSON report.
 ///
@@ -320,6 +322,80 @@ pub enum Fault {
         oldest_idle_s: Option<f64>,
     },
 
+    // ── project: the backend's working tree (schema, client, build, migrations, .env) ──
+    /// The Prisma schema and the database disagree: tables, columns,
+    /// types, nullability or enum values (indexes: [`Fault::PrismaIndexMissing`]).
+    PrismaDrift {
+        /// The schema file(s) read.
+        schema: String,
+        /// `schema `public`` of which database.
+        database: String,
+        items: Vec<DriftItem>,
+    },
+    /// Indexes the schema declares that the database lacks.
+    PrismaIndexMissing {
+        schema: String,
+        database: String,
+        items: Vec<DriftItem>,
+    },
+    /// The generated Prisma client was generated from another schema.
+    StaleClient {
+        /// The client's copy of the schema (or its package.json).
+        client: String,
+        schema: String,
+        /// How it was told: `content` (the copies differ), `hash` (the
+        /// package name's sha256 is not the schema's), `time` (older).
+        how: String,
+        /// What differs (`Message.messageType: in the client, not in the schema`).
+        differences: Vec<String>,
+        client_time: Option<String>,
+        schema_time: Option<String>,
+    },
+    /// The compiled output is older than its sources, or lacks files.
+    StaleBuild {
+        out_dir: String,
+        /// `src/x.ts (time) is newer than dist/x.js (time)`.
+        newer: Vec<String>,
+        /// Sources without a compiled file.
+        missing: Vec<String>,
+    },
+    /// The backend process started before the files it runs were last written.
+    StaleProcess {
+        pid: u32,
+        started: String,
+        /// `dist/main.js written 2026-… (12 s after the process started)`.
+        newer: Vec<String>,
+    },
+    /// Migrations on disk that the database has not applied.
+    MigrationsPending {
+        dir: String,
+        names: Vec<String>,
+    },
+    /// A migration that started and did not finish (`finished_at` NULL).
+    MigrationFailed {
+        name: String,
+        started_at: Option<String>,
+        logs: String,
+    },
+    /// Applied migrations that are not on disk, or whose migration.sql changed.
+    MigrationsDiverged {
+        dir: String,
+        missing_on_disk: Vec<String>,
+        /// `NAME (database sha256 …, file sha256 …)`.
+        checksum_mismatch: Vec<String>,
+    },
+    /// Migration folders exist but the database has no `_prisma_migrations` table.
+    MigrationsTableMissing {
+        dir: String,
+        count: u32,
+    },
+    /// `.env` variables the running process does not have as the file says.
+    EnvFileNotLoaded {
+        pid: u32,
+        started: Option<String>,
+        items: Vec<EnvFileItem>,
+    },
+
     // ── load: a `chatops load` stage's breaking point ────────────────────
     /// Load test: connections were refused during the stage (the backend
     /// crashed or stopped listening).
@@ -369,82 +445,6 @@ pub enum Fault {
     },
 }
 
-/// The limiter that answered a 429, and how it was recognised.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LimiterMatch {
-    pub name: String,
-    pub max: u32,
-    pub window_s: Option<u64>,
-    pub how: String,
-}
-
-/// Whether the limiters' off switch is set in the backend process, and in
-/// chatops's own shell. Serialized with a `state` tag (`unknown`, `process`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum EnvState {
-    /// The process could not be read (or was not named).
-    Unknown { in_shell: Option<String> },
-    Process {
-        source: String,
-        value: Option<String>,
-        in_shell: Option<String>,
-        /// Variables of the process with a name like the switch's
-        /// (`DISABLE_RATELIMIT=true`): a misspelt switch, as `NAME=VALUE`.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        similar: Vec<String>,
-    },
-}
-
-/// A fault's family: which file under `src/diagnose/` words it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Family {
-    Pg,
-    Port,
-    Http,
-    Env,
-    RateLimit,
-    Log,
-    Stability,
-    Pool,
-    Sql,
-    Activity,
-    Load,
-}
-
-impl Family {
-    pub const ALL: [Family; 11] = [
-        Family::Pg,
-        Family::Port,
-        Family::Http,
-        Family::Env,
-        Family::RateLimit,
-        Family::Log,
-        Family::Stability,
-        Family::Pool,
-        Family::Sql,
-        Family::Activity,
-        Family::Load,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Pg => "pg",
-            Family::Port => "port",
-            Family::Http => "http",
-            Family::Env => "env",
-            Family::RateLimit => "rate_limit",
-            Family::Log => "log",
-            Family::Stability => "stability",
-            Family::Pool => "pool",
-            Family::Sql => "sql",
-            Family::Activity => "activity",
-            Family::Load => "load",
-        }
-    }
-}
-
 impl Fault {
     /// The family whose file words this fault.
     pub fn family(&self) -> Family {
@@ -468,7 +468,7 @@ impl Fault {
     /// | a TLS failure or a reset below HTTP | `transport` |
     /// | the backend restarted | `crash` |
     /// | memory growth | `memory_growth` |
-    /// | missing tables or columns | `schema_drift` |
+    /// | missing tables or columns; the Prisma schema against the database; a stale client; migrations pending or failed | `schema_drift` |
     /// | a statement over its timeout | `slow_queries` |
     /// | sessions waiting for locks or idle in a transaction | `lock_contention` |
     /// | an error answer or log lines: what their texts name (`diagnose::witness`) | any |
@@ -506,7 +506,11 @@ impl Fault {
             Fault::ProcessRestarted { .. } | Fault::LoadCrash { .. } => Cause::Crash,
             Fault::MemoryGrowth { .. } | Fault::LoadMemoryGrowth { .. } => Cause::MemoryGrowth,
             Fault::PoolTooSmall { .. } | Fault::LoadPoolSaturated { .. } => Cause::PoolSaturation,
-            Fault::SchemaDrift { .. } => Cause::SchemaDrift,
+            Fault::SchemaDrift { .. }
+            | Fault::PrismaDrift { .. }
+            | Fault::StaleClient { .. }
+            | Fault::MigrationsPending { .. }
+            | Fault::MigrationFailed { .. } => Cause::SchemaDrift,
             Fault::SqlTimeout { .. } => Cause::SlowQueries,
             Fault::SessionsStuck { .. } => Cause::LockContention,
             Fault::LoadTransport { .. } => Cause::Transport,
@@ -569,32 +573,17 @@ impl Fault {
             Fault::LoadPoolSaturated { .. } => (Load, "load_pool_saturated"),
             Fault::LoadMemoryGrowth { .. } => (Load, "load_memory_growth"),
             Fault::LoadOverBudget { .. } => (Load, "load_over_budget"),
+            Fault::PrismaDrift { .. } => (Project, "prisma_drift"),
+            Fault::PrismaIndexMissing { .. } => (Project, "prisma_index_missing"),
+            Fault::StaleClient { .. } => (Project, "stale_client"),
+            Fault::StaleBuild { .. } => (Project, "stale_build"),
+            Fault::StaleProcess { .. } => (Project, "stale_process"),
+            Fault::MigrationsPending { .. } => (Project, "migrations_pending"),
+            Fault::MigrationFailed { .. } => (Project, "migration_failed"),
+            Fault::MigrationsDiverged { .. } => (Project, "migrations_diverged"),
+            Fault::MigrationsTableMissing { .. } => (Project, "migrations_table_missing"),
+            Fault::EnvFileNotLoaded { .. } => (Project, "env_file_not_loaded"),
         }
-    }
-
-    /// This fault with `f` applied to every text field (numbers, flags and
-    /// the cause code are left alone): how a report redacts it. Goes
-    /// through the serialized form, so no field can be forgotten; `None`
-    /// only if the result no longer reads as a fault, which `f` returning
-    /// text cannot cause.
-    pub fn map_strings(&self, f: impl Fn(&str) -> String) -> Option<Fault> {
-        fn walk(v: &mut serde_json::Value, f: &dyn Fn(&str) -> String) {
-            match v {
-                serde_json::Value::String(s) => *s = f(s),
-                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, f)),
-                serde_json::Value::Object(m) => m.values_mut().for_each(|x| walk(x, f)),
-                _ => {}
-            }
-        }
-        let mut v = serde_json::to_value(self).ok()?;
-        if let serde_json::Value::Object(m) = &mut v {
-            for (k, x) in m.iter_mut() {
-                if k != "cause" {
-                    walk(x, &f);
-                }
-            }
-        }
-        serde_json::from_value(v).ok()
     }
 }
 

@@ -13,6 +13,7 @@ mod activity;
 pub mod cause;
 mod env;
 mod fault;
+mod fault_parts;
 mod http;
 mod known;
 pub mod load;
@@ -21,12 +22,13 @@ pub mod net;
 pub mod pg;
 mod pool;
 mod port;
+mod project;
 mod rate_limit;
 mod sql;
 mod stability;
 pub mod witness;
 
-pub use fault::{EnvState, Family, Fault, LimiterMatch};
+pub use fault::{DriftItem, EnvFileItem, EnvState, Family, Fault, LimiterMatch};
 pub use known::{excerpt, known_error};
 pub use load::{StageEvidence, breaking_point};
 pub use net::{NetError, TlsProblem};
@@ -67,6 +69,7 @@ fn word(family: Family, f: &Fault) -> Option<Diagnosis> {
         Family::Sql => sql::word(f),
         Family::Activity => activity::word(f),
         Family::Load => load::word(f),
+        Family::Project => project::word(f),
     }
 }
 

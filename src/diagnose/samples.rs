@@ -1,7 +1,10 @@
 //! One fault of every variant, for the tests (test builds only).
 
 use super::cause::Cause;
-use super::{Diagnosis, EnvState, Fault, LimiterMatch, NetError, TlsProblem, diagnose};
+use super::{
+    Diagnosis, DriftItem, EnvFileItem, EnvState, Fault, LimiterMatch, NetError, TlsProblem,
+    diagnose,
+};
 
 /// Asserts that `text` names every one of `facts`.
 pub fn says(text: &str, facts: &[&str]) {
@@ -306,6 +309,87 @@ pub fn all() -> Vec<Fault> {
             error_pct: 0.5,
             error_limit_pct: Some(1.0),
             max_active: Some(4),
+        },
+        Fault::PrismaDrift {
+            schema: s("prisma/schema.prisma"),
+            database: s("schema `public` of chat_backend_db"),
+            items: vec![DriftItem {
+                model: s("Message"),
+                field: Some(s("messageType")),
+                problem: s("missing_column"),
+                expected: s("column messages.messageType (text NOT NULL)"),
+                actual: s("no such column; messages has type"),
+                at: s("prisma/schema.prisma:42"),
+            }],
+        },
+        Fault::PrismaIndexMissing {
+            schema: s("prisma/schema.prisma"),
+            database: s("schema `public` of chat_backend_db"),
+            items: vec![DriftItem {
+                model: s("Message"),
+                field: None,
+                problem: s("index"),
+                expected: s(
+                    "index messages_conversation_created_idx on messages (conversationId, createdAt)",
+                ),
+                actual: s("no index on these columns"),
+                at: s("prisma/schema.prisma:50"),
+            }],
+        },
+        Fault::StaleClient {
+            client: s("node_modules/.prisma/client/schema.prisma"),
+            schema: s("prisma/schema.prisma"),
+            how: s("content"),
+            differences: vec![s(
+                "Message.messageType: in the client (column messageType String), not in the schema",
+            )],
+            client_time: Some(s("2026-12-01T10:00:00Z")),
+            schema_time: Some(s("2026-12-01T11:00:00Z")),
+        },
+        Fault::StaleBuild {
+            out_dir: s("dist"),
+            newer: vec![s(
+                "src/chat/chat.service.ts (2026-12-01T11:00:00Z) is newer than dist/chat/chat.service.js (2026-12-01T10:00:00Z)",
+            )],
+            missing: vec![s("src/chat/reactions.ts")],
+        },
+        Fault::StaleProcess {
+            pid: 4242,
+            started: s("2026-12-01T10:00:00Z"),
+            newer: vec![s(
+                "dist/main.js written 2026-12-01T10:05:00Z (300 s after the process started)",
+            )],
+        },
+        Fault::MigrationsPending {
+            dir: s("prisma/migrations"),
+            names: vec![s("20261201000000_add_edited_at")],
+        },
+        Fault::MigrationFailed {
+            name: s("20261115000000_bad"),
+            started_at: Some(s("2026-11-15T00:00:00Z")),
+            logs: s("ERROR: relation \"messages_status_idx\" already exists"),
+        },
+        Fault::MigrationsDiverged {
+            dir: s("prisma/migrations"),
+            missing_on_disk: vec![s("20250101000000_from_another_branch")],
+            checksum_mismatch: vec![s(
+                "20240101000000_init (database sha256 aaaa…, file sha256 bbbb…)",
+            )],
+        },
+        Fault::MigrationsTableMissing {
+            dir: s("prisma/migrations"),
+            count: 3,
+        },
+        Fault::EnvFileNotLoaded {
+            pid: 4242,
+            started: Some(s("2026-12-01T10:00:00Z")),
+            items: vec![EnvFileItem {
+                name: s("DISABLE_RATE_LIMIT"),
+                file: s(".env:3"),
+                in_file: s("true"),
+                in_process: None,
+                changed_after_start: true,
+            }],
         },
     ]
 }

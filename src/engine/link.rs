@@ -3,7 +3,9 @@
 //! finding that observed the same cause directly (PostgreSQL not
 //! answering, the schema missing a column, a pool too small). The linked
 //! finding keeps its evidence and says `caused_by`; reports show it as a
-//! consequence, not as a second root cause.
+//! consequence, not as a second root cause. One more link is by name: a
+//! rate limiter whose off switch is in the project's `.env` but not in the
+//! running process is explained by the `env_file` finding naming it.
 
 use super::result::{CheckResult, Status};
 use crate::diagnose::Fault;
@@ -59,6 +61,35 @@ pub fn link_causes(checks: &mut [CheckResult]) {
         .collect();
     for (i, root) in links {
         checks[i].caused_by = Some(root);
+    }
+    link_switches(checks);
+}
+
+/// A rate limiter that answers because its off switch (`DISABLE_RATE_LIMIT`)
+/// is in the project's `.env` but not in the running process: the
+/// `env_file` finding that names the variable explains the limiter's.
+fn link_switches(checks: &mut [CheckResult]) {
+    let env_roots: Vec<(usize, Vec<String>)> = checks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| is_finding(c))
+        .filter_map(|(i, c)| match &c.fault {
+            Some(Fault::EnvFileNotLoaded { items, .. }) => {
+                Some((i, items.iter().map(|x| x.name.clone()).collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    for i in 0..checks.len() {
+        if checks[i].caused_by.is_some() || !is_finding(&checks[i]) {
+            continue;
+        }
+        let Some(Fault::RateLimited { var, .. }) = &checks[i].fault else {
+            continue;
+        };
+        if let Some((j, _)) = env_roots.iter().find(|(_, names)| names.contains(var)) {
+            checks[i].caused_by = Some(checks[*j].id.clone());
+        }
     }
 }
 
@@ -175,6 +206,48 @@ mod tests {
         ];
         link_causes(&mut cs);
         assert_eq!(by(&cs, "backend_listening").caused_by, None);
+    }
+
+    #[test]
+    fn limiters_answering_because_the_env_file_changed_after_start() {
+        let limited = Fault::RateLimited {
+            url: "u".into(),
+            requests: 250,
+            limited: 150,
+            first: 101,
+            limiter: None,
+            env: crate::diagnose::EnvState::Unknown { in_shell: None },
+            var: "DISABLE_RATE_LIMIT".into(),
+            value: "true".into(),
+        };
+        let env = |name: &str| Fault::EnvFileNotLoaded {
+            pid: 1,
+            started: None,
+            items: vec![crate::diagnose::EnvFileItem {
+                name: name.into(),
+                file: ".env:3".into(),
+                in_file: "\"true\"".into(),
+                in_process: None,
+                changed_after_start: true,
+            }],
+        };
+        let mut cs = vec![
+            result("env_file", Status::Fail, Some(env("DISABLE_RATE_LIMIT"))),
+            result("rate_limit_burst", Status::Fail, Some(limited.clone())),
+        ];
+        link_causes(&mut cs);
+        assert_eq!(
+            by(&cs, "rate_limit_burst").caused_by.as_deref(),
+            Some("env_file")
+        );
+        assert_eq!(by(&cs, "env_file").caused_by, None);
+        // Another variable explains nothing about the limiter.
+        let mut cs = vec![
+            result("env_file", Status::Fail, Some(env("LOG_LEVEL"))),
+            result("rate_limit_burst", Status::Fail, Some(limited)),
+        ];
+        link_causes(&mut cs);
+        assert_eq!(by(&cs, "rate_limit_burst").caused_by, None);
     }
 
     #[test]

@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
+    /// Could not be judged here, for a reason that is not a fault (the
+    /// backend's working tree is on another machine): neither a pass nor
+    /// a finding.
+    Skipped,
     Warn,
     Fail,
     Blocked,
@@ -20,15 +24,17 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pass => "pass",
+            Status::Skipped => "skipped",
             Status::Warn => "warn",
             Status::Fail => "fail",
             Status::Blocked => "blocked",
             Status::Error => "error",
         }
     }
-    /// Whether checks that need this one may run.
+    /// Whether checks that need this one may run (a skipped check found
+    /// nothing to hold them back: nothing to migrate, say).
     pub fn satisfies_needs(self) -> bool {
-        matches!(self, Status::Pass | Status::Warn)
+        matches!(self, Status::Pass | Status::Warn | Status::Skipped)
     }
 }
 
@@ -68,6 +74,10 @@ impl Observation {
     }
     pub fn error(summary: impl Into<String>) -> Self {
         Self::new(Status::Error, summary)
+    }
+    /// Not judged, for `reason` (which says why, and what would let it run).
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Self::new(Status::Skipped, reason)
     }
     pub fn evidence(mut self, line: impl Into<String>) -> Self {
         self.evidence.push(line.into());

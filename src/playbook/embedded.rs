@@ -74,6 +74,22 @@ pub static FILES: &[(&str, &str)] = &[
         "checks/fetch-history.yaml",
         include_str!("../../checks/fetch-history.yaml"),
     ),
+    (
+        "checks/prisma-schema.yaml",
+        include_str!("../../checks/prisma-schema.yaml"),
+    ),
+    (
+        "checks/migrations.yaml",
+        include_str!("../../checks/migrations.yaml"),
+    ),
+    (
+        "checks/build-freshness.yaml",
+        include_str!("../../checks/build-freshness.yaml"),
+    ),
+    (
+        "checks/env-file.yaml",
+        include_str!("../../checks/env-file.yaml"),
+    ),
 ];
 
 /// The seed's progressive load plan (`chatops load`).

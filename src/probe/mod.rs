@@ -4,4 +4,5 @@
 pub mod http;
 pub mod log;
 pub mod process;
+pub mod project;
 pub mod threads;

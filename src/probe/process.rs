@@ -382,9 +382,39 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / ticks as f64)
 }
 
+/// When a process started: its `starttime` (field 22 of /proc/PID/stat,
+/// clock ticks after boot) plus the boot time (`btime` in /proc/stat).
+pub fn start_time(pid: u32) -> Option<std::time::SystemTime> {
+    let f = stat_fields(pid)?;
+    let ticks: u64 = f.get(19)?.parse().ok()?;
+    let hz = sysconf(libc::_SC_CLK_TCK)?;
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let btime: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(
+        std::time::UNIX_EPOCH
+            + Duration::from_secs(btime)
+            + Duration::from_millis(ticks * 1000 / hz),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn this_process_started_a_moment_ago() {
+        let t = start_time(std::process::id()).expect("own start time");
+        let age = std::time::SystemTime::now()
+            .duration_since(t)
+            .unwrap_or_default();
+        assert!(age < Duration::from_secs(3600), "{age:?}");
+        assert!(start_time(u32::MAX).is_none());
+    }
+
     #[test]
     fn this_machine_without_a_lookup() {
         for h in [

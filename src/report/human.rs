@@ -29,7 +29,7 @@ fn tone(status: Status) -> Tone {
         Status::Pass => Tone::Good,
         Status::Warn => Tone::Warn,
         Status::Fail | Status::Error => Tone::Bad,
-        Status::Blocked => Tone::Muted,
+        Status::Blocked | Status::Skipped => Tone::Muted,
     }
 }
 
@@ -39,6 +39,7 @@ fn label(s: Status) -> &'static str {
         Status::Warn => "WARN",
         Status::Fail => "FAIL",
         Status::Blocked => "BLOCKED",
+        Status::Skipped => "SKIPPED",
         Status::Error => "ERROR",
     }
 }
@@ -108,6 +109,7 @@ pub fn render(r: &Report, st: &Style) -> String {
                 Status::Warn,
                 Status::Fail,
                 Status::Blocked,
+                Status::Skipped,
                 Status::Error,
             ] {
                 let l = format!(" {} ", label(s));
@@ -213,6 +215,7 @@ pub fn render(r: &Report, st: &Style) -> String {
         (Status::Fail, "failed"),
         (Status::Error, "errored"),
         (Status::Blocked, "blocked"),
+        (Status::Skipped, "skipped"),
     ]
     .iter()
     .filter_map(|(s, w)| {

@@ -27,6 +27,7 @@ pub fn render(r: &Report) -> String {
             "fail": r.count(Status::Fail),
             "blocked": r.count(Status::Blocked),
             "error": r.count(Status::Error),
+            "skipped": r.count(Status::Skipped),
             "root_causes": super::root_causes(r),
         },
         "target": r.target,

@@ -31,7 +31,7 @@ pub fn render(r: &Report) -> String {
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{fails}\" errors=\"{errors}\" skipped=\"{}\" time=\"{:.3}\">",
         esc(&r.playbook),
         r.checks.len(),
-        r.count(Status::Blocked),
+        r.count(Status::Blocked) + r.count(Status::Skipped),
         r.duration_ms as f64 / 1000.0
     );
     for phase in &r.phases {
@@ -44,7 +44,9 @@ pub fn render(r: &Report) -> String {
             cs.len(),
             cs.iter().filter(|c| c.status == Status::Fail).count(),
             cs.iter().filter(|c| c.status == Status::Error).count(),
-            cs.iter().filter(|c| c.status == Status::Blocked).count(),
+            cs.iter()
+                .filter(|c| matches!(c.status, Status::Blocked | Status::Skipped))
+                .count(),
             t as f64 / 1000.0,
             esc(&r.started_at)
         );
@@ -108,7 +110,7 @@ pub fn render(r: &Report) -> String {
                         esc(&detail)
                     );
                 }
-                Status::Blocked => {
+                Status::Blocked | Status::Skipped => {
                     let _ = writeln!(
                         o,
                         ">\n      <skipped message=\"{}\"/>\n    </testcase>",

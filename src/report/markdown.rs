@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 fn phase_status(r: &Report, phase: &str) -> Status {
     let rank = |s: Status| match s {
-        Status::Pass => 0,
+        Status::Pass | Status::Skipped => 0,
         Status::Warn => 1,
         Status::Blocked => 2,
         Status::Fail => 3,
@@ -142,6 +142,7 @@ pub fn render(r: &Report) -> String {
                     Some(by) => format!(" — {} (caused by `{by}`)", c.summary),
                     None => format!(" — {}", c.summary),
                 },
+                Status::Skipped => format!(" ({})", c.summary),
                 Status::Pass => String::new(),
             };
             let _ = writeln!(o, "- [{mark}] {}{note}", c.title);

@@ -162,6 +162,7 @@ pub fn icon(s: crate::engine::Status) -> &'static str {
         Warn => "⚠️",
         Fail => "❌",
         Blocked => "⛔",
+        Skipped => "⏭️",
         Error => "💥",
     }
 }
@@ -232,5 +233,42 @@ mod tests {
         assert_eq!(caps["message_id"], "abc-123");
         assert_eq!(caps["body"]["user"]["id"], 7);
         assert_eq!(caps["access_token"], "***");
+    }
+
+    /// A skipped check is shown as such in every format, counted apart,
+    /// and is neither a finding nor a failure.
+    #[test]
+    fn a_skipped_check_in_every_format() {
+        let mut r = report_with(json!({}), "ls");
+        r.phases = vec!["p".into()];
+        r.checks[0].status = crate::engine::Status::Skipped;
+        r.checks[0].summary = "skipped: the backend runs on db.example.com".into();
+        assert_eq!(findings(&r).count(), 0);
+        let style = Style {
+            color: false,
+            verbose: false,
+            quiet: false,
+        };
+        let human = render(&r, Format::Human, &style);
+        assert!(
+            human.contains("SKIPPED") && human.contains("1 skipped"),
+            "{human}"
+        );
+        let json = render(&r, Format::Json, &style);
+        assert!(
+            json.contains("\"skipped\": 1") && json.contains("\"status\": \"skipped\""),
+            "{json}"
+        );
+        let junit = render(&r, Format::Junit, &style);
+        assert!(
+            junit.contains("skipped=\"1\"")
+                && junit.contains("<skipped message=\"skipped: the backend"),
+            "{junit}"
+        );
+        let md = render(&r, Format::Markdown, &style);
+        assert!(
+            md.contains("- [ ] login (skipped: the backend runs on db.example.com)"),
+            "{md}"
+        );
     }
 }

@@ -75,6 +75,9 @@ pub struct Knobs {
     pub generic_500: bool,
     /// Extra environment variables.
     pub extra_env: Vec<(String, String)>,
+    /// The backend's project directory (its working directory): consistent
+    /// with the database, or with one working-tree fault.
+    pub project: super::project::ProjectFault,
 }
 
 impl Default for Knobs {
@@ -97,6 +100,7 @@ impl Default for Knobs {
             crash_after: None,
             generic_500: false,
             extra_env: Vec::new(),
+            project: Default::default(),
         }
     }
 }
@@ -112,7 +116,7 @@ impl Knobs {
         if let Some(l) = self.api_limit {
             env.push((ENV_API_LIMIT, l.to_string()));
         }
-        if self.drift {
+        if self.drift || self.project.backend_drifts() {
             env.push((ENV_DRIFT, "1".to_string()));
         }
         if self.generic_500 {

@@ -11,15 +11,17 @@ pub mod backend;
 mod history;
 pub mod knobs;
 pub mod pg;
+pub mod project;
 
 pub use history::{ARCHIVE_CONVERSATION, HISTORY_INDEX};
 pub use knobs::{Knobs, SLOW_HISTORY_ROWS};
+pub use project::ProjectFault;
 
 use pg::{PgCluster, PgError, PgOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::support::chat_backend::DB_NAME;
 
@@ -78,6 +80,8 @@ pub struct Backend {
     pub pid: u32,
     pub port: u16,
     pub log: PathBuf,
+    /// Its project directory (its working directory, unless the knob hides it).
+    pub project: PathBuf,
     /// How it ended, once it has (kept after reaping).
     exit: Option<std::process::ExitStatus>,
 }
@@ -307,7 +311,32 @@ impl Sandbox {
         let err = out
             .try_clone()
             .map_err(|e| SandboxError::setup(format!("cannot open {}: {e}", log.display())))?;
+        let project = self.dir.join(format!("project-{n}"));
+        let limiters_on = k.rate_limit || k.project == ProjectFault::EnvChangedAfterStart;
+        let mut dotenv = vec![("NODE_ENV".to_string(), "development".to_string())];
+        if !k.no_database_url {
+            dotenv.push(("DATABASE_URL".into(), self.backend_database_url(k)));
+        }
+        if !limiters_on {
+            dotenv.push(("DISABLE_RATE_LIMIT".into(), "true".into()));
+        }
+        project::write_project(&project, k.project, &dotenv)?;
+        // With PostgreSQL stopped (a start-up fault), the table stays as it was.
+        if self.pg.is_running() {
+            self.pg
+                .execute(&self.db, &project::migrations_table_sql(k.project))
+                .await
+                .map_err(|e| SandboxError::Setup {
+                    message: format!("writing _prisma_migrations: {}", e.message),
+                    hint: e.hint,
+                })?;
+        }
         let mut cmd = std::process::Command::new(&self.bin);
+        cmd.current_dir(if k.project == ProjectFault::Unseen {
+            &self.dir
+        } else {
+            &project
+        });
         cmd.arg("sandbox-backend")
             .env_clear()
             .stdin(std::process::Stdio::null())
@@ -329,7 +358,7 @@ impl Sandbox {
         } else if !k.no_database_url {
             cmd.env("PRISMA_CLIENT_MODE", "database");
         }
-        if !k.rate_limit {
+        if !limiters_on {
             cmd.env("DISABLE_RATE_LIMIT", "true");
         }
         for (key, v) in k.sandbox_env() {
@@ -354,6 +383,7 @@ impl Sandbox {
             pid,
             port,
             log,
+            project,
             exit: None,
         };
         let url = format!("{}/api/v1/health", b.base_url());
@@ -383,6 +413,8 @@ impl Sandbox {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        let started = crate::probe::process::start_time(b.pid).unwrap_or_else(SystemTime::now);
+        project::after_start(&b.project, k.project, started)?;
         self.backend = Some(b);
         self.backend
             .as_ref()

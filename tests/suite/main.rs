@@ -35,3 +35,4 @@ mod signals;
 mod sql_check;
 mod watch;
 mod why_it_broke;
+mod working_tree;
