@@ -21,11 +21,14 @@
 
 pub mod breaking;
 pub mod closed;
+pub mod compare;
 pub mod evidence;
+pub mod html;
 pub mod k6;
 pub mod monitor;
 pub mod open;
 pub mod outcome;
+pub mod persecond;
 pub mod placeholder;
 pub mod plan;
 pub mod report;
