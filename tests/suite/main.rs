@@ -4,6 +4,7 @@
 
 mod common;
 
+mod browser;
 mod cli;
 mod database_playbook;
 mod doctor_sandbox;
@@ -15,6 +16,7 @@ mod layers;
 mod load;
 mod load_causes;
 mod load_causes_log;
+mod load_report;
 mod log_and_stability;
 mod pg_activity;
 mod pg_checks;

@@ -46,7 +46,12 @@ impl<'a> Timeline<'a> {
             .collect();
         let end = stages
             .iter()
-            .map(|(s, _)| s.offset_s + s.elapsed.as_secs_f64())
+            .map(|(s, _)| {
+                s.offset_s
+                    + s.elapsed
+                        .as_secs_f64()
+                        .max(s.seconds.last().map_or(0.0, |p| p.t_s))
+            })
             .chain(
                 stages
                     .iter()
@@ -66,10 +71,12 @@ impl<'a> Timeline<'a> {
                     row.sample = Some(x);
                 }
             }
+            // Answers still in flight at the stage's end finish after it.
+            let tail = s.seconds.last().map_or(0.0, |p| p.t_s);
             bands.push(Band {
                 name: s.stage.name.clone(),
                 start: s.offset_s,
-                end: s.offset_s + s.elapsed.as_secs_f64(),
+                end: s.offset_s + s.elapsed.as_secs_f64().max(tail),
                 status: (!warm).then_some(s.status),
                 p95_ms: s.stage.p95_ms,
             });
