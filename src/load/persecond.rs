@@ -97,13 +97,14 @@ pub struct PerSecond {
 pub struct Collector {
     spare: Interval,
     acc: Interval,
+    /// The last second taken, kept until the next sweep so that a short
+    /// tail at the stage's end can join it.
+    last: Interval,
 }
 
 impl Collector {
-    /// Takes what every task measured since the last sweep: the second
-    /// ending `t_s` seconds into the stage. The task's lock is held only
-    /// for a swap.
-    pub fn sweep(&mut self, slots: &[Slot], t_s: f64) -> PerSecond {
+    fn gather(&mut self, slots: &[Slot]) {
+        self.acc.reset();
         for s in slots {
             if let Ok(mut g) = s.lock() {
                 std::mem::swap(&mut g.second, &mut self.spare);
@@ -111,9 +112,32 @@ impl Collector {
             self.acc.merge(&self.spare);
             self.spare.reset();
         }
-        let p = self.acc.point(t_s);
-        self.acc.reset();
-        p
+    }
+
+    /// Takes what every task measured since the last sweep: the second
+    /// ending `t_s` seconds into the stage. The task's lock is held only
+    /// for a swap.
+    pub fn sweep(&mut self, slots: &[Slot], t_s: f64) -> PerSecond {
+        self.gather(slots);
+        std::mem::swap(&mut self.acc, &mut self.last);
+        self.last.point(t_s)
+    }
+
+    /// The stage's end: what finished since the last sweep becomes a
+    /// second of its own, or joins the last one when it is less than half
+    /// a second later (so no two points share a second).
+    pub fn finish(&mut self, slots: &[Slot], t_s: f64, seconds: &mut Vec<PerSecond>) {
+        self.gather(slots);
+        if self.acc.ok + self.acc.errors.total() == 0 {
+            return;
+        }
+        match seconds.last_mut() {
+            Some(prev) if t_s - prev.t_s < 0.5 => {
+                self.last.merge(&self.acc);
+                *prev = self.last.point(prev.t_s);
+            }
+            _ => seconds.push(self.acc.point(t_s)),
+        }
     }
 }
 
@@ -169,5 +193,30 @@ mod tests {
         assert_eq!(q.requests, 0);
         assert_eq!(q.p95_ms, None);
         assert_eq!(q.mean_ms, None);
+        let mut secs = vec![p, q];
+        // a tail 0.2 s after the last second joins it; a later one is its own
+        let rec = |ms| {
+            slots[1]
+                .lock()
+                .expect("lock")
+                .second
+                .record(Duration::from_millis(ms), Outcome::Ok(200))
+        };
+        c.sweep(&slots, 3.0);
+        rec(7);
+        let r = c.sweep(&slots, 4.0);
+        secs.push(r);
+        rec(9);
+        c.finish(&slots, 4.2, &mut secs);
+        assert_eq!(secs.len(), 3);
+        assert_eq!(secs[2].t_s, 4.0);
+        assert_eq!(secs[2].requests, 2);
+        assert!((secs[2].max_ms.expect("max") - 9.0).abs() < 0.1);
+        rec(11);
+        c.finish(&slots, 5.0, &mut secs);
+        assert_eq!(secs.len(), 4);
+        assert_eq!(secs[3].requests, 1);
+        c.finish(&slots, 5.5, &mut secs);
+        assert_eq!(secs.len(), 4, "nothing more finished");
     }
 }

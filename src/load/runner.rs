@@ -376,10 +376,7 @@ async fn run_stage(
         }
     }
     let last = progress_now(&slots, start);
-    let tail = collector.sweep(&slots, last.t_s);
-    if tail.requests > 0 {
-        seconds.push(tail);
-    }
+    collector.finish(&slots, last.t_s, &mut seconds);
     progress.push(last);
     watcher.flush().await;
     let slow = watcher.stage_end().await;

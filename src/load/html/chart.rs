@@ -19,7 +19,7 @@ pub enum Scale {
 
 // The frame (viewBox units): plot area inside margins.
 const W: f64 = 1000.0;
-const H: f64 = 250.0;
+const H: f64 = 220.0;
 const L: f64 = 58.0;
 const R: f64 = 14.0;
 const T: f64 = 30.0;

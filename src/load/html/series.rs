@@ -11,8 +11,9 @@ pub struct SeriesDef {
     pub name: &'static str,
     pub color: &'static str,
     pub dash: bool,
-    /// Drawn even when it is zero throughout (successes; error classes
-    /// appear only when they happened).
+    /// Drawn even when it is zero throughout (true for most: no active
+    /// session is news; false for error classes, shown only when they
+    /// happened).
     pub always: bool,
     pub value: fn(&Row) -> Option<f64>,
 }
@@ -45,8 +46,20 @@ const fn s(name: &'static str, color: &'static str, value: fn(&Row) -> Option<f6
         name,
         color,
         dash: false,
-        always: false,
+        always: true,
         value,
+    }
+}
+
+/// A series shown only when it is not zero throughout.
+const fn rare(
+    name: &'static str,
+    color: &'static str,
+    value: fn(&Row) -> Option<f64>,
+) -> SeriesDef {
+    SeriesDef {
+        always: false,
+        ..s(name, color, value)
     }
 }
 
@@ -105,11 +118,8 @@ pub const CHARTS: &[ChartDef] = &[
         unit: "/s",
         scale: Scale::Linear,
         series: &[
-            SeriesDef {
-                always: true,
-                ..s("ok", "#2b8a3e", |r| r.sec.map(|p| p.ok as f64))
-            },
-            s("errors", "#c92a2a", |r| {
+            s("ok", "#2b8a3e", |r| r.sec.map(|p| p.ok as f64)),
+            rare("errors", "#c92a2a", |r| {
                 r.sec.map(|p| p.errors.total() as f64)
             }),
         ],
@@ -122,14 +132,14 @@ pub const CHARTS: &[ChartDef] = &[
         unit: "/s",
         scale: Scale::Linear,
         series: &[
-            s("refused", "#c92a2a", |r| err(r, |e| e.refused)),
-            s("timeout", "#e8590c", |r| err(r, |e| e.timeout)),
-            s("429 rate limited", "#f59f00", |r| {
+            rare("refused", "#c92a2a", |r| err(r, |e| e.refused)),
+            rare("timeout", "#e8590c", |r| err(r, |e| e.timeout)),
+            rare("429 rate limited", "#f59f00", |r| {
                 err(r, |e| e.rate_limited)
             }),
-            s("other 4xx", "#9c36b5", |r| err(r, |e| e.client_4xx)),
-            s("5xx", "#d6336c", |r| err(r, |e| e.server_5xx)),
-            s("transport", "#495057", |r| err(r, |e| e.transport)),
+            rare("other 4xx", "#9c36b5", |r| err(r, |e| e.client_4xx)),
+            rare("5xx", "#d6336c", |r| err(r, |e| e.server_5xx)),
+            rare("transport", "#495057", |r| err(r, |e| e.transport)),
         ],
         refs: no_refs,
         empty: "none: no request failed",
