@@ -142,8 +142,10 @@ fn clock(t: f64) -> String {
 }
 
 /// The path of one series: x is the second, y the plot unit; gaps where a
-/// second has no value; flat runs drawn by their ends only.
-fn path(ys: &[Option<i64>]) -> String {
+/// second has no value or a new band (stage) begins; flat runs drawn by
+/// their ends only.
+fn path(ys: &[Option<i64>], bands: &[Option<usize>]) -> String {
+    let band = |i: usize| bands.get(i).copied().flatten();
     let mut d = String::new();
     let mut i = 0;
     while i < ys.len() {
@@ -156,8 +158,15 @@ fn path(ys: &[Option<i64>]) -> String {
         i += 1;
         while i < ys.len() {
             let Some(y) = ys[i] else { break };
+            if band(i) != band(i - 1) {
+                break;
+            }
             let prev = ys[i - 1];
-            let next = ys.get(i + 1).copied().flatten();
+            let next = ys
+                .get(i + 1)
+                .copied()
+                .flatten()
+                .filter(|_| band(i + 1) == band(i));
             let last = next.is_none();
             if last || prev != Some(y) || next != Some(y) {
                 let _ = write!(d, "L{i} {y}");
@@ -331,12 +340,13 @@ pub fn render(def: &ChartDef, t: &Timeline, backend: &Backend, index: usize) -> 
     let mut series_json = Vec::new();
     for (s, v) in &shown {
         let ys: Vec<Option<i64>> = v.iter().map(|x| x.map(|x| y.plot_y(x))).collect();
+        let bands: Vec<Option<usize>> = t.rows.iter().map(|r| r.band).collect();
         let _ = write!(
             o,
             "<path class=\"line{}\" stroke=\"{}\" d=\"{}\"/>",
             if s.dash { " d" } else { "" },
             s.color,
-            path(&ys)
+            path(&ys, &bands)
         );
         series_json.push(json!({
             "n": s.name,
@@ -398,8 +408,14 @@ mod tests {
             None,
             None,
         ];
-        assert_eq!(path(&ys), "M0 5L2 5L3 7M5 1h0");
-        assert_eq!(path(&[None, None]), "");
+        assert_eq!(path(&ys, &[]), "M0 5L2 5L3 7M5 1h0");
+        assert_eq!(path(&[None, None], &[]), "");
+        // a new stage starts a new line
+        let b = [Some(0), Some(0), Some(1), Some(1)];
+        assert_eq!(
+            path(&[Some(5), Some(5), Some(5), Some(5)], &b),
+            "M0 5L1 5M2 5L3 5"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ use super::super::result::{RunResult, StageResult, StageStatus};
 pub struct Row<'a> {
     pub sec: Option<&'a PerSecond>,
     pub sample: Option<&'a Sample>,
+    /// The band (stage) the values came from; lines break between bands.
+    pub band: Option<usize>,
 }
 
 /// A stage on the time axis.
@@ -60,15 +62,17 @@ impl<'a> Timeline<'a> {
             .fold(0.0f64, f64::max);
         let mut rows = vec![Row::default(); slot(end) + 2];
         let mut bands = Vec::new();
-        for (s, warm) in &stages {
+        for (k, (s, warm)) in stages.iter().enumerate() {
             for p in &s.seconds {
                 if let Some(row) = rows.get_mut(slot(s.offset_s + p.t_s)) {
                     row.sec = Some(p);
+                    row.band = Some(k);
                 }
             }
             for x in &s.samples {
                 if let Some(row) = rows.get_mut(slot(x.t_s)) {
                     row.sample = Some(x);
+                    row.band = Some(k);
                 }
             }
             // Answers still in flight at the stage's end finish after it.
