@@ -346,6 +346,7 @@ pub struct CompareArgs {
     /// The throughput drop or p95/p99 rise that counts as a regression.
     #[arg(long, value_name = "PCT", default_value = "10%", value_parser = crate::load::compare::parse_percent)]
     pub max_regression: f64,
+    /// Output: a table, markdown, JSON, or an HTML page of its own.
     #[arg(short, long, value_enum, default_value_t = CompareFormat::Human)]
     pub format: CompareFormat,
 }
