@@ -56,6 +56,8 @@ pub enum Command {
     },
     /// Size the connection pool for a load (the seed's arithmetic, step by step) and check it against max_connections.
     PoolCalc(PoolCalcArgs),
+    /// Compare two load runs (summary.json files or export directories) per stage; exit 1 on a regression.
+    Compare(CompareArgs),
     /// Live view of pg_stat_activity: sessions by application and state, against max_connections (replaces `watch psql …`).
     WatchConnections(WatchArgs),
     /// Run the reference chat backend (used by the sandbox; reads PORT, DATABASE_URL, … from the environment).
@@ -372,6 +374,28 @@ fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Human,
+    Markdown,
+    Json,
+    Html,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// The baseline run: its summary.json or its --export-dir directory.
+    pub baseline: PathBuf,
+    /// The run to judge against it.
+    pub current: PathBuf,
+    /// The throughput drop or p95/p99 rise that counts as a regression.
+    #[arg(long, value_name = "PCT", default_value = "10%", value_parser = crate::load::compare::parse_percent)]
+    pub max_regression: f64,
+    /// Output: a table, markdown, JSON, or an HTML page of its own.
+    #[arg(short, long, value_enum, default_value_t = CompareFormat::Human)]
+    pub format: CompareFormat,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LoadFormat {
     Human,
     Json,
@@ -428,9 +452,18 @@ pub struct LoadArgs {
     /// Output format of the summary.
     #[arg(short, long, value_enum, default_value_t = LoadFormat::Human)]
     pub format: LoadFormat,
-    /// Write one JSON file per stage, summary.json and report.md here.
+    /// Write one JSON file per stage, summary.json, report.md and report.html here.
     #[arg(long, value_name = "DIR")]
     pub export_dir: Option<PathBuf>,
+    /// Write the HTML report (per-second charts, tables, diagnosis; one offline file) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Compare with an earlier run (its summary.json, or its export directory); exit 1 on a regression.
+    #[arg(long, value_name = "SUMMARY")]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: the throughput drop or p95/p99 rise that counts as a regression.
+    #[arg(long, value_name = "PCT", default_value = "10%", value_parser = crate::load::compare::parse_percent)]
+    pub max_regression: f64,
     /// Write the equivalent k6 script to FILE and exit without sending anything.
     #[arg(long, value_name = "FILE")]
     pub emit_k6: Option<PathBuf>,

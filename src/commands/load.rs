@@ -6,6 +6,7 @@
 use super::cli::{LoadArgs, LoadFormat};
 use super::error::LoadPlanError;
 use super::{CommandError, CommandResult, Outcome};
+use crate::load::compare::render;
 use crate::load::plan::{self, Model, Plan};
 use crate::load::report;
 use crate::report::Style;
@@ -102,6 +103,13 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
             Err(e) => Err(e.into()),
         };
     }
+    // A baseline that cannot be read is a usage error before any load.
+    let baseline = match &a.baseline {
+        Some(p) => {
+            Some(crate::load::compare::load(p).map_err(|e| CommandError::Usage(e.to_string()))?)
+        }
+        None => None,
+    };
     let cancel = signals::shutdown_token();
     if let Err(e) =
         crate::support::safety::ensure_loopback(&base_url, target.allow_remote, "load").await
@@ -180,15 +188,49 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
         Ok(r) => r,
         Err(e) => return fail(&red, &e.to_string()),
     };
+    let comparison = baseline.as_ref().and_then(|b| {
+        let cur = crate::load::compare::parse(
+            &report::summary_json(&r, &red),
+            std::path::Path::new("this run"),
+        )
+        .ok()?;
+        let label = a
+            .baseline
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Some(crate::load::compare::compare(
+            b,
+            &cur,
+            a.max_regression,
+            (&label, "this run"),
+        ))
+    });
     let text = match a.format {
-        LoadFormat::Json => report::summary_json(&r, &red) + "\n",
-        LoadFormat::Human => report::human(&r, style.color, &red),
+        LoadFormat::Json => {
+            let text = report::summary_json(&r, &red);
+            match &comparison {
+                Some(c) => with_comparison(&text, c),
+                None => text,
+            }
+        }
+        LoadFormat::Human => {
+            let mut t = report::human(&r, style.color, &red);
+            if let Some(c) = &comparison {
+                t.push('\n');
+                t.push_str(&red.redact(&render::human(c, style.color)));
+            }
+            t
+        }
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
+    if a.format == LoadFormat::Json {
+        let _ = out.write_all(b"\n");
+    }
     let _ = out.flush();
     if let Some(dir) = &a.export_dir {
-        match report::export(dir, &r, &red) {
+        match report::export(dir, &r, &red, comparison.as_ref()) {
             Ok(files) => {
                 if !style.quiet {
                     eprintln!("exported {} file(s) to {}", files.len(), dir.display());
@@ -197,11 +239,31 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
             Err(e) => return Err(e.into()),
         }
     }
+    if let Some(path) = &a.html {
+        let section = comparison.as_ref().map(render::html_section);
+        let page = crate::load::html::page(&r, section.as_deref(), &red);
+        crate::support::atomic::write(path, page.as_bytes())?;
+        if !style.quiet {
+            eprintln!("HTML report written to {}", path.display());
+        }
+    }
+    let regressed = comparison.as_ref().is_some_and(|c| c.regressed);
     Ok(if r.interrupted {
         Outcome::Interrupted
-    } else if r.breaking_point.is_some() || r.time_bound_hit {
+    } else if r.breaking_point.is_some() || r.time_bound_hit || regressed {
         Outcome::Failed
     } else {
         Outcome::Ok
     })
+}
+
+/// The JSON summary with the comparison added as `comparison`.
+fn with_comparison(summary: &str, c: &crate::load::compare::Comparison) -> String {
+    match serde_json::from_str::<serde_json::Value>(summary) {
+        Ok(mut v) => {
+            v["comparison"] = serde_json::to_value(c).unwrap_or_default();
+            serde_json::to_string_pretty(&v).unwrap_or_else(|_| summary.to_string())
+        }
+        Err(_) => summary.to_string(),
+    }
 }

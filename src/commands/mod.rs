@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod cli;
+pub mod compare;
 pub mod completions;
 pub mod demo;
 pub mod doctor;
@@ -109,6 +110,7 @@ async fn dispatch(cli: Cli) -> CommandResult {
         Command::Sandbox(args) => sandbox::run(&args).await,
         Command::PoolCalc(args) => pool_calc::run(&args, color).await,
         Command::WatchConnections(args) => watch_connections::run(&args, color).await,
+        Command::Compare(args) => compare::run(&args, color),
         Command::SandboxBackend => sandbox_backend().await,
     }
 }

@@ -130,5 +130,6 @@ pub fn diagnose_stage(
         contributing: ranked.contributing,
         ruled_out: ranked.ruled_out,
         details: Details::of(ev),
+        first_failure_s: ev.first_failure_s,
     }
 }

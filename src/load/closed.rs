@@ -78,9 +78,10 @@ pub(super) fn answered(
 /// scheduled time in the open model) to `to`.
 pub(super) fn record(slot: &Slot, kind: usize, from: Instant, to: Instant, o: Outcome) {
     let latency = to.saturating_duration_since(from);
-    if let Ok(mut s) = slot.lock()
-        && let Some(k) = s.kinds.get_mut(kind)
-    {
-        k.record(latency, o);
+    if let Ok(mut s) = slot.lock() {
+        s.second.record(latency, o);
+        if let Some(k) = s.kinds.get_mut(kind) {
+            k.record(latency, o);
+        }
     }
 }

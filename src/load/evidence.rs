@@ -246,6 +246,7 @@ mod tests {
             failures: Vec::new(),
             cpu_pct: 30.0,
             progress,
+            seconds: Vec::new(),
             offset_s: 10.0,
             slow: None,
             unreliable: None,

@@ -16,16 +16,22 @@
 //!   classified), which both of them and [`stats`] read;
 //! - [`monitor`] samples the backend and PostgreSQL once a second;
 //!   [`breaking`] judges each stage and assembles the breaking point;
-//! - [`result`] holds what a run produced, which [`report`] and the
-//!   command print; [`k6`] exports the [`plan`] as a k6 script.
+//! - [`persecond`] collects each second's counts by error class and its
+//!   latency histogram from the tasks' [`stats`];
+//! - [`result`] holds what a run produced, which [`report`], [`html`]
+//!   (report.html) and the command print; [`compare`] judges one run's
+//!   summary against another's; [`k6`] exports the [`plan`] as a k6 script.
 
 pub mod breaking;
 pub mod closed;
+pub mod compare;
 pub mod evidence;
+pub mod html;
 pub mod k6;
 pub mod monitor;
 pub mod open;
 pub mod outcome;
+pub mod persecond;
 pub mod placeholder;
 pub mod plan;
 pub mod report;

@@ -75,6 +75,7 @@ pub fn stage_json(r: &StageResult, with_samples: bool) -> Value {
     });
     if with_samples {
         v["samples"] = serde_json::to_value(&r.samples).unwrap_or(Value::Null);
+        v["seconds"] = serde_json::to_value(&r.seconds).unwrap_or(Value::Null);
     }
     v
 }
@@ -129,28 +130,28 @@ pub fn summary_json(r: &RunResult, red: &Redactor) -> String {
 }
 
 #[derive(Tabled)]
-struct Row {
+pub(super) struct Row {
     #[tabled(rename = "Phase")]
-    phase: String,
+    pub(super) phase: String,
     #[tabled(rename = "VUs")]
-    vus: String,
+    pub(super) vus: String,
     #[tabled(rename = "Requests")]
-    requests: String,
+    pub(super) requests: String,
     #[tabled(rename = "Req/s")]
-    rps: String,
+    pub(super) rps: String,
     #[tabled(rename = "Success rate")]
-    success: String,
+    pub(super) success: String,
     #[tabled(rename = "P95")]
-    p95: String,
+    pub(super) p95: String,
     #[tabled(rename = "P99")]
-    p99: String,
+    pub(super) p99: String,
     #[tabled(rename = "Active DB (max)")]
-    db: String,
+    pub(super) db: String,
     #[tabled(rename = "Status")]
-    status: String,
+    pub(super) status: String,
 }
 
-fn label(s: StageStatus) -> &'static str {
+pub(super) fn label(s: StageStatus) -> &'static str {
     match s {
         StageStatus::Pass => "PASS",
         StageStatus::Fail => "FAIL",
@@ -158,7 +159,7 @@ fn label(s: StageStatus) -> &'static str {
     }
 }
 
-fn rows(r: &RunResult) -> Vec<Row> {
+pub(super) fn rows(r: &RunResult) -> Vec<Row> {
     r.stages
         .iter()
         .map(|s| {
@@ -190,30 +191,30 @@ fn rows(r: &RunResult) -> Vec<Row> {
 }
 
 #[derive(Tabled)]
-struct KindRow {
+pub(super) struct KindRow {
     #[tabled(rename = "Phase")]
-    phase: String,
+    pub(super) phase: String,
     #[tabled(rename = "Kind")]
-    kind: String,
+    pub(super) kind: String,
     #[tabled(rename = "Requests")]
-    requests: u64,
+    pub(super) requests: u64,
     #[tabled(rename = "Errors")]
-    errors: String,
+    pub(super) errors: String,
     #[tabled(rename = "p50")]
-    p50: String,
+    pub(super) p50: String,
     #[tabled(rename = "p90")]
-    p90: String,
+    pub(super) p90: String,
     #[tabled(rename = "p95")]
-    p95: String,
+    pub(super) p95: String,
     #[tabled(rename = "p99")]
-    p99: String,
+    pub(super) p99: String,
     #[tabled(rename = "max")]
-    max: String,
+    pub(super) max: String,
 }
 
 /// Per request kind, when the mix has more than one (the seed's send and
 /// history requests behave differently under load).
-fn kind_rows(r: &RunResult) -> Vec<KindRow> {
+pub(super) fn kind_rows(r: &RunResult) -> Vec<KindRow> {
     let mut out = Vec::new();
     for s in &r.stages {
         if s.kinds.len() < 2 {
@@ -502,9 +503,16 @@ fn db_down_lines(r: &RunResult) -> String {
     o
 }
 
-/// Writes `summary.json`, `stage-N-NAME.json` (with the samples) and `report.md`.
-/// Each file is written atomically (a reader never sees half of one).
-pub fn export(dir: &Path, r: &RunResult, red: &Redactor) -> Result<Vec<String>, WriteError> {
+/// Writes `summary.json`, `stage-N-NAME.json` (with the samples and the
+/// per-second series), `report.md` and `report.html` (with the comparison
+/// section and markdown, when there is a baseline). Each file is written
+/// atomically (a reader never sees half of one).
+pub fn export(
+    dir: &Path,
+    r: &RunResult,
+    red: &Redactor,
+    comparison: Option<&super::compare::Comparison>,
+) -> Result<Vec<String>, WriteError> {
     std::fs::create_dir_all(dir).map_err(|source| WriteError {
         path: dir.to_path_buf(),
         source,
@@ -535,6 +543,16 @@ pub fn export(dir: &Path, r: &RunResult, red: &Redactor) -> Result<Vec<String>, 
         put(format!("stage-{}-{safe}.json", i + 1), red.redact(&text))?;
     }
     put("summary.json".into(), summary_json(r, red))?;
-    put("report.md".into(), markdown(r, red))?;
+    let mut md = markdown(r, red);
+    if let Some(c) = comparison {
+        md.push('\n');
+        md.push_str(&red.redact(&super::compare::render::markdown(c)));
+    }
+    put("report.md".into(), md)?;
+    let section = comparison.map(super::compare::render::html_section);
+    put(
+        "report.html".into(),
+        super::html::page(r, section.as_deref(), red),
+    )?;
     Ok(written)
 }

@@ -46,6 +46,9 @@ pub struct StageResult {
     pub cpu_pct: f64,
     /// Once a second: requests, errors and latency finished so far.
     pub progress: Vec<Progress>,
+    /// Once a second: what finished in that second (errors by class,
+    /// latency percentiles).
+    pub seconds: Vec<super::persecond::PerSecond>,
     /// Seconds from the run's start to the stage's (to place the samples).
     pub offset_s: f64,
     /// The stage's worst statement (pg_stat_statements deltas) and its scan.
@@ -89,6 +92,9 @@ pub struct BreakingPoint {
     /// The structured evidence (lock relation and blocker, slow statement,
     /// backend CPU, pool queue, cold start, generator, exit).
     pub details: super::evidence::Details,
+    /// Seconds into the stage of its first failing second (errors, or a
+    /// mean latency over the bound); None when no second stood out.
+    pub first_failure_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

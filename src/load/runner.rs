@@ -356,11 +356,17 @@ async fn run_stage(
         Duration::from_secs(1),
     );
     let mut progress = Vec::new();
+    let mut collector = super::persecond::Collector::default();
+    let mut seconds = Vec::new();
     let mut interrupted = false;
     loop {
         tokio::select! {
             joined = set.join_next() => if joined.is_none() { break },
-            _ = second.tick() => progress.push(progress_now(&slots, start)),
+            _ = second.tick() => {
+                let p = progress_now(&slots, start);
+                seconds.push(collector.sweep(&slots, p.t_s));
+                progress.push(p);
+            }
             _ = tick.tick() => if !bar.is_hidden() {
                 bar.set_message(live_line(stage, &slots, start));
                 bar.tick();
@@ -369,7 +375,9 @@ async fn run_stage(
             _ = cancelled(cancel) => { set.abort_all(); interrupted = true; break; }
         }
     }
-    progress.push(progress_now(&slots, start));
+    let last = progress_now(&slots, start);
+    collector.finish(&slots, last.t_s, &mut seconds);
+    progress.push(last);
     watcher.flush().await;
     let slow = watcher.stage_end().await;
     let mut stats = TaskStats::new(kinds.len());
@@ -398,6 +406,7 @@ async fn run_stage(
         failures: Vec::new(),
         cpu_pct: cpu_pct(cpu0, start),
         progress,
+        seconds,
         offset_s: start.saturating_duration_since(t0).as_secs_f64(),
         slow,
         unreliable: None,

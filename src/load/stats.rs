@@ -12,7 +12,8 @@ use std::time::Duration;
 /// virtual users with two request kinds stay a few megabytes).
 pub use crate::support::stats::latency_histogram as new_histogram;
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct ErrorCounts {
     pub refused: u64,
     pub timeout: u64,
@@ -31,7 +32,7 @@ impl ErrorCounts {
             + self.server_5xx
             + self.transport
     }
-    fn bump(&mut self, c: ErrClass) {
+    pub(super) fn bump(&mut self, c: ErrClass) {
         *self.slot(c) += 1;
     }
     fn slot(&mut self, c: ErrClass) -> &mut u64 {
@@ -44,7 +45,7 @@ impl ErrorCounts {
             ErrClass::Transport => &mut self.transport,
         }
     }
-    fn add(&mut self, o: &ErrorCounts) {
+    pub(super) fn add(&mut self, o: &ErrorCounts) {
         for c in ErrClass::ALL {
             let v = o.get(c);
             *self.slot(c) += v;
@@ -168,6 +169,8 @@ pub struct TaskStats {
     /// latest), for the witness: at most [`BODIES_PER_TASK`] per task and
     /// [`BODIES_PER_STAGE`] once merged.
     pub bodies: Vec<ErrorBody>,
+    /// What finished since the runner's last per-second sweep.
+    pub second: super::persecond::Interval,
 }
 
 /// Error bodies kept per task, and per stage once merged.
@@ -182,6 +185,7 @@ impl TaskStats {
             kinds: (0..kinds).map(|_| KindStats::default()).collect(),
             dropped: 0,
             bodies: Vec::new(),
+            second: Default::default(),
         }
     }
 

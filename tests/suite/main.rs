@@ -4,6 +4,7 @@
 
 mod common;
 
+mod browser;
 mod chaos;
 mod cli;
 mod database_playbook;
@@ -19,6 +20,7 @@ mod layers;
 mod load;
 mod load_causes;
 mod load_causes_log;
+mod load_report;
 mod log_and_stability;
 mod pg_activity;
 mod pg_checks;
