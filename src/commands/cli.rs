@@ -195,6 +195,31 @@ pub struct SandboxArgs {
     /// Write `export` lines for the sandbox's URLs to this file once it is up.
     #[arg(long)]
     pub env_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub bouncer: SandboxBouncerArgs,
+}
+
+/// The sandbox's PgBouncer (Debian's `pgbouncer` binary).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SandboxBouncerArgs {
+    /// Put a real PgBouncer in front of the cluster (its console admits user `stats`); the backend connects through it.
+    #[arg(long)]
+    pub pgbouncer: bool,
+    /// PgBouncer's pool_mode.
+    #[arg(long, value_name = "MODE", default_value = "transaction", value_parser = ["transaction", "session"])]
+    pub pgbouncer_mode: String,
+    /// PgBouncer's default_pool_size (server connections per database/user).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub pgbouncer_pool_size: u32,
+    /// PgBouncer's max_client_conn.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub pgbouncer_max_client_conn: u32,
+    /// PgBouncer's port (default: a free one).
+    #[arg(long, value_name = "PORT")]
+    pub pgbouncer_port: Option<u16>,
+    /// Leave `pgbouncer=true` out of the backend's DATABASE_URL (named prepared statements under transaction pooling: 42P05/26000).
+    #[arg(long)]
+    pub no_pgbouncer_param: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -11,6 +11,7 @@ pub mod backend;
 mod history;
 pub mod knobs;
 pub mod pg;
+pub mod pgbouncer;
 
 pub use history::{ARCHIVE_CONVERSATION, HISTORY_INDEX};
 pub use knobs::{Knobs, SLOW_HISTORY_ROWS};
@@ -173,6 +174,12 @@ fn log_tail(path: &Path, lines: usize) -> String {
 static PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+fn remember_pid(pid: u32) {
+    if let Ok(mut p) = PIDS.lock() {
+        p.push(pid);
+    }
+}
+
 fn forget_pid(pid: u32) {
     if let Ok(mut p) = PIDS.lock() {
         p.retain(|x| *x != pid);
@@ -221,6 +228,8 @@ pub struct Sandbox {
     /// chatops's own URL to the chat database.
     pub db_url: String,
     pub backend: Option<Backend>,
+    /// PgBouncer in front of the cluster, once [`start_pgbouncer`](Self::start_pgbouncer) ran.
+    pub pgbouncer: Option<pgbouncer::PgBouncer>,
     bin: PathBuf,
     dir: PathBuf,
     /// The chat database's name.
@@ -257,6 +266,7 @@ impl Sandbox {
             pg,
             db_url,
             backend: None,
+            pgbouncer: None,
             bin: bin.to_path_buf(),
             dir,
             db: db.to_string(),
@@ -272,9 +282,34 @@ impl Sandbox {
         let _ = std::fs::write(self.dir.join("pids"), pids.join(" "));
     }
 
+    /// Starts PgBouncer in front of the cluster for this sandbox's database
+    /// (any previous one is stopped); backends started with
+    /// [`Knobs::through_pgbouncer`] then connect through it.
+    pub fn start_pgbouncer(
+        &mut self,
+        o: &pgbouncer::BouncerOptions,
+    ) -> Result<&pgbouncer::PgBouncer, SandboxError> {
+        self.pgbouncer = None;
+        let b = pgbouncer::PgBouncer::start(&self.pg, &[&self.db], o).map_err(|e| {
+            SandboxError::Setup {
+                message: e.to_string(),
+                hint: None,
+            }
+        })?;
+        self.record_pids();
+        Ok(self.pgbouncer.insert(b))
+    }
+
     /// The DATABASE_URL the backend gets for these knobs.
     pub fn backend_database_url(&self, k: &Knobs) -> String {
+        let base = match (&self.pgbouncer, k.through_pgbouncer) {
+            (Some(b), true) => b.url(self.pg.user(), self.pg.password(), &self.db),
+            _ => self.db_url.clone(),
+        };
         let mut set = Vec::new();
+        if k.through_pgbouncer && k.pgbouncer_param {
+            set.push(("pgbouncer", "true".to_string()));
+        }
         if let Some(n) = k.connection_limit {
             set.push(("connection_limit", n.to_string()));
         }
@@ -284,7 +319,7 @@ impl Sandbox {
         if k.connection_limit.is_some() || k.pool_timeout.is_some() {
             set.push(("connect_timeout", "10".to_string()));
         }
-        crate::pg::with_params(&self.db_url, &set).unwrap_or_else(|_| self.db_url.clone())
+        crate::pg::with_params(&base, &set).unwrap_or(base)
     }
 
     /// Starts the reference backend and waits until it answers health (or
@@ -421,6 +456,7 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.stop_backend();
+        self.pgbouncer = None;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
