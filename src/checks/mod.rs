@@ -9,6 +9,7 @@ pub mod log_scan;
 pub mod pg_activity;
 pub mod pg_connect;
 pub mod pg_ready;
+pub mod pgbouncer;
 pub mod pool_headroom;
 pub mod port;
 pub mod rate_limit;
@@ -50,6 +51,7 @@ pub fn registry() -> &'static Registry {
             Arc::new(Erased::<sql::Sql>::new()),
             Arc::new(Erased::<pg_activity::PgActivity>::new()),
             Arc::new(Erased::<pool_headroom::PoolHeadroom>::new()),
+            Arc::new(Erased::<pgbouncer::PgBouncerCheck>::new()),
         ])
     });
     &REGISTRY

@@ -367,6 +367,9 @@ pub enum Fault {
         error_limit_pct: Option<f64>,
         max_active: Option<u32>,
     },
+
+    #[serde(untagged)]
+    PgBouncer(super::pgbouncer::BouncerFault),
 }
 
 /// The limiter that answered a 429, and how it was recognised.
@@ -411,22 +414,16 @@ pub enum Family {
     Sql,
     Activity,
     Load,
+    PgBouncer,
 }
 
 impl Family {
-    pub const ALL: [Family; 11] = [
-        Family::Pg,
-        Family::Port,
-        Family::Http,
-        Family::Env,
-        Family::RateLimit,
-        Family::Log,
-        Family::Stability,
-        Family::Pool,
-        Family::Sql,
-        Family::Activity,
-        Family::Load,
-    ];
+    pub const ALL: [Family; 12] = {
+        use Family::*;
+        [
+            Pg, Port, Http, Env, RateLimit, Log, Stability, Pool, Sql, Activity, Load, PgBouncer,
+        ]
+    };
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -441,6 +438,7 @@ impl Family {
             Family::Sql => "sql",
             Family::Activity => "activity",
             Family::Load => "load",
+            Family::PgBouncer => "pgbouncer",
         }
     }
 }
@@ -511,6 +509,7 @@ impl Fault {
             Fault::SessionsStuck { .. } => Cause::LockContention,
             Fault::LoadTransport { .. } => Cause::Transport,
             Fault::LoadOverBudget { .. } => Cause::OverBudget,
+            Fault::PgBouncer(b) => return b.cause(),
             _ => return None,
         })
     }
@@ -569,6 +568,7 @@ impl Fault {
             Fault::LoadPoolSaturated { .. } => (Load, "load_pool_saturated"),
             Fault::LoadMemoryGrowth { .. } => (Load, "load_memory_growth"),
             Fault::LoadOverBudget { .. } => (Load, "load_over_budget"),
+            Fault::PgBouncer(b) => (PgBouncer, b.code()),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod load;
 mod log;
 pub mod net;
 pub mod pg;
+pub mod pgbouncer;
 mod pool;
 mod port;
 mod rate_limit;
@@ -30,6 +31,7 @@ pub use fault::{EnvState, Family, Fault, LimiterMatch};
 pub use known::{excerpt, known_error};
 pub use load::{StageEvidence, breaking_point};
 pub use net::{NetError, TlsProblem};
+pub use pgbouncer::BouncerFault;
 
 /// A family's wording of a fault: its root cause and fix.
 pub(crate) fn worded(root_cause: String, remedy: String) -> Option<Diagnosis> {
@@ -67,6 +69,7 @@ fn word(family: Family, f: &Fault) -> Option<Diagnosis> {
         Family::Sql => sql::word(f),
         Family::Activity => activity::word(f),
         Family::Load => load::word(f),
+        Family::PgBouncer => pgbouncer::word(f),
     }
 }
 
@@ -81,6 +84,9 @@ mod tests {
     /// The variants, counted in `Fault::code`'s exhaustive match.
     fn variants() -> usize {
         include_str!("fault.rs").matches("{ .. } => (").count()
+            + include_str!("pgbouncer.rs")
+                .matches("{ .. } => \"pgbouncer_")
+                .count()
     }
 
     #[test]
