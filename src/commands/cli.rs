@@ -222,6 +222,23 @@ pub struct SandboxBouncerArgs {
     pub no_pgbouncer_param: bool,
 }
 
+/// `pool-calc --pgbouncer`: both sides of PgBouncer.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PoolCalcBouncerArgs {
+    /// Size PgBouncer (transaction pooling) too: max_client_conn for the app's pools, default_pool_size against PostgreSQL; prints pgbouncer.ini settings and the DATABASE_URL with pgbouncer=true.
+    #[arg(long)]
+    pub pgbouncer: bool,
+    /// Database/user pairs PgBouncer pools separately.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = at_least_one, requires = "pgbouncer")]
+    pub pgbouncer_pairs: u32,
+    /// Client connections to PgBouncer besides the app's pools.
+    #[arg(long, value_name = "N", default_value = "0", value_parser = count, requires = "pgbouncer")]
+    pub other_clients: u32,
+    /// The app's URL through PgBouncer (default: --url / --database-url with port 6432).
+    #[arg(long, value_name = "URL", requires = "pgbouncer")]
+    pub pgbouncer_url: Option<String>,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PoolCalcFormat {
     Human,
@@ -293,6 +310,8 @@ pub struct PoolCalcArgs {
     /// Print the URL's password instead of ***.
     #[arg(long)]
     pub show_secrets: bool,
+    #[command(flatten)]
+    pub bouncer: PoolCalcBouncerArgs,
     /// Seconds to wait for the server.
     #[arg(long, default_value = "5", allow_negative_numbers = true, value_parser = positive_seconds)]
     pub timeout: Duration,

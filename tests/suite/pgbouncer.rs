@@ -143,3 +143,47 @@ fn named_prepared_statements_break_under_transaction_pooling() {
     let codes = send(&base);
     assert!(codes.iter().all(|c| *c == 201), "{codes:?}");
 }
+
+/// `pool-calc --pgbouncer`: both sides, the settings and the URLs.
+#[test]
+fn pool_calc_sizes_both_sides_of_pgbouncer() {
+    let (code, j, out) = chatops_json(&[
+        "pool-calc",
+        "--max-connections",
+        "100",
+        "--replicas",
+        "3",
+        "--pgbouncer",
+        "--url",
+        "postgresql://app:secret@db.internal:5432/chat",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let b = &j["pgbouncer"];
+    assert_eq!(b["default_pool_size"], 50, "{b}");
+    assert_eq!(b["max_client_conn"], 190, "{b}");
+    assert_eq!(b["server_demand"], 50, "{b}");
+    assert_eq!(
+        b["database_url"],
+        "postgresql://app:***@db.internal:6432/chat?pgbouncer=true&connection_limit=50&pool_timeout=30&connect_timeout=10"
+    );
+    assert_eq!(
+        b["direct_url"],
+        "postgresql://app:***@db.internal:5432/chat"
+    );
+    assert!(!out.contains("secret"), "{out}");
+    // Too many database/user pairs for one per pair: does not fit, exit 1.
+    let (code, j, out) = chatops_json(&[
+        "pool-calc",
+        "--max-connections",
+        "10",
+        "--pgbouncer",
+        "--pgbouncer-pairs",
+        "20",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(j["pgbouncer"]["verdict"], "does_not_fit", "{out}");
+}
