@@ -425,6 +425,9 @@ pub struct LoadArgs {
     /// file the backend process's stdout or stderr go to, when local).
     #[arg(long, value_name = "PATH")]
     pub backend_log: Option<PathBuf>,
+    /// PgBouncer's admin console to sample (SHOW POOLS) beside pg_stat_activity (default: the backend's DATABASE_URL's, when it leads through PgBouncer).
+    #[arg(long, value_name = "URL", env = "CHATOPS_PGBOUNCER_URL")]
+    pub pgbouncer: Option<String>,
     /// Output format of the summary.
     #[arg(short, long, value_enum, default_value_t = LoadFormat::Human)]
     pub format: LoadFormat,

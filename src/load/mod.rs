@@ -19,6 +19,7 @@
 //! - [`result`] holds what a run produced, which [`report`] and the
 //!   command print; [`k6`] exports the [`plan`] as a k6 script.
 
+pub mod bouncer;
 pub mod breaking;
 pub mod closed;
 pub mod evidence;

@@ -187,3 +187,67 @@ fn pool_calc_sizes_both_sides_of_pgbouncer() {
     assert_eq!(code, 1, "{out}");
     assert_eq!(j["pgbouncer"]["verdict"], "does_not_fit", "{out}");
 }
+
+/// Under load, a PgBouncer pool of 2 is named as clients waiting in
+/// PgBouncer, and the report shows its pools beside PostgreSQL's sessions.
+#[test]
+fn under_load_a_small_pgbouncer_pool_is_clients_waiting_in_pgbouncer() {
+    let _cpu = load_generator_slot();
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    let console = bouncer(
+        &mut sb,
+        BouncerOptions {
+            default_pool_size: 2,
+            ..BouncerOptions::default()
+        },
+    );
+    // Each database operation holds its server connection 50 ms: two
+    // connections serve about 40 operations a second, 20 users queue.
+    let url = start(
+        &rt,
+        &mut sb,
+        Knobs {
+            query_ms: Some(50),
+            ..through(20, true)
+        },
+    );
+    let (code, v, out) = chatops_json(&[
+        "load",
+        "--format",
+        "json",
+        "--base-url",
+        &url,
+        "--database-url",
+        &sb.db_url,
+        "--pgbouncer",
+        &console,
+        "--skip-preflight",
+        "--stages",
+        "busy:20:3s:200:0",
+        "--think-time",
+        "0s",
+        "--cooldown",
+        "200ms",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let bp = &v["breaking_point"];
+    assert_eq!(bp["cause"], "pgbouncer_queue", "{bp:#}\n{out}");
+    let q = &bp["details"]["pgbouncer"];
+    assert!(q["max_waiting"].as_u64().unwrap_or(0) > 0, "{q}");
+    assert_eq!(q["pool_size"], 2, "{q}");
+    let w = &v["stages"][0]["watch"];
+    assert!(
+        w["pgbouncer"]["max_clients"].as_u64().unwrap_or(0) >= 2,
+        "{w}"
+    );
+    assert!(w["max_sessions"].as_u64().is_some(), "{w}");
+    assert!(
+        v["backend"]["pgbouncer"]
+            .as_str()
+            .unwrap_or("")
+            .contains("PgBouncer 1."),
+        "{}",
+        v["backend"]
+    );
+}
