@@ -337,6 +337,9 @@ pub struct WatchArgs {
     /// PostgreSQL URL to watch (default: $DATABASE_URL).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PgBouncer's admin console (a stats user, database pgbouncer): its pools (SHOW POOLS) beside the sessions, and in the Prometheus metrics.
+    #[arg(long, value_name = "URL", env = "CHATOPS_PGBOUNCER_URL")]
+    pub pgbouncer: Option<String>,
     /// Database whose sessions are counted (default: the URL's).
     #[arg(long)]
     pub database: Option<String>,

@@ -251,3 +251,84 @@ fn under_load_a_small_pgbouncer_pool_is_clients_waiting_in_pgbouncer() {
         v["backend"]
     );
 }
+
+/// watch-connections with `--pgbouncer`: the pools beside the sessions, and
+/// PgBouncer's gauges in the Prometheus exposition (checked by promtool).
+#[test]
+fn watch_connections_shows_pgbouncers_pools_and_exports_them() {
+    require_tool(
+        "promtool",
+        &["--version"],
+        "install Prometheus's promtool (apt-get install -y prometheus)",
+    );
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    let console = bouncer(&mut sb, BouncerOptions::default());
+    start(&rt, &mut sb, through(5, true));
+    let (code, j, out) = chatops_json(&[
+        "watch-connections",
+        "--once",
+        "--format",
+        "json",
+        "--database-url",
+        &sb.db_url,
+        "--pgbouncer",
+        &console,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let b = &j["pgbouncer"];
+    assert!(b["error"].is_null(), "{b}");
+    assert_eq!(b["default_pool_size"], 20, "{b}");
+    let db = sb.db_name();
+    assert!(
+        b["pools"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["database"] == db)),
+        "{b}"
+    );
+    assert!(!out.contains("statspassword"), "{out}");
+    let r = chatops(
+        &[
+            "watch-connections",
+            "--once",
+            "--format",
+            "prometheus",
+            "--database-url",
+            &sb.db_url,
+            "--pgbouncer",
+            &console,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for g in [
+        "chatops_pgbouncer_up 1",
+        &format!(
+            "chatops_pgbouncer_clients{{database=\"{db}\",user=\"postgres\",state=\"waiting\"}} 0"
+        ),
+        &format!("chatops_pgbouncer_maxwait_seconds{{database=\"{db}\",user=\"postgres\"}} 0"),
+    ] {
+        assert!(r.stdout.contains(g), "{g} not in:\n{}", r.stdout);
+    }
+    let mut check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(r.stdout.as_bytes())
+        .expect("write");
+    let o = wait_output(check, std::time::Duration::from_secs(20), "promtool");
+    assert!(
+        o.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
