@@ -21,6 +21,8 @@ pub struct BouncerSample {
     pub servers: u32,
     /// The oldest waiting client's wait, seconds.
     pub maxwait_s: f64,
+    /// Client connections (active + waiting) at one moment.
+    pub clients: u32,
 }
 
 impl BouncerSample {
@@ -31,6 +33,7 @@ impl BouncerSample {
         self.sv_active = self.sv_active.max(o.sv_active);
         self.servers = self.servers.max(o.servers);
         self.maxwait_s = self.maxwait_s.max(o.maxwait_s);
+        self.clients = self.clients.max(o.clients);
     }
 
     /// The pools of `database` (all when None), summed.
@@ -46,6 +49,7 @@ impl BouncerSample {
             s.servers += p.servers();
             s.maxwait_s = s.maxwait_s.max(p.maxwait_s);
         }
+        s.clients = s.cl_active + s.cl_waiting;
         s
     }
 }
@@ -65,7 +69,7 @@ pub fn summarize<'a>(it: impl Iterator<Item = &'a BouncerSample>) -> Option<Boun
     let mut out: Option<BouncerSummary> = None;
     for s in it {
         let o = out.get_or_insert_with(BouncerSummary::default);
-        o.max_clients = o.max_clients.max(s.cl_active + s.cl_waiting);
+        o.max_clients = o.max_clients.max(s.clients);
         o.max_waiting = o.max_waiting.max(s.cl_waiting);
         o.max_maxwait_s = o.max_maxwait_s.max(s.maxwait_s);
         o.max_servers = o.max_servers.max(s.servers);
