@@ -12,6 +12,7 @@ pub mod migrations;
 pub mod pg_activity;
 pub mod pg_connect;
 pub mod pg_ready;
+pub mod pgbouncer;
 pub mod pool_headroom;
 pub mod port;
 pub mod prisma_schema;
@@ -59,6 +60,7 @@ pub fn registry() -> &'static Registry {
             Arc::new(Erased::<build_freshness::BuildFreshness>::new()),
             Arc::new(Erased::<migrations::Migrations>::new()),
             Arc::new(Erased::<env_file::EnvFile>::new()),
+            Arc::new(Erased::<pgbouncer::PgBouncerCheck>::new()),
         ])
     });
     &REGISTRY

@@ -214,6 +214,48 @@ pub struct SandboxArgs {
     /// failed-migration, env-changed-after-start, unseen; or consistent.
     #[arg(long, value_name = "FAULT", default_value = "consistent")]
     pub project_fault: crate::sandbox::ProjectFault,
+    #[command(flatten)]
+    pub bouncer: SandboxBouncerArgs,
+}
+
+/// The sandbox's PgBouncer (Debian's `pgbouncer` binary).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SandboxBouncerArgs {
+    /// Put a real PgBouncer in front of the cluster (its console admits user `stats`); the backend connects through it.
+    #[arg(long)]
+    pub pgbouncer: bool,
+    /// PgBouncer's pool_mode.
+    #[arg(long, value_name = "MODE", default_value = "transaction", value_parser = ["transaction", "session"])]
+    pub pgbouncer_mode: String,
+    /// PgBouncer's default_pool_size (server connections per database/user).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub pgbouncer_pool_size: u32,
+    /// PgBouncer's max_client_conn.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub pgbouncer_max_client_conn: u32,
+    /// PgBouncer's port (default: a free one).
+    #[arg(long, value_name = "PORT")]
+    pub pgbouncer_port: Option<u16>,
+    /// Leave `pgbouncer=true` out of the backend's DATABASE_URL (named prepared statements under transaction pooling: 42P05/26000).
+    #[arg(long)]
+    pub no_pgbouncer_param: bool,
+}
+
+/// `pool-calc --pgbouncer`: both sides of PgBouncer.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PoolCalcBouncerArgs {
+    /// Size PgBouncer (transaction pooling) too: max_client_conn for the app's pools, default_pool_size against PostgreSQL; prints pgbouncer.ini settings and the DATABASE_URL with pgbouncer=true.
+    #[arg(long)]
+    pub pgbouncer: bool,
+    /// Database/user pairs PgBouncer pools separately.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = at_least_one, requires = "pgbouncer")]
+    pub pgbouncer_pairs: u32,
+    /// Client connections to PgBouncer besides the app's pools.
+    #[arg(long, value_name = "N", default_value = "0", value_parser = count, requires = "pgbouncer")]
+    pub other_clients: u32,
+    /// The app's URL through PgBouncer (default: --url / --database-url with port 6432).
+    #[arg(long, value_name = "URL", requires = "pgbouncer")]
+    pub pgbouncer_url: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -287,6 +329,8 @@ pub struct PoolCalcArgs {
     /// Print the URL's password instead of ***.
     #[arg(long)]
     pub show_secrets: bool,
+    #[command(flatten)]
+    pub bouncer: PoolCalcBouncerArgs,
     /// Seconds to wait for the server.
     #[arg(long, default_value = "5", allow_negative_numbers = true, value_parser = positive_seconds)]
     pub timeout: Duration,
@@ -312,6 +356,9 @@ pub struct WatchArgs {
     /// PostgreSQL URL to watch (default: $DATABASE_URL).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PgBouncer's admin console (a stats user, database pgbouncer): its pools (SHOW POOLS) beside the sessions, and in the Prometheus metrics.
+    #[arg(long, value_name = "URL", env = "CHATOPS_PGBOUNCER_URL")]
+    pub pgbouncer: Option<String>,
     /// Database whose sessions are counted (default: the URL's).
     #[arg(long)]
     pub database: Option<String>,
@@ -449,6 +496,9 @@ pub struct LoadArgs {
     /// file the backend process's stdout or stderr go to, when local).
     #[arg(long, value_name = "PATH")]
     pub backend_log: Option<PathBuf>,
+    /// PgBouncer's admin console to sample (SHOW POOLS) beside pg_stat_activity (default: the backend's DATABASE_URL's, when it leads through PgBouncer).
+    #[arg(long, value_name = "URL", env = "CHATOPS_PGBOUNCER_URL")]
+    pub pgbouncer: Option<String>,
     /// Output format of the summary.
     #[arg(short, long, value_enum, default_value_t = LoadFormat::Human)]
     pub format: LoadFormat,

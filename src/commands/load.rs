@@ -168,6 +168,7 @@ pub async fn run(a: LoadArgs, style: &Style) -> CommandResult {
             && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         insecure: a.insecure,
         backend_log: a.backend_log.clone(),
+        pgbouncer: a.pgbouncer.clone(),
     };
     if !style.quiet && a.format == LoadFormat::Human {
         let total = plan::planned(&plan);

@@ -9,7 +9,8 @@ use super::cli::{PoolCalcArgs, PoolCalcFormat};
 use super::error::PoolCalcError;
 use super::{CommandResult, Outcome};
 use crate::pg::{DbUrl, activity};
-use crate::poolcalc::render::{self, Output, Server};
+use crate::poolcalc::bouncer;
+use crate::poolcalc::render::{self, BouncerOutput, Output, Server};
 use crate::poolcalc::{self, Inputs, Load, Verdict, num};
 use crate::support::chat_backend::APP_NAME;
 use crate::support::redact::Redactor;
@@ -92,6 +93,17 @@ async fn read_server(
     Ok(())
 }
 
+/// `url` with its port replaced (PgBouncer's address on the same host).
+fn on_port(url: &str, port: u16) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => match u.set_port(Some(port)) {
+            Ok(()) => u.to_string(),
+            Err(()) => url.to_string(),
+        },
+        Err(_) => url.to_string(),
+    }
+}
+
 pub async fn run(a: &PoolCalcArgs, color: bool) -> CommandResult {
     let mut inputs = inputs(a);
     let mut server = Server::default();
@@ -125,14 +137,52 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> CommandResult {
         red.learn(&base);
         flag("--url", red.redact(&e.to_string()))
     })?;
+    let hide = |u: String| {
+        if a.show_secrets {
+            u
+        } else {
+            render::hide_password(&u)
+        }
+    };
+    let pgbouncer = if a.bouncer.pgbouncer {
+        let b = bouncer::plan(
+            &plan,
+            &bouncer::BouncerInputs {
+                pairs: a.bouncer.pgbouncer_pairs,
+                other_clients: a.bouncer.other_clients,
+            },
+        );
+        let through = match &a.bouncer.pgbouncer_url {
+            Some(u) => u.clone(),
+            None => on_port(&base, crate::pg::pgbouncer::DEFAULT_PORT),
+        };
+        let via = crate::pg::with_params(
+            &through,
+            &[
+                ("pgbouncer", "true".to_string()),
+                ("connection_limit", b.connection_limit.to_string()),
+                ("pool_timeout", num(a.pool_timeout.as_secs_f64())),
+                ("connect_timeout", num(a.connect_timeout.as_secs_f64())),
+            ],
+        )
+        .map_err(|e| {
+            let mut red = Redactor::new();
+            red.learn(&through);
+            flag("--pgbouncer-url", red.redact(&e.to_string()))
+        })?;
+        Some(BouncerOutput {
+            plan: b,
+            database_url: hide(via),
+            direct_url: hide(base.clone()),
+        })
+    } else {
+        None
+    };
     let out = Output {
         plan,
         server,
-        database_url: if a.show_secrets {
-            url
-        } else {
-            render::hide_password(&url)
-        },
+        database_url: hide(url),
+        pgbouncer,
     };
     let text = match a.format {
         PoolCalcFormat::Human => render::human(&out, color),
@@ -140,7 +190,11 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> CommandResult {
         PoolCalcFormat::Markdown => render::markdown(&out),
     };
     print!("{text}");
-    Ok(match out.plan.verdict {
+    let verdict = match &out.pgbouncer {
+        Some(b) => b.plan.verdict,
+        None => out.plan.verdict,
+    };
+    Ok(match verdict {
         Verdict::DoesNotFit => Outcome::Failed,
         _ => Outcome::Ok,
     })

@@ -4,6 +4,7 @@
 
 use super::cli::SandboxArgs;
 use super::{CommandError, CommandResult, Outcome};
+use crate::sandbox::pgbouncer::BouncerOptions;
 use crate::sandbox::{self, Knobs, Sandbox, pg::PgOptions};
 use crate::support::signals;
 
@@ -39,6 +40,8 @@ pub async fn run(a: &SandboxArgs) -> CommandResult {
             crash_after: a.crash_after,
             generic_500: a.generic_500,
             project: a.project_fault,
+            through_pgbouncer: a.bouncer.pgbouncer,
+            pgbouncer_param: !a.bouncer.no_pgbouncer_param,
             ..Knobs::default()
         };
         let mut lines = vec![
@@ -47,6 +50,27 @@ pub async fn run(a: &SandboxArgs) -> CommandResult {
             format!("export CHATOPS_PG_PORT={}", sb.pg.port()),
             format!("export CHATOPS_PG_BINDIR='{}'", sb.pg.bindir().display()),
         ];
+        if a.bouncer.pgbouncer {
+            let o = BouncerOptions {
+                pool_mode: a.bouncer.pgbouncer_mode.clone(),
+                default_pool_size: a.bouncer.pgbouncer_pool_size,
+                max_client_conn: a.bouncer.pgbouncer_max_client_conn,
+                port: a.bouncer.pgbouncer_port,
+                ..BouncerOptions::default()
+            };
+            let b = sb
+                .start_pgbouncer(&o)
+                .map_err(|e| CommandError::Prerequisite(format!("PgBouncer did not start: {e}")))?;
+            lines.push(format!(
+                "export CHATOPS_PGBOUNCER_URL='{}'",
+                b.console_url()
+            ));
+            lines.push(format!("export CHATOPS_PGBOUNCER_PORT={}", b.port));
+            lines.push(format!(
+                "export CHATOPS_PGBOUNCER_LOG='{}'",
+                b.log_path().display()
+            ));
+        }
         if !a.no_backend {
             let b = sb.start_backend(&knobs).await.map_err(|e| {
                 CommandError::Prerequisite(format!("the reference backend did not start: {e}"))

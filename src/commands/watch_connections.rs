@@ -103,7 +103,19 @@ pub async fn run(a: &WatchArgs, color: bool) -> CommandResult {
         u.port,
         db.as_deref().unwrap_or("(all databases)")
     );
-    let sampler = Sampler::new(&u, db.clone(), a.timeout).map_err(WatchError::from)?;
+    if u.database == crate::pg::pgbouncer::CONSOLE_DB {
+        return Err(WatchError::DatabaseUrl(
+            "this is PgBouncer's admin console: pass it as --pgbouncer, and PostgreSQL's own URL as --database-url".into(),
+        )
+        .into());
+    }
+    let mut sampler = Sampler::new(&u, db.clone(), a.timeout).map_err(WatchError::from)?;
+    if let Some(raw) = &a.pgbouncer {
+        red.learn(raw);
+        let c = DbUrl::parse(raw)
+            .map_err(|e| WatchError::DatabaseUrl(red.redact(&format!("--pgbouncer: {e}"))))?;
+        sampler = sampler.with_pgbouncer(crate::pg::pgbouncer::console_of(&c));
+    }
     let settings = Settings {
         thresholds: t,
         database: db,

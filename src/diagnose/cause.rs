@@ -17,6 +17,8 @@
 //! | `cold_start` | latency is high only while the backend warms up |
 //! | `generator_saturated` | the load generator or the machine is saturated: latencies are unreliable |
 //! | `over_budget` | the criteria were missed and none of the above explains it |
+//! | `pgbouncer_queue` | clients wait in PgBouncer for a server connection (its pool is too small) |
+//! | `prepared_statements` | named prepared statements meet transaction pooling (42P05/26000) |
 //!
 //! The strings are part of chatops's JSON output: never rename one. Doctor
 //! prints one as each finding's `cause` (`Fault::cause` maps the faults
@@ -43,11 +45,13 @@ pub enum Cause {
     ColdStart,
     GeneratorSaturated,
     OverBudget,
+    PgbouncerQueue,
+    PreparedStatements,
 }
 
 impl Cause {
     /// Every cause, in the documented order.
-    pub const ALL: [Cause; 14] = [
+    pub const ALL: [Cause; 16] = [
         Cause::Crash,
         Cause::Transport,
         Cause::RateLimiting,
@@ -62,6 +66,8 @@ impl Cause {
         Cause::ColdStart,
         Cause::GeneratorSaturated,
         Cause::OverBudget,
+        Cause::PgbouncerQueue,
+        Cause::PreparedStatements,
     ];
 
     /// The stable name, as in JSON (`pool_saturation`).
@@ -81,6 +87,8 @@ impl Cause {
             Cause::ColdStart => "cold_start",
             Cause::GeneratorSaturated => "generator_saturated",
             Cause::OverBudget => "over_budget",
+            Cause::PgbouncerQueue => "pgbouncer_queue",
+            Cause::PreparedStatements => "prepared_statements",
         }
     }
 
@@ -123,6 +131,12 @@ impl Cause {
             }
             Cause::OverBudget => {
                 "the criteria were missed and none of the other causes explains it"
+            }
+            Cause::PgbouncerQueue => {
+                "clients wait in PgBouncer for a server connection: its pool is too small for the load"
+            }
+            Cause::PreparedStatements => {
+                "named prepared statements meet PgBouncer's transaction pooling (42P05, 26000)"
             }
         }
     }
@@ -172,6 +186,12 @@ impl Cause {
             Cause::OverBudget => {
                 "Profile the backend at this load and compare with what was ruled out; loosen the criteria only if they were unrealistic."
             }
+            Cause::PgbouncerQueue => {
+                "Raise PgBouncer's default_pool_size (or the database's pool_size) within PostgreSQL's usable connections, as `chatops pool-calc --pgbouncer` computes it, then RELOAD PgBouncer."
+            }
+            Cause::PreparedStatements => {
+                "Add pgbouncer=true to the DATABASE_URL that points at PgBouncer (Prisma then uses no named prepared statements), give migrations a directUrl to PostgreSQL, and restart the backend."
+            }
         }
     }
 }
@@ -209,6 +229,8 @@ mod tests {
             "cold_start",
             "generator_saturated",
             "over_budget",
+            "pgbouncer_queue",
+            "prepared_statements",
         ];
         assert_eq!(Cause::ALL.len(), expected.len());
         for (c, s) in Cause::ALL.into_iter().zip(expected) {

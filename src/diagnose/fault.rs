@@ -443,6 +443,9 @@ pub enum Fault {
         error_limit_pct: Option<f64>,
         max_active: Option<u32>,
     },
+
+    #[serde(untagged)]
+    PgBouncer(super::pgbouncer::BouncerFault),
 }
 
 impl Fault {
@@ -515,6 +518,7 @@ impl Fault {
             Fault::SessionsStuck { .. } => Cause::LockContention,
             Fault::LoadTransport { .. } => Cause::Transport,
             Fault::LoadOverBudget { .. } => Cause::OverBudget,
+            Fault::PgBouncer(b) => return b.cause(),
             _ => return None,
         })
     }
@@ -583,6 +587,7 @@ impl Fault {
             Fault::MigrationsDiverged { .. } => (Project, "migrations_diverged"),
             Fault::MigrationsTableMissing { .. } => (Project, "migrations_table_missing"),
             Fault::EnvFileNotLoaded { .. } => (Project, "env_file_not_loaded"),
+            Fault::PgBouncer(b) => (PgBouncer, b.code()),
         }
     }
 }

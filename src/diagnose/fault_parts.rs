@@ -77,10 +77,11 @@ pub enum Family {
     Activity,
     Load,
     Project,
+    PgBouncer,
 }
 
 impl Family {
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::Pg,
         Family::Port,
         Family::Http,
@@ -93,6 +94,7 @@ impl Family {
         Family::Activity,
         Family::Load,
         Family::Project,
+        Family::PgBouncer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +111,7 @@ impl Family {
             Family::Activity => "activity",
             Family::Load => "load",
             Family::Project => "project",
+            Family::PgBouncer => "pgbouncer",
         }
     }
 }

@@ -108,8 +108,8 @@ mod witness;
 
 pub use detect::{Second, climbing, cold_start, first_failure, pool_queue};
 pub use evidence::{
-    BackendCpu, ColdStart, ExitEvidence, GeneratorLoad, Heap, LockEvidence, PoolQueue,
-    SlowEvidence, StageEvidence, WitnessEvidence,
+    BackendCpu, BouncerQueue, ColdStart, ExitEvidence, GeneratorLoad, Heap, LockEvidence,
+    PoolQueue, SlowEvidence, StageEvidence, WitnessEvidence,
 };
 pub use rank::{Candidate, PRECEDENCE, Ranked, candidates, rank};
 pub use warn::{Warning, warnings};
@@ -172,6 +172,42 @@ mod tests {
         assert_eq!(breaking_point(&m).0, "memory_growth");
         m.memory = Some((100 << 20, 120 << 20));
         assert_eq!(breaking_point(&m).0, "over_budget");
+    }
+
+    #[test]
+    fn clients_waiting_in_pgbouncer_come_before_the_apps_pool() {
+        let q = |waiting, servers| StageEvidence {
+            pgbouncer: Some(BouncerQueue {
+                database: Some("chat".into()),
+                max_waiting: waiting,
+                max_maxwait_s: 0.0,
+                max_servers: servers,
+                pool_size: Some(2),
+                max_clients: 40,
+                waiting_from_s: Some(1.0),
+            }),
+            pool_timeouts: 3,
+            first_failure_s: Some(1.0),
+            ..ev()
+        };
+        let (c, r) = breaking_point(&q(17, 2));
+        assert_eq!(c, "pgbouncer_queue");
+        assert!(
+            r.primary
+                .root_cause
+                .contains("17 client(s) wait in PgBouncer"),
+            "{r:?}"
+        );
+        assert!(r.contributing.iter().any(|c| c.cause == "pool_saturation"));
+        // Nobody waited: ruled out, with its numbers.
+        let (c, r) = breaking_point(&q(0, 1));
+        assert_eq!(c, "pool_saturation");
+        assert!(
+            r.ruled_out
+                .iter()
+                .any(|l| l.starts_with("PgBouncer: 0 waiting")),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod load;
 mod log;
 pub mod net;
 pub mod pg;
+pub mod pgbouncer;
 mod pool;
 mod port;
 mod project;
@@ -32,6 +33,7 @@ pub use fault::{DriftItem, EnvFileItem, EnvState, Family, Fault, LimiterMatch};
 pub use known::{excerpt, known_error};
 pub use load::{StageEvidence, breaking_point};
 pub use net::{NetError, TlsProblem};
+pub use pgbouncer::BouncerFault;
 
 /// A family's wording of a fault: its root cause and fix.
 pub(crate) fn worded(root_cause: String, remedy: String) -> Option<Diagnosis> {
@@ -70,6 +72,7 @@ fn word(family: Family, f: &Fault) -> Option<Diagnosis> {
         Family::Activity => activity::word(f),
         Family::Load => load::word(f),
         Family::Project => project::word(f),
+        Family::PgBouncer => pgbouncer::word(f),
     }
 }
 
@@ -84,6 +87,9 @@ mod tests {
     /// The variants, counted in `Fault::code`'s exhaustive match.
     fn variants() -> usize {
         include_str!("fault.rs").matches("{ .. } => (").count()
+            + include_str!("pgbouncer.rs")
+                .matches("{ .. } => \"pgbouncer_")
+                .count()
     }
 
     #[test]

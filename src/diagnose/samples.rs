@@ -391,5 +391,58 @@ pub fn all() -> Vec<Fault> {
                 changed_after_start: true,
             }],
         },
+        Fault::PgBouncer(crate::diagnose::BouncerFault::PgbouncerClientsWaiting {
+            database: s("chat_backend_db"),
+            user: s("app"),
+            waiting: 12,
+            maxwait_s: 3.5,
+            servers: 5,
+            pool_size: 5,
+        }),
+        Fault::PgBouncer(crate::diagnose::BouncerFault::PgbouncerPoolTooSmall {
+            database: s("chat_backend_db"),
+            pool_size: 5,
+            concurrent: 12.6,
+            recommended: 50,
+            load: s("120 VUs × 0.7 × 150 ms"),
+        }),
+        Fault::PgBouncer(crate::diagnose::BouncerFault::PgbouncerServersAtLimit {
+            database: s("chat_backend_db"),
+            servers: 20,
+            limit: 20,
+            setting: s("default_pool_size"),
+        }),
+        Fault::PgBouncer(crate::diagnose::BouncerFault::PgbouncerMaxClientConn {
+            max_client_conn: 100,
+            demand: 150,
+            connection_limit: 50,
+            replicas: 3,
+            other: 0,
+        }),
+        Fault::PgBouncer(crate::diagnose::BouncerFault::PgbouncerExceedsPostgres {
+            demand: 120,
+            pools: s("default_pool_size 20 × 6 database/user pairs"),
+            usable: 97,
+            max_connections: 100,
+        }),
+        Fault::PgBouncer(crate::diagnose::BouncerFault::PgbouncerPreparedStatements {
+            var: s("DATABASE_URL"),
+            server: s("127.0.0.1:6432"),
+            how: s("port 6432"),
+            pool_mode: s("transaction"),
+            version: s("PgBouncer 1.18.0"),
+            fixed_url: s("postgresql://app:***@127.0.0.1:6432/chat?pgbouncer=true"),
+        }),
+        Fault::PgBouncer(crate::diagnose::BouncerFault::PgbouncerSessionMode {
+            database: s("chat_backend_db"),
+            clients: 150,
+            pool_size: 20,
+        }),
+        Fault::PgBouncer(crate::diagnose::BouncerFault::PgbouncerSessionFeatures {
+            pool_mode: s("transaction"),
+            features: vec![s("advisory locks (pg_advisory_lock)")],
+            lines: vec![s("prisma:query SELECT pg_advisory_lock(1)")],
+            log: s("/tmp/backend.log"),
+        }),
     ]
 }

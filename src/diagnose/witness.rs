@@ -18,6 +18,7 @@
 //! | `lock_contention` | `deadlock detected`, `canceling statement due to lock timeout`, `could not obtain lock`, `still waiting for …Lock`, P2034 |
 //! | `slow_queries` | `canceling statement due to statement timeout` (57014) |
 //! | `rate_limiting` | an HTTP 429 answer |
+//! | `prepared_statements` | `prepared statement "s0" already exists` (42P05), `prepared statement "s0" does not exist` (26000) |
 
 use serde::Serialize;
 
@@ -574,6 +575,21 @@ mod tests {
                 "{ code: '53300', severity: 'FATAL' }",
                 Cause::DatabaseConnections,
                 Some("53300"),
+            ),
+            (
+                r#"prisma:error Invalid `prisma.user.findFirst()` invocation: Error occurred during query execution: ConnectorError(ConnectorError { user_facing_error: None, kind: QueryError(PostgresError { code: "42P05", message: "prepared statement \"s0\" already exists", severity: "ERROR", detail: None, column: None, hint: None }) })"#,
+                Cause::PreparedStatements,
+                Some("42P05"),
+            ),
+            (
+                r#"ERROR:  prepared statement "s3" does not exist"#,
+                Cause::PreparedStatements,
+                Some("26000"),
+            ),
+            (
+                "{ code: '26000', severity: 'ERROR' }",
+                Cause::PreparedStatements,
+                Some("26000"),
             ),
             (
                 "Error: listen EADDRINUSE: address already in use :::3001",

@@ -7,8 +7,8 @@
 use super::monitor::{self, Sample};
 use super::result::StageResult;
 use crate::diagnose::load::{
-    self as judge, BackendCpu, ColdStart, ExitEvidence, GeneratorLoad, Heap, LockEvidence,
-    PoolQueue, Second, SlowEvidence, StageEvidence, WitnessEvidence,
+    self as judge, BackendCpu, BouncerQueue, ColdStart, ExitEvidence, GeneratorLoad, Heap,
+    LockEvidence, PoolQueue, Second, SlowEvidence, StageEvidence, WitnessEvidence,
 };
 use serde::Serialize;
 
@@ -22,6 +22,7 @@ pub struct Details {
     pub lock: Option<LockEvidence>,
     pub slow: Option<SlowEvidence>,
     pub pool_queue: Option<PoolQueue>,
+    pub pgbouncer: Option<BouncerQueue>,
     pub cold_start: Option<ColdStart>,
     pub generator: Option<GeneratorLoad>,
     pub exit: Option<ExitEvidence>,
@@ -36,6 +37,7 @@ impl Details {
             lock: e.lock.clone(),
             slow: e.slow.clone(),
             pool_queue: e.pool_queue.clone(),
+            pgbouncer: e.pgbouncer.clone(),
             cold_start: e.cold_start.clone(),
             generator: e.generator.clone(),
             exit: e.exit.clone(),
@@ -200,6 +202,19 @@ pub fn stage_evidence(
         lock: lock(r),
         slow: r.slow.clone(),
         pool_queue: judge::pool_queue(&secs, backend.connection_limit, r.stage.p95_ms),
+        pgbouncer: w.pgbouncer.as_ref().map(|b| BouncerQueue {
+            database: backend.pgbouncer_database.clone(),
+            max_waiting: b.max_waiting,
+            max_maxwait_s: b.max_maxwait_s,
+            max_servers: b.max_servers,
+            pool_size: backend.pgbouncer_pool_size,
+            max_clients: b.max_clients,
+            waiting_from_s: r
+                .samples
+                .iter()
+                .find(|s| s.pgbouncer.as_ref().is_some_and(|p| p.cl_waiting > 0))
+                .map(|s| in_stage(r, s)),
+        }),
         cold_start: judge::cold_start(&secs, r.stage.p95_ms),
         generator: Some(GeneratorLoad {
             cpu_pct: r.cpu_pct,

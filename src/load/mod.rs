@@ -22,6 +22,7 @@
 //!   (report.html) and the command print; [`compare`] judges one run's
 //!   summary against another's; [`k6`] exports the [`plan`] as a k6 script.
 
+pub mod bouncer;
 pub mod breaking;
 pub mod closed;
 pub mod compare;

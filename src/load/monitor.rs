@@ -53,6 +53,8 @@ pub struct Sample {
     /// chatops's own CPU, % of one core, and the machine's, % of all cores.
     pub generator_cpu_pct: Option<f64>,
     pub machine_cpu_pct: Option<f64>,
+    /// PgBouncer's pools of the target database (SHOW POOLS), when watched.
+    pub pgbouncer: Option<super::bouncer::BouncerSample>,
 }
 
 /// Who waits behind whom, in one second.
@@ -82,6 +84,15 @@ pub struct Backend {
     pub log: Option<String>,
     /// pg_stat_statements: present, or why there are no statement deltas.
     pub statements_note: Option<String>,
+    /// PgBouncer's console sampled beside pg_stat_activity (version, where, why).
+    pub pgbouncer: Option<String>,
+    /// Why PgBouncer, in the path, is not sampled.
+    pub pgbouncer_note: Option<String>,
+    /// PgBouncer's pool size and mode for the target database.
+    pub pgbouncer_pool_size: Option<u32>,
+    pub pgbouncer_pool_mode: Option<String>,
+    /// The database whose pools are counted.
+    pub pgbouncer_database: Option<String>,
 }
 
 /// How long a stage's statement snapshots (and EXPLAIN) may take.
@@ -120,6 +131,8 @@ pub struct Summary {
     /// started); None when the database is not sampled.
     pub db_down_s: Option<u32>,
     pub db_down_from_s: Option<f64>,
+    /// PgBouncer's pools over the stage (null: not watched).
+    pub pgbouncer: Option<super::bouncer::BouncerSummary>,
 }
 
 pub fn summarize(samples: &[Sample]) -> Summary {
@@ -183,6 +196,7 @@ pub fn summarize(samples: &[Sample]) -> Summary {
             .iter()
             .find(|s| s.db_up == Some(false))
             .map(|s| s.t_s),
+        pgbouncer: super::bouncer::summarize(samples.iter().filter_map(|s| s.pgbouncer.as_ref())),
     }
 }
 

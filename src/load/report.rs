@@ -238,6 +238,50 @@ pub(super) fn kind_rows(r: &RunResult) -> Vec<KindRow> {
     out
 }
 
+/// PgBouncer's pools beside PostgreSQL's sessions, per stage, when its
+/// console was sampled.
+fn pgbouncer_lines(o: &mut String, r: &RunResult) {
+    let Some(note) = &r.backend.pgbouncer else {
+        if let Some(n) = &r.backend.pgbouncer_note {
+            let _ = writeln!(o, "\nPgBouncer: {n}");
+        }
+        return;
+    };
+    let pool = r
+        .backend
+        .pgbouncer_pool_size
+        .map_or("?".to_string(), |p| p.to_string());
+    let mode = r.backend.pgbouncer_pool_mode.as_deref().unwrap_or("?");
+    let _ = writeln!(
+        o,
+        "\nPgBouncer {note}, {mode} pooling, pool size {pool}: SHOW POOLS beside pg_stat_activity"
+    );
+    for s in r.warmup.iter().chain(&r.stages) {
+        let pg = format!(
+            "PostgreSQL sessions max {} (active max {})",
+            s.watch.max_sessions.map_or("?".into(), |n| n.to_string()),
+            s.watch.max_active.map_or("?".into(), |n| n.to_string())
+        );
+        match &s.watch.pgbouncer {
+            Some(b) => {
+                let _ = writeln!(
+                    o,
+                    "  {}: PgBouncer clients max {} (waiting max {}, maxwait {:.1} s), server connections max {} of {pool} (active max {}); {pg}",
+                    s.stage.name,
+                    b.max_clients,
+                    b.max_waiting,
+                    b.max_maxwait_s,
+                    b.max_servers,
+                    b.max_sv_active
+                );
+            }
+            None => {
+                let _ = writeln!(o, "  {}: no PgBouncer sample; {pg}", s.stage.name);
+            }
+        }
+    }
+}
+
 pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
     let mut o = String::new();
     let bold = |s: &str| {
@@ -277,6 +321,7 @@ pub fn human(r: &RunResult, color: bool, red: &Redactor) -> String {
     }
     o.push_str(&text);
     o.push('\n');
+    pgbouncer_lines(&mut o, r);
     let kinds = kind_rows(r);
     if !kinds.is_empty() {
         let mut t = Table::new(kinds);

@@ -30,6 +30,8 @@ pub struct Options {
     pub insecure: bool,
     /// The backend's log (None: the file its process's output goes to).
     pub backend_log: Option<std::path::PathBuf>,
+    /// PgBouncer's admin console (None: the backend's DATABASE_URL's, when it leads through PgBouncer).
+    pub pgbouncer: Option<String>,
 }
 
 /// CPU seconds this process has used (user + system).
@@ -176,8 +178,15 @@ pub async fn run(
         .backend_log
         .as_ref()
         .map(|p| (p.clone(), "--backend-log".to_string()));
-    let mut watcher =
-        monitor::start(&opts.base_url, opts.database_url.as_deref(), pid, given, t0).await;
+    let mut watcher = monitor::start(
+        &opts.base_url,
+        opts.database_url.as_deref(),
+        pid,
+        given,
+        t0,
+        opts.pgbouncer.as_deref(),
+    )
+    .await;
     let multi = indicatif::MultiProgress::with_draw_target(if opts.progress {
         indicatif::ProgressDrawTarget::stderr()
     } else {

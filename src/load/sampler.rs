@@ -95,11 +95,13 @@ pub async fn start(
     pid: Option<u32>,
     given_log: Option<(PathBuf, String)>,
     t0: Instant,
+    pgbouncer: Option<&str>,
 ) -> Watcher {
     let mut backend = Backend {
         pid,
         ..Default::default()
     };
+    let mut backend_url = None;
     if let Some(pid) = pid
         && let Ok(env) = process::environ(pid)
         && let Some((_, u)) = env.iter().find(|(k, _)| k == "DATABASE_URL")
@@ -107,6 +109,15 @@ pub async fn start(
     {
         backend.connection_limit = db.param("connection_limit").and_then(|v| v.parse().ok());
         backend.pool_timeout_s = db.param("pool_timeout").and_then(|v| v.parse().ok());
+        backend_url = Some(db);
+    }
+    let (bouncer, note) = super::bouncer::open(pgbouncer, backend_url.as_ref()).await;
+    backend.pgbouncer_note = note;
+    if let Some(b) = &bouncer {
+        backend.pgbouncer = Some(b.note.clone());
+        backend.pgbouncer_pool_size = b.pool_size;
+        backend.pgbouncer_pool_mode = b.pool_mode.clone();
+        backend.pgbouncer_database = b.database.clone();
     }
     let log_given = given_log.is_some();
     let found = given_log.or_else(|| pid.and_then(log::find_log).map(|(p, r)| (p, r.describe())));
@@ -192,6 +203,7 @@ pub async fn start(
         let mut tick = tokio::time::interval(FAST);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut max = Maxima::default();
+        let mut pools: Option<super::bouncer::BouncerSample> = None;
         let mut last = Instant::now();
         let mut last_reconnect = Instant::now();
         slow.read(&[]); // baselines for the first second's deltas
@@ -219,6 +231,11 @@ pub async fn start(
                 last_reconnect = Instant::now();
                 client = reconnect(url).await;
             }
+            if let Some(b) = &bouncer
+                && let Some(p) = b.sample(Duration::from_millis(150)).await
+            {
+                pools.get_or_insert_with(Default::default).max(&p);
+            }
             if ack.is_none() && last.elapsed() < Duration::from_millis(950) {
                 continue;
             }
@@ -234,6 +251,7 @@ pub async fn start(
                 waiting_lock: m.waiting_lock,
                 sessions: m.sessions,
                 server_sessions: m.server,
+                pgbouncer: pools.take(),
                 ..Default::default()
             };
             if let (Some((c, _, Some(w))), Some(db)) = (&client, &dbname)

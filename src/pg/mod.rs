@@ -2,6 +2,7 @@
 
 pub mod activity;
 mod error;
+pub mod pgbouncer;
 pub mod statements;
 pub mod waits;
 pub use error::{UrlError, error_chain};

@@ -4,6 +4,7 @@
 //! past the seed (cores × 2 + spindles, PgBouncer). Pure: `pool-calc` and the
 //! `pool_headroom` check both render what [`plan`] returns.
 
+pub mod bouncer;
 mod plan;
 pub mod render;
 

@@ -37,6 +37,20 @@ pub struct Output {
     pub server: Server,
     /// DATABASE_URL with the pool parameters set (password redacted unless --show-secrets).
     pub database_url: String,
+    /// `--pgbouncer`: PgBouncer's sizes, with the URL through it and the direct one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgbouncer: Option<BouncerOutput>,
+}
+
+/// `--pgbouncer`'s part of the output.
+#[derive(Debug, Serialize)]
+pub struct BouncerOutput {
+    #[serde(flatten)]
+    pub plan: super::bouncer::BouncerPlan,
+    /// The app's URL through PgBouncer, with pgbouncer=true.
+    pub database_url: String,
+    /// PostgreSQL itself, for migrations (Prisma's directUrl).
+    pub direct_url: String,
 }
 
 /// The URL with its password replaced by `***` (exact: the URL is parsed).
@@ -124,7 +138,19 @@ pub fn human(o: &Output, color: bool) -> String {
     for a in &p.advice {
         let _ = writeln!(out, "  • {}", a.text);
     }
-    let _ = writeln!(out, "DATABASE_URL={}", o.database_url);
+    match &o.pgbouncer {
+        Some(b) => {
+            out.push('\n');
+            out.push_str(&super::bouncer::human(
+                &b.plan,
+                &b.database_url,
+                &b.direct_url,
+            ));
+        }
+        None => {
+            let _ = writeln!(out, "DATABASE_URL={}", o.database_url);
+        }
+    }
     out
 }
 
@@ -145,7 +171,16 @@ pub fn markdown(o: &Output) -> String {
     for a in &p.advice {
         let _ = writeln!(out, "- {}", a.text);
     }
-    let _ = writeln!(out, "\n```\nDATABASE_URL={}\n```", o.database_url);
+    match &o.pgbouncer {
+        Some(b) => out.push_str(&super::bouncer::markdown(
+            &b.plan,
+            &b.database_url,
+            &b.direct_url,
+        )),
+        None => {
+            let _ = writeln!(out, "\n```\nDATABASE_URL={}\n```", o.database_url);
+        }
+    }
     out
 }
 
@@ -169,6 +204,7 @@ mod tests {
                 source: "flags",
                 ..Server::default()
             },
+            pgbouncer: None,
             database_url: "postgresql://postgres:***@localhost:5432/chat_backend_db".into(),
         }
     }

@@ -73,6 +73,13 @@ pub struct Knobs {
     /// cause (`ERROR [ExceptionsHandler]`, `prisma:error`) instead of the
     /// public code's `400 Failed to send message: <cause>`.
     pub generic_500: bool,
+    /// Connect through the sandbox's PgBouncer (started with
+    /// `Sandbox::start_pgbouncer`) instead of straight to PostgreSQL.
+    pub through_pgbouncer: bool,
+    /// With `through_pgbouncer`: put Prisma's `pgbouncer=true` in the URL
+    /// (healthy). Off: named prepared statements meet transaction pooling
+    /// and fail with 42P05 / 26000, as Prisma's do.
+    pub pgbouncer_param: bool,
     /// Extra environment variables.
     pub extra_env: Vec<(String, String)>,
     /// The backend's project directory (its working directory): consistent
@@ -99,6 +106,8 @@ impl Default for Knobs {
             retain_kb: None,
             crash_after: None,
             generic_500: false,
+            through_pgbouncer: false,
+            pgbouncer_param: true,
             extra_env: Vec::new(),
             project: Default::default(),
         }

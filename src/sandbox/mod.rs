@@ -12,6 +12,7 @@ mod history;
 pub mod knobs;
 pub mod pg;
 pub mod project;
+pub mod pgbouncer;
 
 pub use history::{ARCHIVE_CONVERSATION, HISTORY_INDEX};
 pub use knobs::{Knobs, SLOW_HISTORY_ROWS};
@@ -177,6 +178,12 @@ fn log_tail(path: &Path, lines: usize) -> String {
 static PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+fn remember_pid(pid: u32) {
+    if let Ok(mut p) = PIDS.lock() {
+        p.push(pid);
+    }
+}
+
 fn forget_pid(pid: u32) {
     if let Ok(mut p) = PIDS.lock() {
         p.retain(|x| *x != pid);
@@ -225,6 +232,8 @@ pub struct Sandbox {
     /// chatops's own URL to the chat database.
     pub db_url: String,
     pub backend: Option<Backend>,
+    /// PgBouncer in front of the cluster, once [`start_pgbouncer`](Self::start_pgbouncer) ran.
+    pub pgbouncer: Option<pgbouncer::PgBouncer>,
     bin: PathBuf,
     dir: PathBuf,
     /// The chat database's name.
@@ -261,6 +270,7 @@ impl Sandbox {
             pg,
             db_url,
             backend: None,
+            pgbouncer: None,
             bin: bin.to_path_buf(),
             dir,
             db: db.to_string(),
@@ -276,9 +286,34 @@ impl Sandbox {
         let _ = std::fs::write(self.dir.join("pids"), pids.join(" "));
     }
 
+    /// Starts PgBouncer in front of the cluster for this sandbox's database
+    /// (any previous one is stopped); backends started with
+    /// [`Knobs::through_pgbouncer`] then connect through it.
+    pub fn start_pgbouncer(
+        &mut self,
+        o: &pgbouncer::BouncerOptions,
+    ) -> Result<&pgbouncer::PgBouncer, SandboxError> {
+        self.pgbouncer = None;
+        let b = pgbouncer::PgBouncer::start(&self.pg, &[&self.db], o).map_err(|e| {
+            SandboxError::Setup {
+                message: e.to_string(),
+                hint: None,
+            }
+        })?;
+        self.record_pids();
+        Ok(self.pgbouncer.insert(b))
+    }
+
     /// The DATABASE_URL the backend gets for these knobs.
     pub fn backend_database_url(&self, k: &Knobs) -> String {
+        let base = match (&self.pgbouncer, k.through_pgbouncer) {
+            (Some(b), true) => b.url(self.pg.user(), self.pg.password(), &self.db),
+            _ => self.db_url.clone(),
+        };
         let mut set = Vec::new();
+        if k.through_pgbouncer && k.pgbouncer_param {
+            set.push(("pgbouncer", "true".to_string()));
+        }
         if let Some(n) = k.connection_limit {
             set.push(("connection_limit", n.to_string()));
         }
@@ -288,7 +323,7 @@ impl Sandbox {
         if k.connection_limit.is_some() || k.pool_timeout.is_some() {
             set.push(("connect_timeout", "10".to_string()));
         }
-        crate::pg::with_params(&self.db_url, &set).unwrap_or_else(|_| self.db_url.clone())
+        crate::pg::with_params(&base, &set).unwrap_or(base)
     }
 
     /// Starts the reference backend and waits until it answers health (or
@@ -453,6 +488,7 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.stop_backend();
+        self.pgbouncer = None;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -30,6 +30,42 @@ pub struct View<'a> {
     pub redactor: &'a Redactor,
 }
 
+/// PgBouncer's pools under the sessions.
+fn bouncer_table(o: &mut String, b: &super::bouncer::BouncerView, red: &Redactor) {
+    if let Some(e) = &b.error {
+        let _ = writeln!(o, "PgBouncer {}: {}", b.at, red.redact(e));
+        return;
+    }
+    let size = b.pool_size.map_or("?".into(), |n| n.to_string());
+    let _ = writeln!(o, "PgBouncer {} (default_pool_size {size}):", b.at);
+    let mut t = tabled::builder::Builder::default();
+    t.push_record([
+        "database",
+        "user",
+        "cl_active",
+        "cl_waiting",
+        "sv_active",
+        "sv_idle",
+        "maxwait",
+        "mode",
+    ]);
+    for p in &b.pools {
+        t.push_record([
+            p.database.clone(),
+            p.user.clone(),
+            p.cl_active.to_string(),
+            p.cl_waiting.to_string(),
+            p.sv_active.to_string(),
+            p.sv_idle.to_string(),
+            format!("{:.1} s", p.maxwait_s),
+            p.pool_mode.clone(),
+        ]);
+    }
+    let mut table = t.build();
+    table.with(tabled::settings::Style::rounded());
+    let _ = writeln!(o, "{table}");
+}
+
 /// The terminal view of a frame.
 pub fn render(f: &Frame, trend: &Trend, v: &View) -> String {
     let (t, color, red, target) = (v.thresholds, v.color, v.redactor, v.target);
@@ -40,7 +76,12 @@ pub fn render(f: &Frame, trend: &Trend, v: &View) -> String {
             let msg = format!("DISCONNECTED: {} (retrying)", red.redact(error));
             let _ = writeln!(o, "{}", paint(&msg, Tone::Bad, color));
         }
-        Frame::Up { time, snap, took } => {
+        Frame::Up {
+            time,
+            snap,
+            took,
+            pgbouncer,
+        } => {
             let lv = level(snap, t);
             let _ = writeln!(
                 o,
@@ -106,6 +147,9 @@ pub fn render(f: &Frame, trend: &Trend, v: &View) -> String {
                 None => {
                     let _ = writeln!(o, "longest query: none active");
                 }
+            }
+            if let Some(b) = pgbouncer {
+                bouncer_table(&mut o, b, red);
             }
         }
     }

@@ -11,7 +11,12 @@ pub fn line(f: &Frame, t: Thresholds, red: &Redactor) -> String {
             "connected": false,
             "error": red.redact(error),
         }),
-        Frame::Up { time, snap, took } => serde_json::json!({
+        Frame::Up {
+            time,
+            snap,
+            took,
+            pgbouncer,
+        } => serde_json::json!({
             "time": iso(*time),
             "connected": true,
             "database": snap.database,
@@ -35,6 +40,12 @@ pub fn line(f: &Frame, t: Thresholds, red: &Redactor) -> String {
             })),
             "oldest_idle_in_transaction_seconds": snap.oldest_idle_in_transaction_ms.map(|ms| ms / 1000.0),
             "sample_ms": took.as_secs_f64() * 1000.0,
+            "pgbouncer": pgbouncer.as_ref().map(|b| serde_json::json!({
+                "at": b.at,
+                "default_pool_size": b.pool_size,
+                "pools": b.pools,
+                "error": b.error.as_ref().map(|e| red.redact(e)),
+            })),
         }),
     };
     v.to_string()

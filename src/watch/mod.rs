@@ -7,6 +7,7 @@
 
 pub mod exporter;
 pub mod health;
+pub mod bouncer;
 pub mod human;
 pub mod json;
 pub mod prometheus;
@@ -73,6 +74,8 @@ pub enum Frame {
         time: SystemTime,
         snap: Snapshot,
         took: Duration,
+        /// PgBouncer's pools, when its console is watched (`--pgbouncer`).
+        pgbouncer: Option<Box<bouncer::BouncerView>>,
     },
     Down {
         time: SystemTime,
@@ -147,6 +150,7 @@ pub struct Sampler {
     pool: deadpool_postgres::Pool,
     database: Option<String>,
     timeout: Duration,
+    bouncer: Option<bouncer::BouncerSampler>,
 }
 
 impl Sampler {
@@ -174,7 +178,14 @@ impl Sampler {
             pool,
             database,
             timeout,
+            bouncer: None,
         })
+    }
+
+    /// Also samples PgBouncer's pools on its admin console at `console`.
+    pub fn with_pgbouncer(mut self, console: DbUrl) -> Sampler {
+        self.bouncer = Some(bouncer::BouncerSampler::new(console));
+        self
     }
 
     /// The database whose sessions are counted (None: every database).
@@ -187,11 +198,19 @@ impl Sampler {
         let started = Instant::now();
         let time = SystemTime::now();
         match self.take().await {
-            Ok(snap) => Frame::Up {
-                time,
-                snap,
-                took: started.elapsed(),
-            },
+            Ok(snap) => {
+                let took = started.elapsed();
+                let pgbouncer = match &self.bouncer {
+                    Some(b) => Some(Box::new(b.view(self.timeout).await)),
+                    None => None,
+                };
+                Frame::Up {
+                    time,
+                    snap,
+                    took,
+                    pgbouncer,
+                }
+            }
             Err(error) => Frame::Down { time, error },
         }
     }
@@ -263,6 +282,7 @@ pub(crate) mod tests {
             time: SystemTime::UNIX_EPOCH,
             snap: snap(),
             took: Duration::from_millis(2),
+            pgbouncer: None,
         }
     }
 

@@ -30,6 +30,10 @@ pub fn exposition(f: &Frame, t: Thresholds) -> String {
         }
         Frame::Up { snap, .. } => snap,
     };
+    let pgbouncer = match f {
+        Frame::Up { pgbouncer, .. } => pgbouncer.as_ref(),
+        Frame::Down { .. } => None,
+    };
     let db = label_value(snap.database.as_deref().unwrap_or(""));
     let dbl = format!("{{database=\"{db}\"}}");
     gauge(&mut o, "chatops_pg_up", UP_HELP, &[(String::new(), 1.0)]);
@@ -107,7 +111,81 @@ pub fn exposition(f: &Frame, t: Thresholds) -> String {
         "0 ok, 1 warn, 2 critical (active sessions against the thresholds).",
         &[(dbl, level(snap, t) as u8 as f64)],
     );
+    if let Some(b) = pgbouncer {
+        bouncer_gauges(&mut o, b);
+    }
     o
+}
+
+/// PgBouncer's pools: clients and servers by state, the longest wait.
+fn bouncer_gauges(o: &mut String, b: &super::bouncer::BouncerView) {
+    let up = if b.error.is_none() { 1.0 } else { 0.0 };
+    gauge(
+        o,
+        "chatops_pgbouncer_up",
+        "1 when the last SHOW POOLS on PgBouncer's console succeeded.",
+        &[(String::new(), up)],
+    );
+    if b.error.is_some() {
+        return;
+    }
+    let lbl = |p: &crate::pg::pgbouncer::Pool, state: &str| {
+        format!(
+            "{{database=\"{}\",user=\"{}\",state=\"{state}\"}}",
+            label_value(&p.database),
+            label_value(&p.user)
+        )
+    };
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    let mut wait = Vec::new();
+    for p in &b.pools {
+        clients.push((lbl(p, "active"), p.cl_active as f64));
+        clients.push((lbl(p, "waiting"), p.cl_waiting as f64));
+        for (s, n) in [
+            ("active", p.sv_active),
+            ("idle", p.sv_idle),
+            ("used", p.sv_used),
+            ("tested", p.sv_tested),
+            ("login", p.sv_login),
+        ] {
+            servers.push((lbl(p, s), n as f64));
+        }
+        wait.push((
+            format!(
+                "{{database=\"{}\",user=\"{}\"}}",
+                label_value(&p.database),
+                label_value(&p.user)
+            ),
+            p.maxwait_s,
+        ));
+    }
+    gauge(
+        o,
+        "chatops_pgbouncer_clients",
+        "PgBouncer's client connections by pool and state (active, waiting for a server).",
+        &clients,
+    );
+    gauge(
+        o,
+        "chatops_pgbouncer_servers",
+        "PgBouncer's server connections to PostgreSQL by pool and state.",
+        &servers,
+    );
+    gauge(
+        o,
+        "chatops_pgbouncer_maxwait_seconds",
+        "How long the oldest client waiting in the pool has waited.",
+        &wait,
+    );
+    if let Some(n) = b.pool_size {
+        gauge(
+            o,
+            "chatops_pgbouncer_default_pool_size",
+            "PgBouncer's default_pool_size.",
+            &[(String::new(), n as f64)],
+        );
+    }
 }
 
 #[cfg(test)]

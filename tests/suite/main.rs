@@ -26,6 +26,7 @@ mod pg_activity;
 mod pg_checks;
 mod pg_tls;
 mod pg_url;
+mod pgbouncer;
 mod playbook_errors;
 mod pool_calc;
 mod port_check;

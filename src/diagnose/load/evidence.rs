@@ -45,6 +45,8 @@ pub struct StageEvidence {
     pub lock: Option<LockEvidence>,
     pub slow: Option<SlowEvidence>,
     pub pool_queue: Option<PoolQueue>,
+    /// PgBouncer's pools over the stage, when its console was sampled.
+    pub pgbouncer: Option<BouncerQueue>,
     pub cold_start: Option<ColdStart>,
     pub generator: Option<GeneratorLoad>,
     /// A cause found in the backend's log or answers (schema drift, the
@@ -135,6 +137,23 @@ pub struct PoolQueue {
     pub latency_from_ms: f64,
     pub latency_to_ms: f64,
     pub from_s: f64,
+}
+
+/// PgBouncer's pools of the target database over a stage (SHOW POOLS).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BouncerQueue {
+    pub database: Option<String>,
+    /// Most clients waiting for a server connection at once (cl_waiting).
+    pub max_waiting: u32,
+    /// The longest wait seen (maxwait), seconds.
+    pub max_maxwait_s: f64,
+    /// Most server connections open, and the pool's size.
+    pub max_servers: u32,
+    pub pool_size: Option<u32>,
+    /// Most client connections (active + waiting).
+    pub max_clients: u32,
+    /// Seconds into the stage when clients first waited.
+    pub waiting_from_s: Option<f64>,
 }
 
 /// High latency only early in the stage, while the pool was opening connections.

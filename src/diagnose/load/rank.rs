@@ -33,16 +33,18 @@ pub struct Ranked {
 /// Order among causes that hold from the same moment: a root before its
 /// symptoms (a lock or a slow statement holds pool connections longer;
 /// a crash explains everything after it).
-pub const PRECEDENCE: [Cause; 13] = [
+pub const PRECEDENCE: [Cause; 15] = [
     Cause::Crash,
     Cause::Transport,
     Cause::RateLimiting,
     Cause::DatabaseDown,
     Cause::DatabaseConnections,
     Cause::SchemaDrift,
+    Cause::PreparedStatements,
     Cause::LockContention,
     Cause::SlowQueries,
     Cause::BackendCpu,
+    Cause::PgbouncerQueue,
     Cause::PoolSaturation,
     Cause::MemoryGrowth,
     Cause::ColdStart,
@@ -174,6 +176,7 @@ pub fn candidates(e: &StageEvidence) -> (Vec<Candidate>, Vec<String>) {
     lock(e, &mut out, &mut ruled);
     slow(e, &mut out, &mut ruled);
     backend_cpu(e, &mut out, &mut ruled);
+    bouncer(e, &mut out, &mut ruled);
     pool(e, &mut out, &mut ruled);
     memory(e, &mut out, &mut ruled);
     if let Some(c) = &e.cold_start {
@@ -378,6 +381,46 @@ fn backend_cpu(e: &StageEvidence, out: &mut Vec<Candidate>, ruled: &mut Vec<Stri
             "backend CPU: max {:.0}% of one core, busiest thread {} at {:.0}%",
             b.max_total_pct, b.hottest_thread, b.hottest_pct
         )),
+    }
+}
+
+/// Clients waiting in PgBouncer for a server connection: its pool, not the
+/// backend's own, is the queue.
+fn bouncer(e: &StageEvidence, out: &mut Vec<Candidate>, ruled: &mut Vec<String>) {
+    let Some(b) = &e.pgbouncer else {
+        return;
+    };
+    let full = b.pool_size.is_some_and(|p| b.max_servers >= p);
+    if b.max_waiting > 0 && (full || b.max_maxwait_s >= 0.1) {
+        let f = Fault::PgBouncer(crate::diagnose::BouncerFault::PgbouncerClientsWaiting {
+            database: b.database.clone().unwrap_or_else(|| "the database".into()),
+            user: "the backend's user".into(),
+            waiting: b.max_waiting,
+            maxwait_s: b.max_maxwait_s,
+            servers: b.max_servers,
+            pool_size: b.pool_size.unwrap_or(b.max_servers),
+        });
+        let ev = vec![format!(
+            "PgBouncer: up to {} client(s) waiting (cl_waiting), maxwait {:.1} s, {} server connection(s) of pool {}, {} client connection(s)",
+            b.max_waiting,
+            b.max_maxwait_s,
+            b.max_servers,
+            b.pool_size.map_or("?".into(), |p| p.to_string()),
+            b.max_clients
+        )];
+        let at = match (b.waiting_from_s, e.first_failure_s) {
+            (Some(w), Some(f)) => Some(w.min(f)),
+            (w, f) => w.or(f),
+        };
+        out.push(from_fault(Cause::PgbouncerQueue, &f, ev, at));
+    } else {
+        ruled.push(format!(
+            "PgBouncer: {} waiting at most, maxwait {:.1} s, {} of {} server connections",
+            b.max_waiting,
+            b.max_maxwait_s,
+            b.max_servers,
+            b.pool_size.map_or("?".into(), |p| p.to_string())
+        ));
     }
 }
 

@@ -68,6 +68,11 @@ static TOO_MANY: LazyLock<Option<Regex>> = LazyLock::new(|| {
         r#"(?i)too many clients already|remaining connection slots are reserved|too many database connections opened|too many connections|(?:sqlstate|code)["':=\s]*53300"#,
     )
 });
+static PREPARED: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(
+        r#"(?i)prepared statement \\?"?([\w$]+)\\?"? (already exists|does not exist)|(?:sqlstate|code)["':=\s\\]*(42P05|26000)\b"#,
+    )
+});
 static P2024: LazyLock<Option<Regex>> =
     LazyLock::new(|| re(r"(?i)timed out fetching a new connection from the connection pool"));
 static POOL_NUMBERS: LazyLock<Option<Regex>> =
@@ -130,6 +135,7 @@ pub(super) fn classify_one(text: &str, hints: &Hints) -> Option<Match> {
         .or_else(|| database_login(text, has_code("P1000"), has_code("P1003")))
         .or_else(|| connections(text, has_code("P2037")))
         .or_else(|| addr_in_use(text))
+        .or_else(|| prepared(text))
         .or_else(|| pool(text, has_code("P2024")))
         .or_else(|| locks(text, has_code("P2034")))
         .or_else(|| slow(text))
@@ -282,6 +288,39 @@ fn addr_in_use(text: &str) -> Option<Match> {
     x.facts.address =
         cap(&ADDR_IN_USE_AT, text, 0).and_then(|s| s.rsplit(' ').next().map(str::to_string));
     Some(x)
+}
+
+/// PostgreSQL's 42P05 `prepared statement "s0" already exists` and 26000
+/// `prepared statement "s0" does not exist`: a client's named prepared
+/// statements landed on another server connection (PgBouncer's transaction
+/// pooling without Prisma's `pgbouncer=true`).
+fn prepared(text: &str) -> Option<Match> {
+    let c = PREPARED.as_ref()?.captures(text)?;
+    let exists = c
+        .get(2)
+        .map(|m| m.as_str().eq_ignore_ascii_case("already exists"));
+    let code = match (exists, c.get(3).map(|m| m.as_str())) {
+        (Some(true), _) | (None, Some("42P05")) => "42P05",
+        _ => "26000",
+    };
+    let name = c
+        .get(1)
+        .map(|n| format!(" \"{}\"", n.as_str()))
+        .unwrap_or_default();
+    let what = if code == "42P05" {
+        "already exists on the server connection it got"
+    } else {
+        "does not exist on the server connection it got"
+    };
+    Some(m(
+        84,
+        Cause::PreparedStatements,
+        Some(code),
+        format!(
+            "A query's prepared statement{name} {what} ({code}): the backend's named prepared statements go through a pooler in transaction mode (PgBouncer), which hands each transaction another server connection."
+        ),
+        Cause::PreparedStatements.fix().into(),
+    ))
 }
 
 fn pool(text: &str, p2024: bool) -> Option<Match> {

@@ -48,6 +48,7 @@ fn stage(
             t_s: offset + f,
             db_samples: 5,
             db_up: Some(true),
+            pgbouncer: None,
             active: Some((vus / 3).min(50) + (i % 4) as u32),
             idle: Some(10 + (i % 3) as u32),
             idle_in_transaction: Some((i % 5 == 0) as u32),

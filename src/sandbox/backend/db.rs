@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
+use tokio_postgres::types::Type;
 
 /// Query parameters that Prisma reads and tokio-postgres would reject (or
 /// that mean something else to it): they are removed before parsing.
@@ -42,6 +43,10 @@ pub(crate) struct DbUrl {
     pub host: String,
     pub user: String,
     pub dbname: String,
+    /// Prisma's `pgbouncer=true`: no named prepared statements (each query
+    /// is an unnamed Parse/Bind/Execute in one round trip), so transaction
+    /// pooling can hand every query another server connection.
+    pub pgbouncer: bool,
 }
 
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
@@ -68,6 +73,7 @@ pub(crate) fn parse_url(url: &str) -> Result<DbUrl, String> {
         .unwrap_or(default_limit);
     let pool_timeout = num("pool_timeout").unwrap_or(10);
     let connect_timeout = num("connect_timeout").unwrap_or(5);
+    let pgbouncer = query_param(query, "pgbouncer").is_some_and(|v| v == "true");
     let kept: Vec<&str> = query
         .split('&')
         .filter(|kv| {
@@ -102,7 +108,29 @@ pub(crate) fn parse_url(url: &str) -> Result<DbUrl, String> {
         connection_limit,
         pool_timeout,
         connect_timeout,
+        pgbouncer,
     })
+}
+
+/// A query parameter with its type (the unnamed path needs the types).
+pub(super) type Param<'a> = (&'a (dyn tokio_postgres::types::ToSql + Sync), Type);
+
+/// Runs `sql` on `c` as Prisma would: a named prepared statement cached on
+/// the connection (`s0`, `s1`, …), or, with `pgbouncer=true`, an unnamed
+/// statement that lives only within its own round trip.
+pub(super) async fn rows(
+    c: &Object,
+    pgbouncer: bool,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    if pgbouncer {
+        return c.query_typed(sql, params).await;
+    }
+    let st = c.prepare_cached(sql).await?;
+    let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        params.iter().map(|(v, _)| *v).collect();
+    c.query(&st, &values).await
 }
 
 /// A database failure in Prisma's words.
@@ -425,13 +453,11 @@ impl Db {
     }
 
     pub(crate) async fn is_participant(&self, cid: &str, uid: &str) -> Result<bool, PrismaError> {
+        let b = self.url.pgbouncer;
         self.run("prisma.conversationUser.findFirst()", |c| async move {
-            let st = c
-                .prepare_cached(
-                    r#"SELECT 1 FROM conversation_users WHERE "conversationId" = $1 AND "userId" = $2 LIMIT 1"#,
-                )
-                .await?;
-            Ok(c.query_opt(&st, &[&cid, &uid]).await?.is_some())
+            let sql = r#"SELECT 1 FROM conversation_users WHERE "conversationId" = $1 AND "userId" = $2 LIMIT 1"#;
+            let found = rows(&c, b, sql, &[(&cid, Type::TEXT), (&uid, Type::TEXT)]).await?;
+            Ok(!found.is_empty())
         })
         .await
     }
@@ -483,12 +509,19 @@ FROM m JOIN users u ON u.id = m."senderId""#
         created_at: &str,
     ) -> Result<Option<Created>, PrismaError> {
         let sql = self.insert_sql();
+        let b = self.url.pgbouncer;
         self.run("prisma.message.create()", |c| async move {
-            let st = c.prepare_cached(&sql).await?;
-            let row = c
-                .query_opt(&st, &[&id, &cid, &uid, &content, &kind, &created_at])
-                .await?;
-            row.as_ref().map(Self::created).transpose()
+            let t = Type::TEXT;
+            let params: [Param; 6] = [
+                (&id, t.clone()),
+                (&cid, t.clone()),
+                (&uid, t.clone()),
+                (&content, t.clone()),
+                (&kind, t.clone()),
+                (&created_at, t),
+            ];
+            let found = rows(&c, b, &sql, &params).await?;
+            found.first().map(Self::created).transpose()
         })
         .await
     }
@@ -510,11 +543,12 @@ WHERE m."conversationId" = $1
 ORDER BY m."createdAt" DESC, m.id DESC
 LIMIT $3"#
         );
+        let b = self.url.pgbouncer;
         self.run("prisma.message.findMany()", |c| async move {
-            let st = c.prepare_cached(&sql).await?;
-            let rows = c.query(&st, &[&cid, &uid, &limit]).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
+            let params: [Param; 3] = [(&cid, Type::TEXT), (&uid, Type::TEXT), (&limit, Type::INT8)];
+            let found = rows(&c, b, &sql, &params).await?;
+            let mut out = Vec::with_capacity(found.len());
+            for r in found {
                 out.push(Listed {
                     id: r.try_get(0)?,
                     content: r.try_get(1)?,

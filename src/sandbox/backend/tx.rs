@@ -6,8 +6,9 @@
 //! pg_stat_activity they wait with `wait_event_type = 'Lock'`, blocked by the
 //! holder (`pg_blocking_pids`), which sits `idle in transaction`.
 
-use super::db::{Created, Db, PrismaError};
+use super::db::{Created, Db, Param, PrismaError, rows};
 use std::time::Duration;
+use tokio_postgres::types::Type;
 
 const LOCK_SQL: &str = r#"SELECT id FROM conversations WHERE id = $1 FOR UPDATE"#;
 const TOUCH_SQL: &str = r#"UPDATE conversations SET "updatedAt" = now() WHERE id = $1"#;
@@ -27,20 +28,25 @@ impl Db {
         hold: Duration,
     ) -> Result<Option<Created>, PrismaError> {
         let sql = self.insert_sql();
+        let b = self.url().pgbouncer;
         self.run("prisma.$transaction()", |c| async move {
             c.batch_execute("BEGIN").await?;
             let work = async {
-                let lock = c.prepare_cached(LOCK_SQL).await?;
-                c.query_opt(&lock, &[&cid]).await?;
+                rows(&c, b, LOCK_SQL, &[(&cid, Type::TEXT)]).await?;
                 // The application's work between the statements, lock held.
                 tokio::time::sleep(hold).await;
-                let st = c.prepare_cached(&sql).await?;
-                let row = c
-                    .query_opt(&st, &[&id, &cid, &uid, &content, &kind, &created_at])
-                    .await?;
-                let touch = c.prepare_cached(TOUCH_SQL).await?;
-                c.execute(&touch, &[&cid]).await?;
-                row.as_ref().map(Db::created).transpose()
+                let t = Type::TEXT;
+                let params: [Param; 6] = [
+                    (&id, t.clone()),
+                    (&cid, t.clone()),
+                    (&uid, t.clone()),
+                    (&content, t.clone()),
+                    (&kind, t.clone()),
+                    (&created_at, t),
+                ];
+                let row = rows(&c, b, &sql, &params).await?;
+                rows(&c, b, TOUCH_SQL, &[(&cid, Type::TEXT)]).await?;
+                row.first().map(Db::created).transpose()
             };
             match work.await {
                 Ok(created) => {

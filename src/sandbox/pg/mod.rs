@@ -253,6 +253,12 @@ impl PgCluster {
         &self.inner.bindir
     }
 
+    /// The uid and gid the server runs as when this process is root (the
+    /// `postgres` user), for other daemons that must not run as root either.
+    pub fn owner(&self) -> Option<(u32, u32)> {
+        self.inner.owner
+    }
+
     /// The cluster's temp directory (data dir, log, unix socket).
     pub fn dir(&self) -> &Path {
         &self.inner.root
