@@ -11,8 +11,8 @@ pub mod backend;
 mod history;
 pub mod knobs;
 pub mod pg;
-pub mod project;
 pub mod pgbouncer;
+pub mod project;
 
 pub use history::{ARCHIVE_CONVERSATION, HISTORY_INDEX};
 pub use knobs::{Knobs, SLOW_HISTORY_ROWS};

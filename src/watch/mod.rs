@@ -5,9 +5,9 @@
 //! command (`commands/watch_connections.rs`) owns the loop, the terminal and
 //! the signals.
 
+pub mod bouncer;
 pub mod exporter;
 pub mod health;
-pub mod bouncer;
 pub mod human;
 pub mod json;
 pub mod prometheus;
