@@ -589,3 +589,56 @@ mod tests {
         assert_eq!(ci.get("dbname"), Some("db3"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::super::{DbUrl, with_params};
+    use crate::support::percent;
+    use proptest::prelude::*;
+
+    fn config() -> ProptestConfig {
+        let mut c = ProptestConfig::default();
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            c.cases = 256;
+        }
+        c.failure_persistence = None;
+        c
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_string_parses_or_is_refused_without_a_panic(s in "\\PC{0,80}", pre in prop::sample::select(&["", "postgresql://", "postgres://", "host="][..])) {
+            let _ = DbUrl::parse(&format!("{pre}{s}"));
+        }
+
+        /// Any user, password and database, percent-encoded into a URI or
+        /// quoted into a key=value string, read back as written.
+        #[test]
+        fn encoded_parts_read_back_as_written(
+            user in "[^\\x00]{1,16}",
+            password in "[^\\x00]{0,24}",
+            db in "[^\\x00]{1,16}",
+            host in prop_oneof![Just("db.internal".to_string()), Just("::1".to_string()), Just("/var/run/postgresql".to_string()), "[a-z]{1,8}"],
+            port in 1u16..,
+        ) {
+            let h = if host.contains(':') { format!("[{host}]") } else { percent::encode(&host) };
+            let uri = format!(
+                "postgresql://{}:{}@{h}:{port}/{}",
+                percent::encode(&user), percent::encode(&password), percent::encode(&db)
+            );
+            let kv = with_params(&format!("port={port}"), &[
+                ("host", host.clone()), ("user", user.clone()), ("password", password.clone()), ("dbname", db.clone()),
+            ]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for s in [uri, kv] {
+                let u = DbUrl::parse(&s).map_err(|e| TestCaseError::fail(format!("{s}: {e}")))?;
+                prop_assert_eq!(&u.user, &user, "{}", s);
+                // An empty password in a URI is no password, as in libpq.
+                prop_assert_eq!(u.password.as_deref().unwrap_or(""), password.as_str(), "{}", s);
+                prop_assert_eq!(&u.database, &db, "{}", s);
+                prop_assert_eq!((u.host.as_str(), u.port), (host.as_str(), port), "{}", s);
+            }
+        }
+    }
+}

@@ -23,6 +23,7 @@ mod pg_url;
 mod playbook_errors;
 mod pool_calc;
 mod port_check;
+mod props;
 mod rate_limit;
 mod redaction;
 mod report_snapshots;
