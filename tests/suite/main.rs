@@ -28,6 +28,7 @@ mod rate_limit;
 mod redaction;
 mod report_snapshots;
 mod sandbox_pg;
+mod scale;
 mod sql_check;
 mod watch;
 mod why_it_broke;
