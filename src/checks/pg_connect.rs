@@ -50,11 +50,7 @@ pub struct Session {
 }
 
 /// Logs in with `u` over `tls` and reads the session's facts.
-pub async fn observe(
-    u: &DbUrl,
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
-    timeout: Duration,
-) -> Login {
+pub async fn observe(u: &DbUrl, tls: crate::pg::tls::Connector, timeout: Duration) -> Login {
     let mut cfg = u.config("chatops");
     cfg.connect_timeout(timeout);
     let attempt = async {

@@ -8,8 +8,15 @@ pub enum UrlError {
     NotAUrl(url::ParseError),
     #[error("scheme `{0}` is not postgresql://")]
     Scheme(String),
-    #[error("port `{0}` is not a number")]
+    #[error("port `{0}` is not a number from 1 to 65535")]
     Port(String),
+    /// libpq's own words for a connection string it cannot read.
+    #[error("{0}")]
+    Syntax(String),
+    #[error("invalid connection option `{given}`{}", hint.as_ref().map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default())]
+    Keyword { given: String, hint: Option<String> },
+    #[error("{hosts} host(s) but {ports} port(s): give one port for all, or one per host")]
+    Ports { hosts: usize, ports: usize },
     #[error("sslmode `{given}` is not one of {modes}{}", hint.as_ref().map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default())]
     SslMode {
         given: String,

@@ -1,6 +1,7 @@
 //! PostgreSQL connection URLs (with Prisma's pool parameters) and sessions.
 
 pub mod activity;
+pub mod conninfo;
 mod error;
 pub mod pgbouncer;
 pub mod statements;
@@ -11,15 +12,22 @@ pub mod tls;
 use crate::support::percent;
 use std::collections::BTreeMap;
 
-/// A parsed `postgresql://` URL.
+/// A parsed database URL: a `postgresql://` URI or a libpq `key=value`
+/// string, read as libpq reads it ([`conninfo`]), with libpq's defaults.
 #[derive(Debug, Clone)]
 pub struct DbUrl {
+    /// The first host (a name, an address, or a socket directory).
     pub host: String,
+    /// The first host's port.
     pub port: u16,
+    /// Every host with its port, in order (`host=a,b port=1,2`; libpq tries
+    /// them in turn).
+    pub hosts: Vec<(String, u16)>,
     pub user: String,
     pub password: Option<String>,
     pub database: String,
-    /// Every query parameter, in order of appearance.
+    /// Every query parameter (URI) or every keyword besides the host, port,
+    /// user, password and dbname (`key=value`), in order of appearance.
     pub params: Vec<(String, String)>,
 }
 
@@ -38,42 +46,97 @@ const LIBPQ_PARAMS: &[&str] = &[
     "load_balance_hosts",
 ];
 
+/// libpq's default socket directory as Debian builds it, else upstream's.
+fn default_socket_dir() -> String {
+    if std::path::Path::new("/var/run/postgresql").is_dir() {
+        "/var/run/postgresql".into()
+    } else {
+        "/tmp".into()
+    }
+}
+
+/// libpq's default user: the operating system's user name.
+fn default_user() -> String {
+    // SAFETY: geteuid cannot fail; getpwuid returns a pointer into static
+    // storage (or null), read at once, on this thread.
+    let name = unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            None
+        } else {
+            Some(
+                std::ffi::CStr::from_ptr((*pw).pw_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    };
+    name.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "postgres".into())
+}
+
 impl DbUrl {
     pub fn parse(s: &str) -> Result<DbUrl, UrlError> {
-        let u = url::Url::parse(s.trim()).map_err(UrlError::NotAUrl)?;
-        if !matches!(u.scheme(), "postgres" | "postgresql") {
-            return Err(UrlError::Scheme(u.scheme().to_string()));
+        let t = s.trim();
+        if let Some((scheme, _)) = t.split_once("://")
+            && !scheme.contains(['=', ' '])
+            && !matches!(scheme, "postgres" | "postgresql")
+        {
+            return Err(UrlError::Scheme(scheme.to_string()));
         }
-        // libpq percent-decodes every part and never reads `+` as a space.
-        let decode = percent::decode;
-        let params = percent::query_pairs(u.query().unwrap_or_default());
-        let param = |k: &str| {
-            params
+        let ci = conninfo::ConnInfo::parse(t)?;
+        let get = |k: &str| ci.get(k).filter(|v| !v.is_empty());
+        // host=a,b and port=1,2: a single port applies to every host; an
+        // empty entry is the default (libpq's rules).
+        let hostaddr = get("hostaddr");
+        let hosts: Vec<&str> = get("host").or(hostaddr).unwrap_or("").split(',').collect();
+        let ports: Vec<&str> = get("port").unwrap_or("").split(',').collect();
+        if ports.len() > 1 && ports.len() != hosts.len() {
+            return Err(UrlError::Ports {
+                hosts: hosts.len(),
+                ports: ports.len(),
+            });
+        }
+        let mut list = Vec::with_capacity(hosts.len());
+        for (i, h) in hosts.iter().enumerate() {
+            let p = ports.get(i).or(ports.first()).copied().unwrap_or("").trim();
+            let port = if p.is_empty() {
+                5432
+            } else {
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| UrlError::Port(p.to_string()))?
+            };
+            let host = if h.is_empty() {
+                default_socket_dir()
+            } else {
+                h.to_string()
+            };
+            list.push((host, port));
+        }
+        let (host, port) = list
+            .first()
+            .cloned()
+            .unwrap_or((default_socket_dir(), 5432));
+        let user = get("user").map_or_else(default_user, str::to_string);
+        let password = ci.get("password").map(str::to_string);
+        let database = get("dbname").map_or_else(|| user.clone(), str::to_string);
+        let params: Vec<(String, String)> = if ci.uri {
+            match ci.query_at {
+                Some(q) => conninfo::query_params(&t[q..])?,
+                None => Vec::new(),
+            }
+        } else {
+            ci.pairs
                 .iter()
-                .find(|(pk, _)| pk == k)
-                .map(|(_, v)| v.clone())
+                .filter(|(k, _)| {
+                    !["host", "port", "user", "password", "dbname"].contains(&k.as_str())
+                })
+                .cloned()
+                .collect()
         };
-        let host = match u.host_str() {
-            Some(h) if !h.is_empty() => decode(h.trim_matches(['[', ']'])),
-            _ => param("host").unwrap_or_else(|| "localhost".into()),
-        };
-        let port = match param("port") {
-            Some(p) => p.parse().map_err(|_| UrlError::Port(p.clone()))?,
-            None => u.port().unwrap_or(5432),
-        };
-        let user = if u.username().is_empty() {
-            param("user").unwrap_or_else(|| "postgres".into())
-        } else {
-            decode(u.username())
-        };
-        let password = u.password().map(decode).or_else(|| param("password"));
-        let database = u.path().trim_start_matches('/');
-        let database = if database.is_empty() {
-            param("dbname").unwrap_or_else(|| user.clone())
-        } else {
-            decode(database)
-        };
-        if let Some(m) = param("sslmode") {
+        if let Some(m) = get("sslmode") {
             const MODES: [&str; 6] = [
                 "disable",
                 "allow",
@@ -82,10 +145,10 @@ impl DbUrl {
                 "verify-ca",
                 "verify-full",
             ];
-            if !MODES.contains(&m.as_str()) {
+            if !MODES.contains(&m) {
                 return Err(UrlError::SslMode {
-                    hint: crate::support::suggest::nearest(&m, MODES),
-                    given: m,
+                    hint: crate::support::suggest::nearest(m, MODES),
+                    given: m.to_string(),
                     modes: MODES.join(", "),
                 });
             }
@@ -93,6 +156,7 @@ impl DbUrl {
         Ok(DbUrl {
             host,
             port,
+            hosts: list,
             user,
             password,
             database,
@@ -118,10 +182,15 @@ impl DbUrl {
     /// A tokio-postgres configuration for this URL.
     pub fn config(&self, application_name: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.host(&self.host)
-            .port(self.port)
-            .user(&self.user)
-            .dbname(&self.database);
+        for (h, p) in &self.hosts {
+            c.host(h).port(*p);
+        }
+        if let Some(a) = self.param("hostaddr").and_then(|a| a.parse().ok())
+            && self.hosts.len() == 1
+        {
+            c.hostaddr(a);
+        }
+        c.user(&self.user).dbname(&self.database);
         if let Some(p) = &self.password {
             c.password(p);
         }
@@ -157,6 +226,11 @@ impl DbUrl {
                 _ => {}
             }
         }
+        // libpq never asks for TLS over a unix-domain socket, whatever the
+        // sslmode (and a socket path is no name to verify a certificate for).
+        if self.hosts.iter().all(|(h, _)| h.starts_with('/')) {
+            c.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
         c
     }
 
@@ -173,10 +247,29 @@ impl DbUrl {
 /// as written; the new values are percent-encoded (a space is `%20`, which
 /// libpq reads back as a space, where a form encoder's `+` would stay a plus).
 pub fn with_params(url: &str, set: &[(&str, String)]) -> Result<String, UrlError> {
-    let mut u = url::Url::parse(url).map_err(UrlError::NotAUrl)?;
-    let mut pairs: Vec<(String, String)> = u
-        .query()
-        .unwrap_or_default()
+    let url = url.trim();
+    let ci = conninfo::ConnInfo::parse(url)?;
+    if !ci.uri {
+        // key=value: the keyword replaced or added, quoted as libpq reads it.
+        let mut pairs = ci.pairs;
+        for (k, v) in set {
+            match pairs.iter_mut().find(|(pk, _)| pk == k) {
+                Some(p) => p.1 = v.clone(),
+                None => pairs.push((k.to_string(), v.clone())),
+            }
+        }
+        let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        let out: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", quote(v)))
+            .collect();
+        return Ok(out.join(" "));
+    }
+    let (head, query) = match ci.query_at {
+        Some(q) => (&url[..q - 1], &url[q..]),
+        None => (url, ""),
+    };
+    let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|kv| !kv.is_empty())
         .map(|kv| {
@@ -192,8 +285,7 @@ pub fn with_params(url: &str, set: &[(&str, String)]) -> Result<String, UrlError
         }
     }
     let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    u.set_query(Some(&query.join("&")));
-    Ok(u.to_string())
+    Ok(format!("{head}?{}", query.join("&")))
 }
 
 #[cfg(test)]
@@ -282,5 +374,76 @@ mod tests {
             s,
             "postgresql://u:p@h:1/d?schema=public&connection_limit=50&pool_timeout=30"
         );
+    }
+
+    /// Passwords with every character that means something in a URL, as
+    /// they must be written (percent-encoded) and as a key=value string
+    /// (quoted), give the same password; hosts as IPv6, sockets, lists.
+    #[test]
+    fn passwords_hosts_and_sockets_as_libpq_reads_them() {
+        let pw = "p+w&d% @:/?#x y'\\";
+        let enc = percent::encode(pw);
+        let u = DbUrl::parse(&format!("postgresql://chat:{enc}@[::1]:6543/chat_db")).expect("url");
+        assert_eq!(u.password.as_deref(), Some(pw));
+        assert_eq!((u.host.as_str(), u.port), ("::1", 6543));
+        let kv = with_params(
+            "host=::1 port=6543 user=chat dbname=chat_db",
+            &[("password", pw.into())],
+        )
+        .expect("kv");
+        let k = DbUrl::parse(&kv).expect("kv parses");
+        assert_eq!(
+            (
+                k.password.as_deref(),
+                k.host.as_str(),
+                k.port,
+                k.user.as_str(),
+                k.database.as_str()
+            ),
+            (Some(pw), "::1", 6543, "chat", "chat_db")
+        );
+        // A raw `+` and `@` as libpq reads them: the first `@` ends the password.
+        let u = DbUrl::parse("postgresql://u:a+b@h/d").expect("url");
+        assert_eq!(u.password.as_deref(), Some("a+b"));
+        // Unix sockets: %2F-encoded in the host, or host= in the query.
+        let u = DbUrl::parse("postgresql://u@%2Fvar%2Frun%2Fpostgresql:5433/d").expect("url");
+        assert_eq!((u.host.as_str(), u.port), ("/var/run/postgresql", 5433));
+        let u = DbUrl::parse("postgresql:///d?host=/tmp&port=5434").expect("url");
+        assert_eq!(
+            (u.host.as_str(), u.port, u.database.as_str()),
+            ("/tmp", 5434, "d")
+        );
+        let u = DbUrl::parse("host=/var/run/postgresql dbname=d user=u").expect("kv");
+        assert_eq!((u.host.as_str(), u.port), ("/var/run/postgresql", 5432));
+        // Several hosts: each with its port, or one port for all.
+        let u = DbUrl::parse("postgresql://u@a:1,b:2,[::1]/d").expect("url");
+        assert_eq!(
+            u.hosts,
+            vec![("a".into(), 1), ("b".into(), 2), ("::1".into(), 5432)]
+        );
+        let u = DbUrl::parse("host=a,b port=7 user=u").expect("kv");
+        assert_eq!(u.hosts, vec![("a".into(), 7), ("b".into(), 7)]);
+        assert!(matches!(
+            DbUrl::parse("host=a,b,c port=1,2"),
+            Err(UrlError::Ports { hosts: 3, ports: 2 })
+        ));
+        // No host at all: libpq's socket directory; the user defaults to the OS user.
+        let u = DbUrl::parse("postgresql:///d").expect("url");
+        assert!(u.host.starts_with('/'), "{}", u.host);
+        assert!(!u.user.is_empty());
+        // Parameters as libpq reads them: the last wins, Prisma's kept.
+        let u = DbUrl::parse(
+            "postgresql://u@h/d?connection_limit=5&sslmode=disable&connection_limit=9",
+        )
+        .expect("url");
+        assert_eq!(u.param("connection_limit"), Some("9"));
+        assert_eq!(u.param("sslmode"), Some("disable"));
+        for bad in [
+            "postgresql://u@h:99999/d",
+            "postgresql://u@h:x/d",
+            "postgresql://h?zzz",
+        ] {
+            assert!(DbUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

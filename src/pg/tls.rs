@@ -156,14 +156,40 @@ fn load_roots(p: &Policy) -> Result<rustls::RootCertStore, TlsSetupError> {
 }
 
 /// The TLS connector for this URL's policy.
-pub fn connector(u: &DbUrl) -> Result<MakeRustlsConnect, TlsSetupError> {
+pub fn connector(u: &DbUrl) -> Result<Connector, TlsSetupError> {
     Policy::of(u)?.connector()
+}
+
+/// The rustls connector, given a name for a unix-domain socket too:
+/// tokio-postgres asks for a TLS connector for every host before it knows
+/// whether TLS is used, with an empty name for a socket, which rustls
+/// refuses as a server name. Over a socket TLS is never used (as in libpq:
+/// [`DbUrl::config`] disables it), so the placeholder name is never checked.
+#[derive(Clone)]
+pub struct Connector(MakeRustlsConnect);
+
+impl<S> tokio_postgres::tls::MakeTlsConnect<S> for Connector
+where
+    MakeRustlsConnect: tokio_postgres::tls::MakeTlsConnect<S>,
+{
+    type Stream = <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Stream;
+    type TlsConnect = <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::TlsConnect;
+    type Error = <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        let name = if domain.is_empty() {
+            "localhost"
+        } else {
+            domain
+        };
+        tokio_postgres::tls::MakeTlsConnect::<S>::make_tls_connect(&mut self.0, name)
+    }
 }
 
 impl Policy {
     /// The connector (roots are only loaded when the certificate is
     /// verified, so a plain local connection costs nothing).
-    pub fn connector(&self) -> Result<MakeRustlsConnect, TlsSetupError> {
+    pub fn connector(&self) -> Result<Connector, TlsSetupError> {
         let provider = crate::support::tls::provider();
         let verifier: Arc<dyn ServerCertVerifier> = match self.verify {
             Verify::None => Arc::new(crate::support::tls::Unchecked(provider.clone())),
@@ -189,7 +215,7 @@ impl Policy {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
-        Ok(MakeRustlsConnect::new(config))
+        Ok(Connector(MakeRustlsConnect::new(config)))
     }
 }
 

@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod chat_backend;
 pub mod dotpath;
 pub mod duration;
+pub mod limits;
 pub mod percent;
 pub mod redact;
 pub mod safety;
