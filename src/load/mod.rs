@@ -27,6 +27,7 @@ pub mod breaking;
 pub mod closed;
 pub mod compare;
 pub mod evidence;
+pub mod export;
 pub mod html;
 pub mod k6;
 pub mod monitor;
