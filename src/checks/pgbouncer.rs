@@ -49,19 +49,19 @@ pub struct Params {
     /// The app's pool when its URL sets no connection_limit (default 50: the seed's backend appends it).
     pub default_pool: Option<u32>,
     /// Planned load: virtual users (default 120).
-    #[serde(default = "vus_default")]
+    #[serde(default = "crate::poolcalc::seed::vus")]
     pub vus: f64,
     /// Planned load: share of VUs querying at a time (default 0.7).
-    #[serde(default = "ratio_default")]
+    #[serde(default = "crate::poolcalc::seed::activity_ratio")]
     pub activity_ratio: f64,
     /// Planned load: average transaction time in milliseconds (default 150).
-    #[serde(default = "query_ms_default")]
+    #[serde(default = "crate::poolcalc::seed::query_ms")]
     pub query_ms: f64,
     /// Burst multiplier (default 3).
-    #[serde(default = "burst_default")]
+    #[serde(default = "crate::poolcalc::seed::burst")]
     pub burst: f64,
     /// Connections for health checks and background tasks (default 10).
-    #[serde(default = "overhead_default")]
+    #[serde(default = "crate::poolcalc::seed::overhead")]
     pub overhead: f64,
     /// Longest acceptable wait in PgBouncer's queue, seconds (default 1): beyond it, clients waiting fail the check.
     #[serde(default = "max_wait_default")]
@@ -76,21 +76,6 @@ fn default_var() -> String {
 }
 fn one() -> u32 {
     1
-}
-fn vus_default() -> f64 {
-    120.0
-}
-fn ratio_default() -> f64 {
-    0.7
-}
-fn query_ms_default() -> f64 {
-    150.0
-}
-fn burst_default() -> f64 {
-    3.0
-}
-fn overhead_default() -> f64 {
-    10.0
 }
 fn max_wait_default() -> f64 {
     1.0

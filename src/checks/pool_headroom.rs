@@ -40,19 +40,19 @@ pub struct Params {
     #[serde(default)]
     pub other_connections: u32,
     /// Planned load: virtual users (default 120, the seed's).
-    #[serde(default = "vus_default")]
+    #[serde(default = "crate::poolcalc::seed::vus")]
     pub vus: f64,
     /// Planned load: share of VUs querying at a time (default 0.7).
-    #[serde(default = "ratio_default")]
+    #[serde(default = "crate::poolcalc::seed::activity_ratio")]
     pub activity_ratio: f64,
     /// Planned load: average query time in milliseconds (default 150).
-    #[serde(default = "query_ms_default")]
+    #[serde(default = "crate::poolcalc::seed::query_ms")]
     pub query_ms: f64,
     /// Burst multiplier (default 3).
-    #[serde(default = "burst_default")]
+    #[serde(default = "crate::poolcalc::seed::burst")]
     pub burst: f64,
     /// Connections for health checks and background tasks (default 10).
-    #[serde(default = "overhead_default")]
+    #[serde(default = "crate::poolcalc::seed::overhead")]
     pub overhead: f64,
 }
 
@@ -61,21 +61,6 @@ fn default_var() -> String {
 }
 fn one() -> u32 {
     1
-}
-fn vus_default() -> f64 {
-    120.0
-}
-fn ratio_default() -> f64 {
-    0.7
-}
-fn query_ms_default() -> f64 {
-    150.0
-}
-fn burst_default() -> f64 {
-    3.0
-}
-fn overhead_default() -> f64 {
-    10.0
 }
 
 /// The seed's backend appends `connection_limit=${DATABASE_POOL_SIZE:-50}`

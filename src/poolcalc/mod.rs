@@ -15,6 +15,31 @@ use serde::Serialize;
 /// The seed's ceiling: never use more than 70% of the usable connections.
 pub const CEILING: f64 = 0.70;
 
+/// The seed's load shape, the default of every pool computation (pool-calc,
+/// and the `pool_headroom` and `pgbouncer` checks' parameters).
+pub mod seed {
+    /// 120 virtual users.
+    pub fn vus() -> f64 {
+        120.0
+    }
+    /// 70% of them waiting on a query at any moment.
+    pub fn activity_ratio() -> f64 {
+        0.70
+    }
+    /// 150 ms a query.
+    pub fn query_ms() -> f64 {
+        150.0
+    }
+    /// Bursts three times the mean.
+    pub fn burst() -> f64 {
+        3.0
+    }
+    /// 10 connections for health checks and background tasks.
+    pub fn overhead() -> f64 {
+        10.0
+    }
+}
+
 /// How the pool size is rounded from the computed demand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -89,12 +114,12 @@ impl Default for Inputs {
     fn default() -> Self {
         Inputs {
             load: Load::Vus {
-                vus: 120.0,
-                activity_ratio: 0.70,
+                vus: seed::vus(),
+                activity_ratio: seed::activity_ratio(),
             },
-            query_s: 0.150,
-            burst: 3.0,
-            overhead: 10.0,
+            query_s: seed::query_ms() / 1000.0,
+            burst: seed::burst(),
+            overhead: seed::overhead(),
             rounding: Rounding::Tens,
             replicas: 1,
             other_connections: 0,
