@@ -519,6 +519,15 @@ pub fn markdown(r: &RunResult, red: &Redactor) -> String {
         }
     }
     let _ = write!(o, "{}", db_down_lines(r));
+    // PgBouncer's pools per stage, as a list.
+    let mut pb = String::new();
+    pgbouncer_lines(&mut pb, r);
+    for line in pb.lines() {
+        let _ = match line.strip_prefix("  ") {
+            Some(stage) => writeln!(o, "- {stage}"),
+            None => writeln!(o, "{line}"),
+        };
+    }
     let _ = writeln!(
         o,
         "\nGenerator CPU {:.0}% of one core, peak RSS {} MB.",

@@ -83,6 +83,21 @@ pub fn warnings(stages: &[StageEvidence]) -> Vec<Warning> {
                 ),
             );
         }
+        if let Some(b) = &e.pgbouncer
+            && b.max_waiting > 0
+        {
+            w(
+                Cause::PgbouncerQueue,
+                &e.stage,
+                format!(
+                    "up to {} client(s) waited in PgBouncer for a server connection (maxwait {:.1} s, {} server connection(s) of pool {})",
+                    b.max_waiting,
+                    b.max_maxwait_s,
+                    b.max_servers,
+                    b.pool_size.map_or("?".into(), |p| p.to_string())
+                ),
+            );
+        }
         if let (Some(s), Some(u)) = (e.max_server_sessions, e.usable_connections)
             && u > 0
             && s * 10 >= u * 8
@@ -183,6 +198,40 @@ mod tests {
             p95_limit_ms: Some(200.0),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn clients_waiting_in_pgbouncer_warn_before_they_break_a_stage() {
+        let mut e = st("crowd");
+        e.pgbouncer = Some(super::super::evidence::BouncerQueue {
+            database: Some("chat_backend_db".into()),
+            max_waiting: 32,
+            max_maxwait_s: 0.04,
+            max_servers: 20,
+            pool_size: Some(20),
+            max_clients: 80,
+            waiting_from_s: Some(3.0),
+        });
+        let w = warnings(&[e]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].cause, Cause::PgbouncerQueue);
+        assert!(
+            w[0].message.contains("up to 32 client(s) waited"),
+            "{}",
+            w[0].message
+        );
+        assert!(w[0].message.contains("20 server connection(s) of pool 20"));
+        let mut quiet = st("calm");
+        quiet.pgbouncer = Some(super::super::evidence::BouncerQueue {
+            database: None,
+            max_waiting: 0,
+            max_maxwait_s: 0.0,
+            max_servers: 4,
+            pool_size: Some(20),
+            max_clients: 10,
+            waiting_from_s: None,
+        });
+        assert!(warnings(&[quiet]).is_empty());
     }
 
     #[test]

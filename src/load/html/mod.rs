@@ -94,8 +94,11 @@ pub fn page(r: &RunResult, comparison: Option<&str>, red: &Redactor) -> String {
     }
     o.push_str("</header><section id=\"charts\"><h2>Per second</h2>");
     let mut data = Vec::new();
-    for (i, def) in series::CHARTS.iter().enumerate() {
-        let (svg, d) = chart::render(def, &t, &r.backend, i);
+    for def in series::CHARTS {
+        let (svg, d) = chart::render(def, &t, &r.backend, data.len());
+        if def.optional && d.is_null() {
+            continue;
+        }
         o.push_str(&svg);
         data.push(d);
     }
@@ -242,8 +245,25 @@ fn notes(o: &mut String, r: &RunResult) {
                 .map(|u| format!("{}: {u}", s.stage.name))
         })
         .collect();
+    for s in &r.stages {
+        if let (Some(down), Some(from)) = (s.watch.db_down_s, s.watch.db_down_from_s)
+            && down > 0
+        {
+            n.push(format!(
+                "{}: PostgreSQL did not answer the sampler for {down} s (from {from:.0} s into the run); the gap in the session chart is that time",
+                s.stage.name
+            ));
+        }
+    }
     n.extend(r.backend.database_note.iter().cloned());
     n.extend(r.backend.statements_note.iter().cloned());
+    n.extend(
+        r.backend
+            .pgbouncer
+            .iter()
+            .map(|p| format!("PgBouncer: {p}")),
+    );
+    n.extend(r.backend.pgbouncer_note.iter().cloned());
     n.push(format!(
         "generator: {:.0}% CPU (of one core) over {:.1} s, peak RSS {} MB",
         r.generator.cpu_pct,

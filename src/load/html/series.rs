@@ -3,6 +3,7 @@
 //! reference lines (a stage's p95 bound, the pool's connection_limit).
 //! A new series is one more line in [`CHARTS`]; a new chart one more entry.
 
+use super::super::bouncer::BouncerSample;
 use super::super::monitor::Backend;
 use super::chart::Scale;
 use super::timeline::{Row, Timeline};
@@ -37,6 +38,9 @@ pub struct ChartDef {
     pub refs: fn(&Timeline, &Backend) -> Vec<RefLine>,
     /// What an empty chart means.
     pub empty: &'static str,
+    /// Left out of the report when it has nothing to draw (a component the
+    /// run did not have, as PgBouncer), instead of saying why it is empty.
+    pub optional: bool,
 }
 
 const MB: f64 = 1_048_576.0;
@@ -65,6 +69,23 @@ const fn rare(
 
 fn err(r: &Row, f: fn(&super::super::stats::ErrorCounts) -> u64) -> Option<f64> {
     r.sec.map(|p| f(&p.errors) as f64)
+}
+
+fn bouncer(r: &Row, f: fn(&BouncerSample) -> f64) -> Option<f64> {
+    r.sample.and_then(|x| x.pgbouncer.as_ref()).map(f)
+}
+
+fn bouncer_limits(t: &Timeline, b: &Backend) -> Vec<RefLine> {
+    let end = t.rows.len().saturating_sub(1) as f64;
+    b.pgbouncer_pool_size
+        .map(|n| RefLine {
+            name: format!("default_pool_size {n}"),
+            color: "#343a40",
+            spans: vec![(0.0, end, f64::from(n))],
+            key: true,
+        })
+        .into_iter()
+        .collect()
 }
 
 fn no_refs(_: &Timeline, _: &Backend) -> Vec<RefLine> {
@@ -125,6 +146,7 @@ pub const CHARTS: &[ChartDef] = &[
         ],
         refs: no_refs,
         empty: "no request finished",
+        optional: false,
     },
     ChartDef {
         id: "errors",
@@ -143,6 +165,7 @@ pub const CHARTS: &[ChartDef] = &[
         ],
         refs: no_refs,
         empty: "none: no request failed",
+        optional: false,
     },
     ChartDef {
         id: "latency",
@@ -156,6 +179,7 @@ pub const CHARTS: &[ChartDef] = &[
         ],
         refs: p95_bounds,
         empty: "no request finished with a latency",
+        optional: false,
     },
     ChartDef {
         id: "sessions",
@@ -178,6 +202,30 @@ pub const CHARTS: &[ChartDef] = &[
         ],
         refs: pool_limits,
         empty: "no database samples (give --database-url)",
+        optional: false,
+    },
+    ChartDef {
+        id: "pgbouncer",
+        title: "PgBouncer pools of the target database (max per second)",
+        unit: "",
+        scale: Scale::Linear,
+        series: &[
+            s("clients", "#1c7ed6", |r| {
+                bouncer(r, |b| f64::from(b.clients))
+            }),
+            s("clients waiting", "#c92a2a", |r| {
+                bouncer(r, |b| f64::from(b.cl_waiting))
+            }),
+            s("server connections", "#2b8a3e", |r| {
+                bouncer(r, |b| f64::from(b.servers))
+            }),
+            s("servers active", "#f08c00", |r| {
+                bouncer(r, |b| f64::from(b.sv_active))
+            }),
+        ],
+        refs: bouncer_limits,
+        empty: "PgBouncer was not sampled",
+        optional: true,
     },
     ChartDef {
         id: "memory",
@@ -204,6 +252,7 @@ pub const CHARTS: &[ChartDef] = &[
         ],
         refs: no_refs,
         empty: "no memory figures (the backend is not local and its health endpoint reports no memory)",
+        optional: false,
     },
     ChartDef {
         id: "cpu",
@@ -226,5 +275,6 @@ pub const CHARTS: &[ChartDef] = &[
         ],
         refs: no_refs,
         empty: "no CPU figures (the backend is not on this machine)",
+        optional: false,
     },
 ];

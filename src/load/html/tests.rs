@@ -2,6 +2,7 @@
 //! 20.5 minutes of load, six 30 s cooldowns and a warm-up: about 24
 //! minutes) with every series present: it must stay under 1 MB.
 
+use super::super::bouncer::BouncerSample;
 use super::super::evidence::Details;
 use super::super::monitor::{Backend, LockSample, Sample, summarize};
 use super::super::persecond::PerSecond;
@@ -48,7 +49,14 @@ fn stage(
             t_s: offset + f,
             db_samples: 5,
             db_up: Some(true),
-            pgbouncer: None,
+            pgbouncer: Some(BouncerSample {
+                cl_active: 40 + (i % 7) as u32,
+                cl_waiting: (i % 11 == 0) as u32 * 3,
+                sv_active: 12 + (i % 5) as u32,
+                servers: 20,
+                maxwait_s: 0.0,
+                clients: 43 + (i % 7) as u32,
+            }),
             active: Some((vus / 3).min(50) + (i % 4) as u32),
             idle: Some(10 + (i % 3) as u32),
             idle_in_transaction: Some((i % 5 == 0) as u32),
@@ -157,6 +165,7 @@ pub(crate) fn seed_run() -> RunResult {
         backend: Backend {
             pid: Some(4242),
             connection_limit: Some(50),
+            pgbouncer_pool_size: Some(20),
             usable_connections: Some(97),
             ..Backend::default()
         },
@@ -193,8 +202,9 @@ fn a_seed_length_run_with_every_series_stays_under_a_megabyte() {
             );
         }
     }
-    assert_eq!(html.matches("<path class=\"line").count(), 22);
+    assert_eq!(html.matches("<path class=\"line").count(), 26);
     assert!(html.contains("connection_limit 50"));
+    assert!(html.contains("default_pool_size 20"));
     assert!(html.contains("stage p95 bound"));
     for (name, ..) in SEED_STAGES {
         assert!(html.contains(&format!("<title>{name}</title>")), "{name}");
@@ -232,4 +242,13 @@ fn series_without_data_are_left_out_and_empty_charts_say_why() {
     assert!(html.contains("<section id=\"cmp\">"));
     assert_eq!(html.matches("<path class=\"line").count(), 4);
     assert!(html.contains("none: no request failed"));
+    // a component the run did not have is left out, not drawn empty, and
+    // the hover data stays aligned with the charts shown
+    assert!(!html.contains("chart-pgbouncer"));
+    assert!(!html.contains("PgBouncer was not sampled"));
+    let shown = series::CHARTS.len() - 1;
+    for i in 0..shown {
+        assert!(html.contains(&format!("data-chart=\"{i}\"")), "{i}");
+    }
+    assert!(!html.contains(&format!("data-chart=\"{shown}\"")));
 }
