@@ -31,6 +31,6 @@ pub fn run(only: Option<&str>) -> CommandResult {
         out.push('\n');
     }
     out.push_str("Every check also takes: id, kind, title, description, needs, timeout, retries, interval, root_cause, remedy; or `include: FILE` with overrides.\n");
-    print!("{out}");
+    out!("{out}");
     Ok(Outcome::Ok)
 }

@@ -6,6 +6,10 @@ use clap::CommandFactory;
 
 pub fn run(shell: clap_complete::Shell) -> CommandResult {
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "chatops", &mut std::io::stdout());
+    // Into a buffer first: clap_complete panics when its writer fails (a
+    // closed pipe).
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "chatops", &mut buf);
+    out!("{}", String::from_utf8_lossy(&buf));
     Ok(Outcome::Ok)
 }

@@ -114,11 +114,11 @@ pub async fn run(
         let total = steps.len();
         let mut last = Status::Fail;
         for (i, step) in steps.into_iter().enumerate() {
-            println!(
+            outln!(
                 "\n{}",
                 head(&format!("━━ Step {}/{total}: {} ━━", i + 1, step.title))
             );
-            println!("{}\n", step.story);
+            outln!("{}\n", step.story);
             match &step.knobs {
                 None => sb.stop_backend(),
                 Some(k) => {
@@ -148,7 +148,7 @@ pub async fn run(
             let run = session::run(&t, cancel.clone()).await.map_err(|e| {
                 CommandError::InvalidPlaybook(t.redactor(None).redact(&e.to_string()))
             })?;
-            print!(
+            out!(
                 "{}",
                 run.redactor
                     .redact(&report::render(&run.report, format, style))
@@ -158,7 +158,7 @@ pub async fn run(
             }
             last = run.report.status;
             if !step.fix.is_empty() {
-                println!(
+                outln!(
                     "\n{} {}",
                     if c {
                         "→ Remedy:".green().bold().to_string()
@@ -169,7 +169,7 @@ pub async fn run(
                 );
             }
         }
-        println!(
+        outln!(
             "\n{}",
             head(if last != Status::Fail {
                 "The sandbox passes the whole checklist. Point `chatops doctor --base-url … --database-url …` at a real backend next."

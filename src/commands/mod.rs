@@ -4,6 +4,22 @@
 //! Commands return a [`CommandResult`]; only [`main`] prints an error (once,
 //! redacted) and picks the exit code.
 
+/// `print!` and `println!` for what a command writes on standard output,
+/// without their panic when the reader has gone (`chatops schema | head`):
+/// a closed pipe ends nothing but the output.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod checks;
 pub mod cli;
 pub mod compare;

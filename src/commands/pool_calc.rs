@@ -189,7 +189,7 @@ pub async fn run(a: &PoolCalcArgs, color: bool) -> CommandResult {
         PoolCalcFormat::Json => render::json(&out).unwrap_or_default(),
         PoolCalcFormat::Markdown => render::markdown(&out),
     };
-    print!("{text}");
+    out!("{text}");
     let verdict = match &out.pgbouncer {
         Some(b) => b.plan.verdict,
         None => out.plan.verdict,

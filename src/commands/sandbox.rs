@@ -79,7 +79,7 @@ pub async fn run(a: &SandboxArgs) -> CommandResult {
             lines.push(format!("export CHATOPS_BACKEND_LOG='{}'", b.log.display()));
         }
         let text = lines.join("\n") + "\n";
-        println!("{text}");
+        outln!("{text}");
         eprintln!("sandbox up; Ctrl-C to stop and remove it");
         if let Some(f) = &a.env_file {
             crate::support::atomic::write(f, text.as_bytes())?;

@@ -4,7 +4,7 @@ use super::{CommandResult, Outcome};
 
 pub fn run() -> CommandResult {
     let schema = crate::playbook::schema::playbook_schema(crate::checks::registry());
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&schema).unwrap_or_default()
     );

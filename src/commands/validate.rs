@@ -12,7 +12,7 @@ pub fn run(args: ValidateArgs) -> CommandResult {
     let pb = t
         .load()
         .map_err(|e| CommandError::InvalidPlaybook(red.redact(&e.to_string())))?;
-    println!(
+    outln!(
         "{}: valid — {} phase(s), {} check(s)",
         red.redact(&pb.file),
         pb.phases.len(),

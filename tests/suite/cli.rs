@@ -267,3 +267,30 @@ fn demo_without_postgres_binaries_says_how_to_install_them() {
     assert!(r.stderr.contains("apt-get install"), "{}", r.stderr);
     assert!(r.stderr.contains("CHATOPS_PG_BINDIR"), "{}", r.stderr);
 }
+
+/// A reader that goes away (`chatops schema | head -1`) ends the output, not
+/// the process with a panic. The read end is closed before chatops writes a
+/// byte, so every write meets a closed pipe.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    for args in [
+        &["schema"][..],
+        &["checks"],
+        &["validate", "playbooks/pre-load-test.yaml"],
+        &["pool-calc", "--vus", "120"],
+        &["completions", "bash"],
+    ] {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chatops starts");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("chatops ends");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+    }
+}
