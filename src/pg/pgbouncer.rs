@@ -295,7 +295,17 @@ pub enum Server {
 /// answers `SHOW VERSION` is PgBouncer's console; PgBouncer also refuses a
 /// user that is not an admin or stats user with "not allowed", where
 /// PostgreSQL says the database does not exist (3D000).
+///
+/// First, without that login: a plain login to the URL's own database that
+/// finds PostgreSQL's own address and port (`inet_server_addr()`,
+/// `inet_server_port()`) at the URL's host and port is PostgreSQL itself,
+/// and is told so without the failed login to `pgbouncer` that a plain
+/// PostgreSQL would write to its log. Through a pooler (or a port mapping)
+/// they differ, and the console is asked.
 pub async fn identify(url: &DbUrl, timeout: Duration) -> Server {
+    if answers_as_itself(url, timeout).await {
+        return Server::PostgreSql;
+    }
     match connect_console(url, timeout).await {
         Ok(c) => match tokio::time::timeout(timeout, show(&c, "VERSION")).await {
             Ok(Ok(rows)) => Server::PgBouncer {
@@ -322,6 +332,49 @@ pub async fn identify(url: &DbUrl, timeout: Duration) -> Server {
             reason: e.to_string(),
         },
     }
+}
+
+/// Whether the server at `url` is PostgreSQL at exactly that address and
+/// port (so nothing sits in between). False when it cannot tell.
+async fn answers_as_itself(url: &DbUrl, timeout: Duration) -> bool {
+    if url.host.starts_with('/') {
+        return false; // a socket: PostgreSQL reports no address for it
+    }
+    let work = async {
+        let c = connect(url, "chatops", timeout).await.ok()?;
+        let msgs = c
+            .simple_query("SELECT host(inet_server_addr()), inet_server_port()")
+            .await
+            .ok()?;
+        let row = msgs.into_iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })?;
+        let addr: std::net::IpAddr = row.get(0)?.parse().ok()?;
+        let port: u16 = row.get(1)?.parse().ok()?;
+        if port != url.port {
+            return Some(false);
+        }
+        let host = url.host.trim_start_matches('[').trim_end_matches(']');
+        let ours: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((host, url.port))
+                .await
+                .ok()?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        Some(same_endpoint(addr, &ours))
+    };
+    matches!(tokio::time::timeout(timeout, work).await, Ok(Some(true)))
+}
+
+/// PostgreSQL's own address among the URL host's addresses (`localhost`
+/// resolves to ::1 and 127.0.0.1; the server reports the one connected to).
+/// Exactly: a PgBouncer on 127.0.0.2:5432 in front of PostgreSQL on
+/// 127.0.0.1:5432 is another endpoint.
+fn same_endpoint(server: std::net::IpAddr, url_addrs: &[std::net::IpAddr]) -> bool {
+    url_addrs.contains(&server)
 }
 
 #[cfg(test)]
@@ -386,5 +439,22 @@ mod tests {
         let c = count_clients(&rows);
         assert_eq!(c.get(&("chat".into(), "active".into())), Some(&2));
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn the_same_endpoint_is_one_of_the_hosts_addresses() {
+        let ip = |t: &str| {
+            t.parse::<std::net::IpAddr>()
+                .unwrap_or_else(|_| panic!("{t}"))
+        };
+        assert!(same_endpoint(
+            ip("127.0.0.1"),
+            &[ip("::1"), ip("127.0.0.1")]
+        ));
+        assert!(!same_endpoint(ip("127.0.0.1"), &[ip("127.0.0.2")]));
+        assert!(same_endpoint(ip("10.0.0.5"), &[ip("10.0.0.5")]));
+        // a port mapping or a pooler on another host: ask the console
+        assert!(!same_endpoint(ip("172.17.0.2"), &[ip("10.0.0.5")]));
+        assert!(!same_endpoint(ip("10.0.0.6"), &[ip("127.0.0.1")]));
     }
 }

@@ -332,3 +332,49 @@ fn watch_connections_shows_pgbouncers_pools_and_exports_them() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Telling PostgreSQL from PgBouncer at a URL whose port says nothing: the
+/// plain PostgreSQL URL is told apart by a normal login (its own address and
+/// port), so its log gets no failed login to database `pgbouncer`; the same
+/// login through PgBouncer on a free port finds PostgreSQL's port differs,
+/// and the console then says PgBouncer.
+#[test]
+fn identify_leaves_no_failed_login_in_postgresqls_log_and_finds_pgbouncer_on_any_port() {
+    use chatops::pg::DbUrl;
+    use chatops::pg::pgbouncer::{Server, identify};
+    let rt = runtime();
+    let mut sb = sandbox(&rt);
+    bouncer(&mut sb, BouncerOptions::default());
+    let t = std::time::Duration::from_secs(5);
+    let log = sb.pg.log_path();
+    let before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+
+    let direct = DbUrl::parse(&sb.db_url).expect("the sandbox's URL");
+    assert_eq!(rt.block_on(identify(&direct, t)), Server::PostgreSql);
+
+    let b = sb.pgbouncer.as_ref().expect("pgbouncer");
+    assert_ne!(b.port, 6432, "a free port, so the port says nothing");
+    let through = DbUrl::parse(&b.url(
+        chatops::sandbox::pgbouncer::STATS_USER,
+        chatops::sandbox::pgbouncer::STATS_PASSWORD,
+        "chat_backend_db",
+    ))
+    .expect("url");
+    let through_admin =
+        DbUrl::parse(&b.url("postgres", sb.pg.password(), "chat_backend_db")).expect("url");
+    let found = [through, through_admin]
+        .iter()
+        .map(|u| rt.block_on(identify(u, t)))
+        .collect::<Vec<_>>();
+    assert!(
+        found.iter().all(|s| matches!(s, Server::PgBouncer { .. })),
+        "{found:?}"
+    );
+
+    let written = std::fs::read(&log).unwrap_or_default();
+    let since = String::from_utf8_lossy(&written[(before as usize).min(written.len())..]);
+    assert!(
+        !since.contains("database \"pgbouncer\" does not exist"),
+        "PostgreSQL's log:\n{since}"
+    );
+}
