@@ -1,58 +1,24 @@
 //! Per-second series of a stage: requests, successes, errors by class and
 //! latency percentiles of the requests that finished in each second, from
-//! a per-second HDR histogram. Each task counts into its own [`Interval`]
+//! a per-second HDR histogram. Each task counts into its own `second` ([`KindStats`])
 //! (one more histogram record per request, under the lock it already
 //! takes); once a second the runner swaps every task's interval for an
 //! empty one and merges them ([`Collector::sweep`]), so the hot path never
 //! waits for the merge and nothing is allocated while the load runs.
 
-use super::outcome::Outcome;
 use super::shared::Slot;
-use super::stats::{ErrorCounts, new_histogram};
-use hdrhistogram::Histogram;
+use super::stats::{ErrorCounts, KindStats};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
-/// What one task measured since the last sweep.
-#[derive(Debug, Clone)]
-pub struct Interval {
-    pub hist: Histogram<u64>,
-    pub ok: u64,
-    pub errors: ErrorCounts,
-}
-
-impl Default for Interval {
-    fn default() -> Self {
-        Interval {
-            hist: new_histogram(),
-            ok: 0,
-            errors: ErrorCounts::default(),
-        }
-    }
-}
-
-impl Interval {
-    pub fn record(&mut self, latency: Duration, o: Outcome) {
-        if o.has_latency() {
-            let us = (latency.as_micros() as u64).max(1);
-            self.hist.saturating_record(us);
-        }
-        match o {
-            Outcome::Ok(_) => self.ok += 1,
-            Outcome::Err { class, .. } => self.errors.bump(class),
-        }
-    }
-
-    fn merge(&mut self, o: &Interval) {
-        let _ = self.hist.add(&o.hist);
-        self.ok += o.ok;
-        self.errors.add(&o.errors);
-    }
-
+/// What a task measured since the last sweep is a [`KindStats`] (its
+/// `second`), emptied at each sweep.
+impl KindStats {
+    /// Empties it, keeping the histogram's allocation.
     fn reset(&mut self) {
         self.hist.reset();
         self.ok = 0;
         self.errors = ErrorCounts::default();
+        self.pool_timeouts = 0;
     }
 
     /// The second ending `t_s` seconds into the stage.
@@ -62,7 +28,7 @@ impl Interval {
         let lat = |q: f64| (!h.is_empty()).then(|| ms(h.value_at_quantile(q)));
         PerSecond {
             t_s,
-            requests: self.ok + self.errors.total(),
+            requests: self.requests(),
             ok: self.ok,
             errors: self.errors.clone(),
             p50_ms: lat(0.50),
@@ -95,11 +61,11 @@ pub struct PerSecond {
 /// Merges the tasks' intervals once a second.
 #[derive(Default)]
 pub struct Collector {
-    spare: Interval,
-    acc: Interval,
+    spare: KindStats,
+    acc: KindStats,
     /// The last second taken, kept until the next sweep so that a short
     /// tail at the stage's end can join it.
-    last: Interval,
+    last: KindStats,
 }
 
 impl Collector {
@@ -128,7 +94,7 @@ impl Collector {
     /// a second later (so no two points share a second).
     pub fn finish(&mut self, slots: &[Slot], t_s: f64, seconds: &mut Vec<PerSecond>) {
         self.gather(slots);
-        if self.acc.ok + self.acc.errors.total() == 0 {
+        if self.acc.requests() == 0 {
             return;
         }
         match seconds.last_mut() {
@@ -143,10 +109,11 @@ impl Collector {
 
 #[cfg(test)]
 mod tests {
-    use super::super::outcome::ErrClass;
+    use super::super::outcome::{ErrClass, Outcome};
     use super::super::stats::TaskStats;
     use super::*;
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     #[test]
     fn sweeps_take_each_second_once_with_classes_and_percentiles() {

@@ -170,7 +170,7 @@ pub struct TaskStats {
     /// [`BODIES_PER_STAGE`] once merged.
     pub bodies: Vec<ErrorBody>,
     /// What finished since the runner's last per-second sweep.
-    pub second: super::persecond::Interval,
+    pub second: KindStats,
 }
 
 /// Error bodies kept per task, and per stage once merged.
