@@ -9,7 +9,7 @@ use crate::diagnose::load::ExitEvidence;
 use crate::diagnose::witness;
 use crate::pg::{DbUrl, activity, waits};
 use crate::probe::http::{MaxBody, read_body};
-use crate::probe::{log, process, threads};
+use crate::probe::{health, log, process, threads};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -430,25 +430,29 @@ impl Slow {
     async fn health(&mut self, s: &mut Sample, http: &reqwest::Client) {
         if let Some(h) = &self.health {
             // The whole exchange within 500 ms and its body within 64 KB: a
-            // health endpoint that floods or never ends costs nothing.
+            // health endpoint that floods or never ends costs nothing. Its
+            // figures are read as the exporter reads them (memory.heapUsed,
+            // "45.2 MB" strings, heapUsedMB keys…).
             let exchange = async {
                 let mut r = http.get(h).send().await.ok()?;
-                let body = read_body(&mut r, MaxBody(64 * 1024)).await.ok()?;
-                (!body.cut)
-                    .then(|| serde_json::from_slice::<serde_json::Value>(&body.bytes).ok())
-                    .flatten()
+                let status = r.status().as_u16();
+                let body = read_body(&mut r, MaxBody(health::MAX_HEALTH_BODY))
+                    .await
+                    .ok()?;
+                let v = health::body_json(&body);
+                (!v.is_null()).then(|| health::parse(status, &v))
             };
-            let v = tokio::time::timeout(Duration::from_millis(500), exchange)
+            let figures = tokio::time::timeout(Duration::from_millis(500), exchange)
                 .await
                 .ok()
                 .flatten();
-            match v.as_ref().and_then(|v| v["memory"]["heapUsed"].as_u64()) {
+            match figures.as_ref().and_then(|f| f.heap_used_bytes) {
                 Some(u) => {
-                    s.heap_used_bytes = Some(u);
-                    s.heap_total_bytes = v.and_then(|v| v["memory"]["heapTotal"].as_u64());
+                    s.heap_used_bytes = Some(u as u64);
+                    s.heap_total_bytes = figures.and_then(|f| f.heap_total_bytes).map(|t| t as u64);
                 }
                 // A health endpoint without memory figures: stop asking.
-                None if v.is_some() => self.health = None,
+                None if figures.is_some() => self.health = None,
                 None => {}
             }
         }

@@ -7,9 +7,9 @@
 //! exporter's own metrics named as postgres_exporter names its own
 //! (`pg_exporter_last_scrape_duration_seconds` → `chatops_exporter_…`).
 
-use super::health::BackendHealth;
 use super::prometheus::{exposition, gauge, label_value};
 use super::{Frame, Thresholds};
+use crate::probe::health::BackendHealth;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -267,7 +267,7 @@ mod tests {
     fn a_scrape_with_health_renders_every_family() {
         let s = Scrape {
             frame: up(),
-            health: Some(Ok(super::super::health::parse(
+            health: Some(Ok(crate::probe::health::parse(
                 200,
                 &serde_json::json!({"memory": {"heapUsed": 80, "heapTotal": 100, "rss": 300},
                                     "database": {"overall": "healthy"}}),

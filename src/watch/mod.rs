@@ -7,7 +7,6 @@
 
 pub mod bouncer;
 pub mod exporter;
-pub mod health;
 pub mod human;
 pub mod json;
 pub mod prometheus;

@@ -5,8 +5,8 @@
 //! flight finish (a bounded wait).
 
 use super::exporter::{Scrape, Settings, Totals, render};
-use super::health;
 use super::{Frame, Sampler};
+use crate::probe::health;
 use crate::probe::process;
 use bytes::Bytes;
 use http_body_util::Full;

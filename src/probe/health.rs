@@ -1,5 +1,6 @@
-//! The backend's own health figures for the exporter (`--health-url`):
-//! heapUsed, heapTotal and RSS, and the database status the backend reports.
+//! The backend's own health figures, as its health answer reports them:
+//! heapUsed, heapTotal and RSS, and the database status (the exporter's
+//! `--health-url`, and the load monitor's heap series).
 //!
 //! Real health endpoints differ. The seed's NestJS app answers
 //! `{"memory": process.memoryUsage(), "database": {"overall": "healthy", "database": "connected"}}`
@@ -9,6 +10,7 @@
 //! `{"info"|"error": {"database": {"status": "up"|"down"}}}`. The figures
 //! are read from the body whatever the status code.
 
+use super::http::{Body, MaxBody, read_body};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -162,26 +164,36 @@ fn database_status(body: &Value) -> Option<String> {
     None
 }
 
+/// A health answer is read up to this much: one that floods or never ends
+/// costs nothing more.
+pub const MAX_HEALTH_BODY: usize = 64 * 1024;
+
+/// The body as JSON; a body that is not JSON, or was cut, is Null (the
+/// status still tells something).
+pub fn body_json(body: &Body) -> Value {
+    if body.cut {
+        return Value::Null;
+    }
+    serde_json::from_slice(&body.bytes).unwrap_or(Value::Null)
+}
+
 /// One request to the health URL: the figures, or why there are none.
 pub async fn fetch(
     client: &reqwest::Client,
     url: &str,
     timeout: Duration,
 ) -> Result<BackendHealth, String> {
-    let answer = client
+    let mut answer = client
         .get(url)
         .timeout(timeout)
         .send()
         .await
         .map_err(|e| crate::probe::http::classify(&e).0.describe().to_string())?;
     let status = answer.status().as_u16();
-    let body = answer
-        .bytes()
+    let body = read_body(&mut answer, MaxBody(MAX_HEALTH_BODY))
         .await
         .map_err(|e| crate::probe::http::classify(&e).0.describe().to_string())?;
-    // A body that is not JSON still tells the status.
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    Ok(parse(status, &v))
+    Ok(parse(status, &body_json(&body)))
 }
 
 #[cfg(test)]
