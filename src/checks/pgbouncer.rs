@@ -111,7 +111,7 @@ pub struct Observed {
 
 /// The app's pool: its URL's connection_limit, else the default.
 fn app_pool(p: &Params, app: Option<&AppUrl>) -> (u32, String) {
-    match app.and_then(|a| a.url.param("connection_limit")?.parse::<u32>().ok()) {
+    match app.and_then(|a| a.url.connection_limit()) {
         Some(n) => (n, format!("connection_limit={n} in the app's {}", p.var)),
         None => {
             let n = p.default_pool.unwrap_or(50);

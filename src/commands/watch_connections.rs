@@ -123,10 +123,7 @@ pub async fn run(a: &WatchArgs, color: bool) -> CommandResult {
         health: false,
     };
     // The backend's DATABASE_URL, when it is the one given, says it too.
-    let url_limit = u
-        .param("connection_limit")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|l| *l > 0);
+    let url_limit = u.connection_limit();
     let exporter = |sampler| {
         Exporter::new(
             sampler,

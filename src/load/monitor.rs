@@ -7,7 +7,6 @@
 //! loop is in [`super::sampler`]; per-stage statement deltas in
 //! [`super::stage_db`].
 
-use crate::probe::process;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -270,17 +269,6 @@ impl Drop for Watcher {
             t.abort();
         }
     }
-}
-
-/// The backend process listening on the base URL's port, when it is local.
-pub fn local_backend(base_url: &str) -> Option<u32> {
-    let u = url::Url::parse(base_url).ok()?;
-    let host = u.host_str()?;
-    if !process::is_local_host(host) {
-        return None;
-    }
-    let port = u.port_or_known_default()?;
-    process::listeners(port).first().map(|p| p.pid)
 }
 
 pub use super::sampler::start;

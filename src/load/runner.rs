@@ -176,7 +176,7 @@ pub async fn run(
     let deadline = t0 + opts.max_total;
     let pid = opts
         .backend_pid
-        .or_else(|| monitor::local_backend(&opts.base_url));
+        .or_else(|| crate::probe::process::local_listener(&opts.base_url));
     let witness = super::witness::Witness::resolve(
         opts.backend_log.as_deref(),
         pid,

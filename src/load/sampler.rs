@@ -4,7 +4,7 @@
 //! the CPU of PostgreSQL, chatops and the machine. Every query runs under a
 //! statement timeout on a read-only session; chatops never writes.
 
-use super::monitor::{Backend, LockSample, Sample, Watcher, local_backend};
+use super::monitor::{Backend, LockSample, Sample, Watcher};
 use crate::diagnose::load::ExitEvidence;
 use crate::diagnose::witness;
 use crate::pg::{DbUrl, activity, waits};
@@ -107,7 +107,7 @@ pub async fn start(
         && let Some((_, u)) = env.iter().find(|(k, _)| k == "DATABASE_URL")
         && let Ok(db) = DbUrl::parse(u)
     {
-        backend.connection_limit = db.param("connection_limit").and_then(|v| v.parse().ok());
+        backend.connection_limit = db.connection_limit();
         backend.pool_timeout_s = db.param("pool_timeout").and_then(|v| v.parse().ok());
         backend_url = Some(db);
     }
@@ -461,7 +461,7 @@ impl Slow {
     /// The backend is gone: its log's last words, and who listens now.
     fn on_exit(&mut self, pid: u32, t_s: f64) {
         self.exited = true;
-        let new_pid = local_backend(&self.base_url).filter(|p| *p != pid);
+        let new_pid = process::local_listener(&self.base_url).filter(|p| *p != pid);
         let lines = self
             .log
             .as_deref()

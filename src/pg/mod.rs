@@ -171,6 +171,16 @@ impl DbUrl {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Prisma's pool size, when the URL sets a usable one (a whole number
+    /// above 0).
+    pub fn connection_limit(&self) -> Option<u32> {
+        self.param("connection_limit")?
+            .trim()
+            .parse()
+            .ok()
+            .filter(|l: &u32| *l > 0)
+    }
+
     /// Prisma's pool settings, as written (not defaulted).
     pub fn prisma(&self) -> BTreeMap<&'static str, Option<String>> {
         ["connection_limit", "pool_timeout", "connect_timeout"]

@@ -324,6 +324,16 @@ pub fn is_local_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_unspecified())
 }
 
+/// The pid of the local process listening on `url`'s port (the backend
+/// behind a base or health URL); None for another machine's URL.
+pub fn local_listener(url: &str) -> Option<u32> {
+    let u = url::Url::parse(url).ok()?;
+    if !is_local_host(u.host_str()?) {
+        return None;
+    }
+    listeners(u.port_or_known_default()?).first().map(|p| p.pid)
+}
+
 /// A `sysconf(3)` value, None when the system has no answer.
 fn sysconf(name: libc::c_int) -> Option<u64> {
     // SAFETY: sysconf takes an integer name and touches no memory of ours.

@@ -56,17 +56,12 @@ const LOOK_AGAIN: Duration = Duration::from_secs(30);
 /// The pid of the local process listening on the URL's port, and the
 /// `connection_limit` of its own DATABASE_URL (what Prisma reads).
 fn local_backend_limit(url: &str) -> Option<(u32, Option<u32>)> {
-    let u = url::Url::parse(url).ok()?;
-    if !process::is_local_host(u.host_str()?) {
-        return None;
-    }
-    let pid = process::listeners(u.port_or_known_default()?).first()?.pid;
+    let pid = process::local_listener(url)?;
     let limit = process::environ(pid)
         .ok()
         .and_then(|env| env.into_iter().find(|(k, _)| k == "DATABASE_URL"))
         .and_then(|(_, v)| crate::pg::DbUrl::parse(&v).ok())
-        .and_then(|d| d.param("connection_limit")?.trim().parse().ok())
-        .filter(|l: &u32| *l > 0);
+        .and_then(|d| d.connection_limit());
     Some((pid, limit))
 }
 
