@@ -10,7 +10,6 @@ use crate::common::*;
 use chatops::sandbox::pg::PgOptions;
 use chatops::sandbox::{Knobs, Sandbox};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -110,19 +109,6 @@ async fn pipe(
     }
 }
 
-fn spawn(args: &[String]) -> std::process::Child {
-    Command::new(bin())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("DATABASE_URL")
-        .env_remove("CHATOPS_BASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chatops")
-}
-
 fn strings(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
@@ -195,7 +181,7 @@ fn load_survives_a_postgresql_restart_and_reports_the_gap() {
     let url = start(&rt, &mut sb, Knobs::default());
     let export = scratch_dir().join(unique("chaos-pg"));
     let e = export.to_string_lossy().into_owned();
-    let child = spawn(&load_args(&url, &sb.db_url, "s:2:9s", Some(&e)));
+    let child = spawn_chatops(&load_args(&url, &sb.db_url, "s:2:9s", Some(&e)));
     until_running(child.id(), Duration::from_millis(1500));
     let t = Instant::now();
     rt.block_on(sb.stop_database()).expect("stop PostgreSQL");
@@ -262,7 +248,7 @@ fn stability_reports_a_backend_restart_with_its_new_pid() {
     let args = strings(&["doctor", "--format", "json", "--playbook"]);
     let mut args = args;
     args.push(pb.to_string_lossy().into_owned());
-    let child = spawn(&args);
+    let child = spawn_chatops(&args);
     // The check is watching once its health requests reach the backend.
     wait_until(
         Duration::from_secs(60),
@@ -304,7 +290,7 @@ fn load_reports_a_backend_restart_with_its_new_pid() {
     let port = port_of(&url);
     let old = sb.backend.as_ref().map(|b| b.pid).expect("backend pid");
     let db = sb.db_url.clone();
-    let child = spawn(&load_args(&url, &db, "s:2:6s", None));
+    let child = spawn_chatops(&load_args(&url, &db, "s:2:6s", None));
     until_running(child.id(), Duration::from_millis(1500));
     let new = rt
         .block_on(sb.start_backend(&Knobs {
@@ -357,7 +343,7 @@ fn a_network_that_stops_forwarding_is_classified_in_time() {
 
     // chatops load through both: forwarding stops mid-stage (which allows
     // no errors, so the timeouts make it its breaking point).
-    let child = spawn(&load_args(&proxied_url, &proxied_db, "s:2:5s:1000:0", None));
+    let child = spawn_chatops(&load_args(&proxied_url, &proxied_db, "s:2:5s:1000:0", None));
     until_running(child.id(), Duration::from_millis(1500));
     http_proxy.stall();
     pg_proxy.stall();
@@ -415,7 +401,7 @@ fn a_network_that_stops_forwarding_is_classified_in_time() {
     let wdb = sb
         .db_url
         .replace(&format!(":{}/", pg.port()), &format!(":{}/", wproxy.port));
-    let mut child = spawn(&strings(&[
+    let mut child = spawn_chatops(&strings(&[
         "watch-connections",
         "--database-url",
         &wdb,

@@ -174,6 +174,22 @@ pub fn chatops(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Starts chatops in the background as [`chatops`] runs it (no colour, no
+/// target from the test's environment), its output piped: for tests that
+/// signal it or stop what it talks to while it runs.
+pub fn spawn_chatops<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
+    Command::new(bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("DATABASE_URL")
+        .env_remove("CHATOPS_BASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chatops")
+}
+
 /// Runs `cmd` to completion with its output captured; kills it and fails the
 /// test if it is still running after `guard`.
 pub fn output_within(mut cmd: Command, guard: Duration, what: &str) -> Output {

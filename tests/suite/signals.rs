@@ -7,22 +7,9 @@
 use crate::common::*;
 use crate::hostile_server::{Mode, Server};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::Duration;
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(bin())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("DATABASE_URL")
-        .env_remove("CHATOPS_BASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chatops")
-}
 
 /// Sends each line of `child`'s stdout on a channel; the stdout text is
 /// also gathered for the end.
@@ -62,7 +49,7 @@ fn listening(port: u16) -> bool {
 fn sigterm_stops_load_with_the_partial_summary_and_exits_143() {
     let server = Server::start(Mode::Healthy);
     let url = server.url();
-    let child = spawn(&[
+    let child = spawn_chatops(&[
         "load",
         "--format",
         "json",
@@ -93,7 +80,7 @@ fn sigterm_stops_load_with_the_partial_summary_and_exits_143() {
 #[test]
 fn sigterm_stops_watch_connections_with_143() {
     let db_url = cluster().url("postgres");
-    let mut child = spawn(&[
+    let mut child = spawn_chatops(&[
         "watch-connections",
         "--database-url",
         &db_url,
@@ -117,7 +104,7 @@ fn sigterm_stops_watch_connections_with_143() {
 fn sandbox_up() -> (Child, u16, std::thread::JoinHandle<String>) {
     let env = scratch_dir().join(format!("{}.env", unique("sandbox")));
     let env_s = env.to_string_lossy().into_owned();
-    let mut child = spawn(&["sandbox", "--no-backend", "--env-file", &env_s]);
+    let mut child = spawn_chatops(&["sandbox", "--no-backend", "--env-file", &env_s]);
     let _stdout = lines(&mut child);
     let err = stderr_of(&mut child);
     let text = wait_until(Duration::from_secs(90), "the sandbox's env file", || {
@@ -174,7 +161,7 @@ fn a_second_signal_exits_at_once() {
 
 #[test]
 fn sigterm_interrupts_the_demo_removes_its_sandbox_and_exits_143() {
-    let mut child = spawn(&["demo"]);
+    let mut child = spawn_chatops(&["demo"]);
     let rx = lines(&mut child);
     let err = stderr_of(&mut child);
     wait_until(Duration::from_secs(120), "the demo's first step", || {
